@@ -1,0 +1,47 @@
+# D²TL Coverage: two commands.
+#   make paper   the main job: paper profile (generate → train → evaluate → plot) and the book
+#   make test    the tests: unit tests, the quick profile, nbval over its notebooks, the book
+# Both create .venv from scratch on a fresh machine (torch==2.13.0 first, then the pins).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MATHJAX := build/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
+BOOK_FLAGS := -W -n --keep-going
+
+.PHONY: paper test quick book env clean
+
+paper: $(INSTALLED) $(MATHJAX)
+	$(BIN)/python -m coverage_lib run --profile paper
+	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
+	@echo "book: _build/html/index.html"
+
+test: $(INSTALLED) $(MATHJAX)
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m coverage_lib run --profile quick
+	$(BIN)/python -m pytest --nbval data/quick/executed/
+	$(BIN)/jupyter-book build $(BOOK_FLAGS) --path-output build/test-book .
+
+quick: $(INSTALLED) $(MATHJAX)
+	$(BIN)/python -m coverage_lib run --profile quick
+	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
+
+book: $(INSTALLED) $(MATHJAX)
+	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
+
+env: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(MATHJAX):
+	bash tools/vendor_mathjax.sh
+
+clean:
+	rm -rf _build build/test-book book/executed

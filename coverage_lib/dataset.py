@@ -1,0 +1,258 @@
+"""The coverage data set: draw 13 link features, compute 5 targets and the oracle columns.
+
+``generate`` follows ``shared/spec/physics.md`` (the feature table and the targets);
+``split`` separates in-distribution rows (train/val/test) from out-of-distribution test sets;
+``write_dataset`` writes the canonical JSON files and their MANIFEST atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import physics
+from .io import atomic_write_bytes, atomic_write_text
+
+FEATURES = [
+    "frequency_ghz", "distance_m", "bs_height_m", "ue_height_m", "tx_power_dbm",
+    "antenna_gain_dbi", "bandwidth_mhz", "noise_figure_db", "rain_rate_mmh",
+    "water_vapour_gm3", "scenario", "los", "inr_db",
+]
+TARGETS = [
+    "received_power_dbm", "sinr_db", "coverage_radius_m", "coverage_area_km2", "qos_score",
+]
+ORACLE_COLUMNS = [
+    "received_power_median_dbm", "sinr_median_db", "shadow_sigma_db", "shadowing_db",
+    "radius_censored",
+]
+COLUMNS = FEATURES + TARGETS + ORACLE_COLUMNS
+
+BANDWIDTHS_MHZ = np.array([5, 10, 20, 40, 50, 100, 200, 400], dtype=float)
+
+# The physical domain each feature is drawn from (physics.md), over all scenarios.
+DOMAIN = {
+    "frequency_ghz": (0.5, 100.0),
+    "distance_m": (10.0, 10000.0),
+    "rain_rate_mmh": (0.0, 150.0),
+}
+# Features whose in-distribution range is a parameter; rows beyond it are OOD test sets.
+OOD_FEATURES = {"frequency": "frequency_ghz", "rain": "rain_rate_mmh", "distance": "distance_m"}
+SPLITS = ["train", "val", "test"]
+OOD_SPLITS = [f"ood_{name}" for name in OOD_FEATURES] + ["ood_multiple"]
+
+FILE_ALL = "coverage_training_data.json"
+FILE_SPLIT = "{}_data.json"
+FILE_INDICES = "split_indices.json"
+FILE_STATS = "feature_stats.json"
+FILE_MANIFEST = "MANIFEST.txt"
+
+
+def _log_uniform(rng, low, high):
+    return np.exp(np.log(low) + rng.random(np.shape(high)) * (np.log(high) - np.log(low)))
+
+
+def draw_features(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw ``n_samples`` links as in physics.md's feature table (one fixed draw order)."""
+    n = n_samples
+    scenario = rng.integers(0, 3, n)
+    uma, umi, rma = (scenario == s for s in (physics.UMA, physics.UMI, physics.RMA))
+    frequency = _log_uniform(rng, 0.5, np.where(rma, 30.0, 100.0))
+    distance = _log_uniform(rng, 10.0, np.where(rma, 10000.0, 5000.0))
+    bs_height = np.select([uma, umi], [25.0, 10.0], rng.uniform(10.0, 150.0, n))
+    ue_height = np.where(rma, rng.uniform(1.0, 10.0, n), rng.uniform(1.5, 22.5, n))
+    tx_power = np.where(umi, rng.uniform(30.0, 44.0, n), rng.uniform(40.0, 49.0, n))
+    gain = rng.uniform(0.0, 25.0, n)
+    bandwidth = rng.choice(BANDWIDTHS_MHZ, n)
+    noise_figure = rng.uniform(5.0, 13.0, n)
+    rainy = rng.random(n) < 0.5
+    rain = np.where(rainy, np.minimum(rng.exponential(10.0, n), 150.0), 0.0)
+    water_vapour = rng.uniform(0.0, 25.0, n)
+    p_los = physics.los_probability(scenario, distance, ue_height)
+    los = (rng.random(n) < p_los).astype(np.int64)
+    inr = rng.uniform(-10.0, 20.0, n)
+    return pd.DataFrame({
+        "frequency_ghz": frequency, "distance_m": distance, "bs_height_m": bs_height,
+        "ue_height_m": ue_height, "tx_power_dbm": tx_power, "antenna_gain_dbi": gain,
+        "bandwidth_mhz": bandwidth, "noise_figure_db": noise_figure, "rain_rate_mmh": rain,
+        "water_vapour_gm3": water_vapour, "scenario": scenario.astype(np.int64), "los": los,
+        "inr_db": inr,
+    })
+
+
+def generate(n_samples: int, seed: int, edge_sinr_db: float = physics.EDGE_SINR_DB,
+             implementation_gap_db: float = physics.IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
+    """Generate ``n_samples`` rows: the 13 FEATURES, the 5 TARGETS and the ORACLE_COLUMNS.
+
+    Received power and SINR carry shadow fading X ~ N(0, σ_SF²) (38.901 Table 7.4.1-1);
+    radius and area are noise-free; qos is computed from the noisy SINR. The same seed gives
+    bit-identical rows.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+            or n_samples <= 0:
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+    rng = np.random.default_rng(seed)
+    features = draw_features(int(n_samples), rng)
+    median = physics.link_budget(features, edge_sinr_db, implementation_gap_db)
+    shadowing = median["shadow_sigma_db"].to_numpy() * rng.standard_normal(len(features))
+    df = features.copy()
+    df["received_power_dbm"] = median["received_power_dbm"] - shadowing
+    df["sinr_db"] = median["sinr_db"] - shadowing
+    df["coverage_radius_m"] = median["coverage_radius_m"]
+    df["coverage_area_km2"] = median["coverage_area_km2"]
+    df["qos_score"] = physics.qos_score(df["sinr_db"].to_numpy(), implementation_gap_db)
+    df["received_power_median_dbm"] = median["received_power_dbm"]
+    df["sinr_median_db"] = median["sinr_db"]
+    df["shadow_sigma_db"] = median["shadow_sigma_db"]
+    df["shadowing_db"] = shadowing
+    df["radius_censored"] = median["radius_censored"]
+    return df[COLUMNS]
+
+
+def split(df: pd.DataFrame, fractions, id_ranges: dict, seed: int) -> dict:
+    """Split rows into train/val/test (in-distribution) and the OOD test sets.
+
+    ``id_ranges`` maps each of OOD_FEATURES' columns to its in-distribution (low, high). A row
+    outside exactly one range goes to that feature's OOD set, a row outside several to
+    ``ood_multiple``; in-distribution rows are shuffled (seeded) and cut by ``fractions``.
+    Returns {split name: sorted row indices}.
+    """
+    outside = {name: ~df[col].between(*id_ranges[col]).to_numpy()
+               for name, col in OOD_FEATURES.items()}
+    n_outside = np.sum(list(outside.values()), axis=0)
+    indices = {}
+    in_dist = np.flatnonzero(n_outside == 0)
+    order = np.random.default_rng([seed, 1]).permutation(in_dist)
+    n_train = int(round(fractions[0] * len(order)))
+    n_val = int(round(fractions[1] * len(order)))
+    cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val],
+            "test": order[n_train + n_val:]}
+    for name in SPLITS:
+        indices[name] = np.sort(cuts[name])
+    for name, mask in outside.items():
+        indices[f"ood_{name}"] = np.flatnonzero(mask & (n_outside == 1))
+    indices["ood_multiple"] = np.flatnonzero(n_outside > 1)
+    return indices
+
+
+def column_stats(df: pd.DataFrame, columns) -> dict:
+    """mean, std (population), min, max of each column, as plain floats."""
+    return {c: {"mean": float(df[c].mean()), "std": float(df[c].std(ddof=0)),
+                "min": float(df[c].min()), "max": float(df[c].max())} for c in columns}
+
+
+def feature_stats(train: pd.DataFrame, id_ranges: dict) -> dict:
+    """Normalisation statistics from the training split only, plus the training domain."""
+    return {"features": column_stats(train, FEATURES), "targets": column_stats(train, TARGETS),
+            "n_rows": int(len(train)), "source": "train split",
+            "in_distribution_ranges": {k: list(map(float, v)) for k, v in id_ranges.items()}}
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def frame_to_json_bytes(df: pd.DataFrame) -> bytes:
+    """Rows as {"columns": [...], "data": [[...], ...]} (pandas 'split' orient, no index)."""
+    return df.to_json(orient="split", index=False, double_precision=15).encode()
+
+
+def read_frame(path) -> pd.DataFrame:
+    """Read a data file written by ``write_dataset``."""
+    with open(path, encoding="utf-8") as fh:
+        payload = json.load(fh)
+    return pd.DataFrame(payload["data"], columns=payload["columns"])
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_dataset(folder, df: pd.DataFrame, indices: dict, stats: dict) -> Path:
+    """Write all rows, each split, the indices, the stats and MANIFEST.txt under ``folder``.
+
+    Every file is written to a temporary name and renamed, MANIFEST last, so a reader never
+    sees a half-written file and a MANIFEST always describes complete files.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    all_rows = df.assign(split="")
+    for name, idx in indices.items():
+        all_rows.iloc[idx, all_rows.columns.get_loc("split")] = name
+    files = {FILE_ALL: frame_to_json_bytes(all_rows)}
+    for name in SPLITS + OOD_SPLITS:
+        files[FILE_SPLIT.format(name)] = frame_to_json_bytes(df.iloc[indices[name]])
+    files[FILE_INDICES] = _json_bytes({k: v.tolist() for k, v in indices.items()})
+    files[FILE_STATS] = _json_bytes(stats)
+    lines = ["# D2TL Coverage data set: file, bytes, sha256"]
+    for name, payload in files.items():
+        atomic_write_bytes(folder / name, payload)
+        lines.append(f"{name}  {len(payload)}  {hashlib.sha256(payload).hexdigest()}")
+    atomic_write_text(folder / FILE_MANIFEST, "\n".join(lines) + "\n")
+    return folder / FILE_MANIFEST
+
+
+def read_manifest(folder) -> dict:
+    """{file name: (bytes, sha256)} from a data set's MANIFEST.txt."""
+    rows = {}
+    for line in (Path(folder) / FILE_MANIFEST).read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, size, digest = line.split()
+            rows[name] = (int(size), digest)
+    return rows
+
+
+def manifest_sha256(folder) -> str:
+    """sha256 of MANIFEST.txt: one checksum that pins every data file (checkpoints store it)."""
+    return sha256_file(Path(folder) / FILE_MANIFEST)
+
+
+def load_split(folder, name: str) -> pd.DataFrame:
+    """One split ('train', 'val', 'test' or an OOD set) of the data set in ``folder``."""
+    allowed = SPLITS + OOD_SPLITS
+    if name not in allowed:
+        raise ValueError(f"split must be one of {allowed}; got {name!r}")
+    return read_frame(Path(folder) / FILE_SPLIT.format(name))
+
+
+def load_stats(folder) -> dict:
+    return json.loads((Path(folder) / FILE_STATS).read_text())
+
+
+def build(n_samples: int, seed: int, split_fractions, id_ranges: dict,
+          edge_sinr_db: float = physics.EDGE_SINR_DB,
+          implementation_gap_db: float = physics.IMPLEMENTATION_GAP_DB):
+    """Generate, split and compute the training statistics: (rows, {split: indices}, stats)."""
+    df = generate(n_samples, seed, edge_sinr_db, implementation_gap_db)
+    indices = split(df, split_fractions, id_ranges, seed)
+    stats = feature_stats(df.iloc[indices["train"]], id_ranges)
+    return df, indices, stats
+
+
+def ood_ranges(id_ranges: dict) -> dict:
+    """{column: the parts of its physical domain outside its in-distribution range}."""
+    out = {}
+    for column, (low, high) in id_ranges.items():
+        d_low, d_high = DOMAIN[column]
+        parts = ([f"[{d_low:g}, {low:g})"] if low > d_low else []) + \
+            ([f"({high:g}, {d_high:g}]"] if high < d_high else [])
+        out[column] = " ∪ ".join(parts) or "none"
+    return out
+
+
+def describe_splits(df: pd.DataFrame, indices: dict, id_ranges: dict) -> pd.DataFrame:
+    """Rows per split and the range of each OOD-controlled feature in it."""
+    rows = []
+    for name in SPLITS + OOD_SPLITS:
+        part = df.iloc[indices[name]]
+        row = {"split": name, "rows": len(part)}
+        for col in id_ranges:
+            row[col] = (f"{part[col].min():.4g} – {part[col].max():.4g}" if len(part) else "–")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split")

@@ -1,0 +1,45 @@
+"""Regression metrics per target, and the oracle (noise-floor) predictor."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import physics
+from .dataset import TARGETS
+
+
+def regression_metrics(y_true, y_pred) -> dict:
+    """MAE, RMSE and R² (1 − SS_res/SS_tot) of one target."""
+    y_true = np.asarray(y_true, dtype=float)
+    err = np.asarray(y_pred, dtype=float) - y_true
+    ss_tot = np.sum((y_true - y_true.mean()) ** 2)
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))),
+            "r2": float(1.0 - np.sum(err ** 2) / ss_tot) if ss_tot > 0 else float("nan")}
+
+
+def score(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of ``predictions`` against the targets in ``frame``: one row per target."""
+    return pd.DataFrame({t: regression_metrics(frame[t], predictions[t]) for t in TARGETS}).T
+
+
+def oracle_predictions(frame: pd.DataFrame, implementation_gap_db=physics.IMPLEMENTATION_GAP_DB
+                       ) -> pd.DataFrame:
+    """The best any model can do from the features: the noise-free medians.
+
+    Received power and SINR: the stored medians; radius and area are noise-free (exact);
+    qos: qos(median SINR).
+    """
+    return pd.DataFrame({
+        "received_power_dbm": frame["received_power_median_dbm"],
+        "sinr_db": frame["sinr_median_db"],
+        "coverage_radius_m": frame["coverage_radius_m"],
+        "coverage_area_km2": frame["coverage_area_km2"],
+        "qos_score": physics.qos_score(frame["sinr_median_db"].to_numpy(), implementation_gap_db),
+    }, index=frame.index)
+
+
+def expected_oracle_floor(frame: pd.DataFrame) -> dict:
+    """The analytic floor of Gaussian shadowing: MAE √(2/π)·E[σ], RMSE √E[σ²] (dB)."""
+    sigma = frame["shadow_sigma_db"].to_numpy()
+    return {"mae": float(np.sqrt(2 / np.pi) * sigma.mean()),
+            "rmse": float(np.sqrt(np.mean(sigma ** 2)))}

@@ -1,0 +1,1 @@
+"""Neural backbones: CoverageMLP (primary) and CoverageMamba3 (physics backup)."""

@@ -1,0 +1,128 @@
+"""Pipeline profiles and parameter validation, at the boundary, before any work starts.
+
+Each notebook's parameters are checked by the rules of its stage here, both by the pipeline
+(before running anything) and by the notebook itself (so an interactive run gets the same
+message). A message names the parameter, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from .paths import project_root
+
+PARAMS_DIR = "params"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in (project_root() / PARAMS_DIR).glob("*.yaml"))
+
+
+def load_profile(profile: str) -> dict:
+    """{stage name: {parameter: value}} of ``params/<profile>.yaml``."""
+    allowed = available_profiles()
+    if profile not in allowed:
+        raise ValueError(f"profile must be one of {allowed}; got {profile!r}")
+    data = yaml.safe_load((project_root() / PARAMS_DIR / f"{profile}.yaml").read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"params/{profile}.yaml must map each stage name to its parameters")
+    return data
+
+
+# -- rules --------------------------------------------------------------------------------
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {v!r}")
+
+
+def non_negative_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {v!r}")
+
+
+def number(name, v):
+    if not _is_number(v):
+        raise ValueError(f"{name} must be a finite number; got {v!r}")
+
+
+def positive_number(name, v):
+    if not _is_number(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
+
+
+def non_empty_str(name, v):
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"{name} must be a non-empty string; got {v!r}")
+
+
+def fractions(name, v):
+    if (not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v)
+            or any(x <= 0 for x in v) or abs(sum(v) - 1.0) > 1e-9):
+        raise ValueError(f"{name} must be three positive fractions (train, val, test) summing "
+                         f"to 1; got {v!r}")
+
+
+def range_within(low, high):
+    """A rule: a [lo, hi] pair with low ≤ lo < hi ≤ high."""
+    def rule(name, v):
+        if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_number(x) for x in v)
+                or not low <= v[0] < v[1] <= high):
+            raise ValueError(f"{name} must be a range [low, high] with {low} ≤ low < high ≤ "
+                             f"{high}; got {v!r}")
+    return rule
+
+
+def one_of(*allowed):
+    def rule(name, v):
+        if v not in allowed:
+            raise ValueError(f"{name} must be one of {list(allowed)}; got {v!r}")
+    return rule
+
+
+# Rules per stage; every parameter of a stage's notebook has one. Later stages add theirs.
+RULES = {
+    "01_data": {
+        "n_samples": positive_int,
+        "seed": non_negative_int,
+        "split_fractions": fractions,
+        "id_frequency_ghz": range_within(0.5, 100.0),
+        "id_rain_rate_mmh": range_within(0.0, 150.0),
+        "id_distance_m": range_within(10.0, 10000.0),
+        "edge_sinr_db": number,
+        "implementation_gap_db": number,
+        "n_plot_rows": positive_int,
+    },
+}
+# Injected by the pipeline into every stage (derived from the profile).
+COMMON = {"profile": non_empty_str, "data_dir": non_empty_str}
+
+
+def validate(stage: str, params: dict, complete: bool = True) -> dict:
+    """Check ``params`` of ``stage``: unknown names, missing names (if ``complete``), values."""
+    if stage not in RULES:
+        raise ValueError(f"stage must be one of {sorted(RULES)}; got {stage!r}")
+    rules = {**COMMON, **RULES[stage]}
+    unknown = sorted(set(params) - set(rules))
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]!r} for stage {stage}; allowed: "
+                         f"{sorted(rules)}")
+    missing = sorted(set(rules) - set(params)) if complete else []
+    if missing:
+        raise ValueError(f"stage {stage} is missing parameter(s) {missing}: every parameter is "
+                         f"passed explicitly")
+    for name, value in params.items():
+        rules[name](name, value)
+    return params
+
+
+def validate_namespace(stage: str, namespace: dict) -> dict:
+    """Validate a notebook's parameters from its namespace (``globals()``)."""
+    names = {**COMMON, **RULES[stage]}
+    return validate(stage, {k: namespace[k] for k in names if k in namespace})

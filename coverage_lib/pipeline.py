@@ -1,0 +1,193 @@
+"""The batch pipeline: execute the notebooks in order with papermill, one profile at a time.
+
+Every parameter is passed explicitly from ``params/<profile>.yaml`` (plus ``profile`` and
+``data_dir``), all of them validated before any stage runs. A stage whose notebook,
+parameters, library code and input files are unchanged since its last success is skipped
+(content hashes in ``data/<profile>/stamps/``); ``force`` reruns everything. Executed copies
+land in ``data/<profile>/executed/`` and are mirrored into the book's source tree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import params as params_mod
+from .io import atomic_write_bytes, atomic_write_text
+from .paths import project_root, resolve
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str
+    reads: tuple = ()   # folders under data/<profile>/ whose files are this stage's inputs
+    writes: tuple = ()  # folders under data/<profile>/ this stage writes
+
+
+# Adding a notebook to the pipeline is one line here (and its rules in params.RULES).
+STAGES = [
+    Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
+]
+
+BOOK_EXECUTED_DIR = "book/executed"
+
+
+class PipelineError(RuntimeError):
+    """A stage failed; the message names the notebook and the cell."""
+
+
+def data_dir_of(profile: str) -> str:
+    return f"data/{profile}"
+
+
+def stage_params(profile: str) -> dict:
+    """Validated parameters of every stage: {stage: params}. Raises before any work."""
+    from papermill import inspect_notebook
+
+    config = params_mod.load_profile(profile)
+    unknown = sorted(set(config) - {s.name for s in STAGES})
+    if unknown:
+        raise ValueError(f"params/{profile}.yaml names unknown stage {unknown[0]!r}; stages: "
+                         f"{[s.name for s in STAGES]}")
+    out = {}
+    for stage in STAGES:
+        if not resolve(stage.notebook).exists():
+            raise ValueError(f"stage {stage.name}: notebook {stage.notebook} does not exist")
+        p = {**config.get(stage.name, {}), "profile": profile,
+             "data_dir": data_dir_of(profile)}
+        declared = set(inspect_notebook(str(resolve(stage.notebook))))
+        extra = sorted(set(p) - declared)
+        if extra:
+            raise ValueError(f"unknown parameter {extra[0]!r} for {stage.notebook} (stage "
+                             f"{stage.name}); its parameters are {sorted(declared)}")
+        out[stage.name] = params_mod.validate(stage.name, p)
+    return out
+
+
+def _sha256_files(paths) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(project_root())).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def stage_hash(stage: Stage, p: dict) -> str:
+    """Content hash of what determines a stage's results."""
+    root = project_root()
+    nb = nbformat.read(resolve(stage.notebook), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    library = sorted((root / "coverage_lib").rglob("*.py")) + \
+        sorted((root / "coverage_lib").rglob("*.npz"))
+    inputs = sorted(f for folder in stage.reads
+                    for f in (resolve(p["data_dir"]) / folder).rglob("*") if f.is_file())
+    h = hashlib.sha256()
+    for part in (code, json.dumps(p, sort_keys=True), _sha256_files(library),
+                 _sha256_files(inputs)):
+        h.update(part.encode())
+    return h.hexdigest()
+
+
+def _tag_parameters_cell(path: Path) -> None:
+    """Hide the defaults (the ``parameters`` cell) in the executed copy: readers see the
+    injected values instead."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
+    atomic_write_text(path, nbformat.writes(nb))
+
+
+def _mirror_to_book(profile: str) -> None:
+    book = project_root() / BOOK_EXECUTED_DIR
+    book.mkdir(parents=True, exist_ok=True)
+    data = resolve(data_dir_of(profile))
+    for stage in STAGES:
+        src = data / "executed" / f"{stage.name}.ipynb"
+        if src.exists():
+            atomic_write_bytes(book / src.name, src.read_bytes())
+    manifest = data / "dataset" / "MANIFEST.txt"
+    if manifest.exists():
+        atomic_write_bytes(book / "MANIFEST.txt", manifest.read_bytes())
+    atomic_write_text(book / "PROFILE.txt", profile + "\n")
+
+
+def run_stage(stage: Stage, p: dict, executed: Path) -> None:
+    import papermill as pm
+
+    tmp = executed.with_name(f".{executed.stem}.running.ipynb")
+    try:
+        pm.execute_notebook(str(resolve(stage.notebook)), str(tmp), parameters=p,
+                            kernel_name="python3", cwd=str(project_root()),
+                            progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as err:
+        failed = executed.with_name(f"{executed.stem}.failed.ipynb")
+        shutil.move(tmp, failed)
+        raise PipelineError(
+            f"stage {stage.name} failed in {stage.notebook}, cell {err.cell_index} "
+            f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
+            f"the executed notebook with the error is {failed}") from None
+    _tag_parameters_cell(tmp)
+    tmp.replace(executed)
+    executed.with_name(f"{executed.stem}.failed.ipynb").unlink(missing_ok=True)
+
+
+def run(profile: str, force: bool = False, log=print) -> dict:
+    """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times."""
+    all_params = stage_params(profile)  # validation first: nothing is touched on bad input
+    data = resolve(data_dir_of(profile))
+    (data / "executed").mkdir(parents=True, exist_ok=True)
+    (data / "stamps").mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for i, stage in enumerate(STAGES, 1):
+        p = all_params[stage.name]
+        digest = stage_hash(stage, p)
+        stamp_path = data / "stamps" / f"{stage.name}.json"
+        executed = data / "executed" / f"{stage.name}.ipynb"
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        outputs_present = executed.exists() and all((data / w).exists() for w in stage.writes)
+        prefix = f"[{i}/{len(STAGES)}] {stage.name} ({stage.notebook})"
+        if not force and stamp.get("hash") == digest and outputs_present:
+            log(f"{prefix}: unchanged since its last success, skipped")
+            summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
+            continue
+        log(f"{prefix}: running ...")
+        stamp_path.unlink(missing_ok=True)
+        start = time.perf_counter()
+        run_stage(stage, p, executed)
+        wall = time.perf_counter() - start
+        atomic_write_text(stamp_path, json.dumps(
+            {"hash": digest, "wall_s": round(wall, 2), "parameters": p,
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+        log(f"{prefix}: done in {wall:.1f} s")
+        summary[stage.name] = {"status": "ran", "wall_s": round(wall, 2)}
+    _mirror_to_book(profile)
+    log(f"executed notebooks: {data / 'executed'} (mirrored into {BOOK_EXECUTED_DIR}/)")
+    return summary
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m coverage_lib",
+                                     description="Run the D²TL Coverage notebook pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
+    run_p.add_argument("--profile", required=True,
+                       help=f"parameter profile: one of {params_mod.available_profiles()}")
+    run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    args = parser.parse_args(argv)
+    try:
+        run(args.profile, force=args.force)
+    except (ValueError, PipelineError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+    return 0

@@ -1,0 +1,104 @@
+"""Figures of the book: one style, axes with units, a colour-blind-safe palette (Okabe–Ito)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import physics
+from .dataset import FEATURES, TARGETS
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+             "#000000"]
+UNITS = {
+    "frequency_ghz": "GHz", "distance_m": "m", "bs_height_m": "m", "ue_height_m": "m",
+    "tx_power_dbm": "dBm", "antenna_gain_dbi": "dBi", "bandwidth_mhz": "MHz",
+    "noise_figure_db": "dB", "rain_rate_mmh": "mm/h", "water_vapour_gm3": "g/m³",
+    "scenario": "0 UMa, 1 UMi, 2 RMa", "los": "0/1", "inr_db": "dB",
+    "received_power_dbm": "dBm", "sinr_db": "dB", "coverage_radius_m": "m",
+    "coverage_area_km2": "km²", "qos_score": "0–1",
+}
+LOG_SCALE = {"frequency_ghz", "distance_m"}
+
+
+def use_style() -> None:
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.spines.top": False, "axes.spines.right": False, "font.size": 9,
+        "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
+    })
+
+
+def label(column: str) -> str:
+    return f"{column} [{UNITS[column]}]" if column in UNITS else column
+
+
+def histograms(df: pd.DataFrame, columns, ncols: int = 5, title: str = ""):
+    """One histogram per column; log-spaced bins for log-uniform features."""
+    nrows = int(np.ceil(len(columns) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False)
+    for ax, col in zip(axes.flat, columns):
+        values = df[col].to_numpy(dtype=float)
+        if col in LOG_SCALE:
+            ax.hist(values, bins=np.geomspace(values.min(), values.max(), 40), color=OKABE_ITO[0])
+            ax.set_xscale("log")
+        else:
+            ax.hist(values, bins=40, color=OKABE_ITO[0])
+        ax.set_xlabel(label(col))
+        ax.set_ylabel("rows")
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_histograms(df: pd.DataFrame):
+    return histograms(df, FEATURES, title="The 13 link features")
+
+
+def target_histograms(df: pd.DataFrame):
+    return histograms(df, TARGETS, title="The 5 targets")
+
+
+# A representative link per scenario for the median curves (heights at typical values).
+REFERENCE_LINK = {physics.UMA: dict(bs_height_m=25.0, ue_height_m=1.5),
+                  physics.UMI: dict(bs_height_m=10.0, ue_height_m=1.5),
+                  physics.RMA: dict(bs_height_m=35.0, ue_height_m=1.5)}
+
+
+def received_power_vs_distance(df: pd.DataFrame, band_ghz=(3.0, 4.0), reference_ghz=3.5):
+    """Received power relative to EIRP vs distance, per scenario, for rows in one band,
+    with the 38.901 median −PL curves (LOS, NLOS) of a reference link at ``reference_ghz``."""
+    rows = df[df["frequency_ghz"].between(*band_ghz)]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    for scenario, ax in zip((physics.UMA, physics.UMI, physics.RMA), axes):
+        sub = rows[rows["scenario"] == scenario]
+        relative = sub["received_power_dbm"] - sub["tx_power_dbm"] - sub["antenna_gain_dbi"]
+        for los, colour, name in ((1, OKABE_ITO[0], "LOS"), (0, OKABE_ITO[1], "NLOS")):
+            mask = (sub["los"] == los).to_numpy()
+            ax.scatter(sub["distance_m"][mask], relative[mask], s=3, alpha=0.35, color=colour,
+                       label=f"samples, {name}", rasterized=True)
+        d = np.geomspace(10.0, physics.MAX_DISTANCE_M[scenario], 300)
+        ref = REFERENCE_LINK[scenario]
+        for los, colour, name in ((1, OKABE_ITO[4], "LOS"), (0, OKABE_ITO[3], "NLOS")):
+            pl, _ = physics.path_loss_db(scenario, los, d, reference_ghz, ref["bs_height_m"],
+                                         ref["ue_height_m"])
+            ax.plot(d, -pl, color=colour, lw=2, label=f"38.901 median, {name}")
+        ax.set_xscale("log")
+        ax.set_title(f"{physics.SCENARIO_NAMES[scenario]} ({len(sub)} rows, "
+                     f"{band_ghz[0]}–{band_ghz[1]} GHz)")
+        ax.set_xlabel(label("distance_m"))
+    axes[0].set_ylabel("received power − EIRP [dB]")
+    axes[0].legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    return fig
+
+
+def show(fig) -> None:
+    """Display ``fig`` once and close it, so no backend shows it a second time."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

@@ -1,0 +1,131 @@
+"""The papermill pipeline: validation before any work, skip/force by content hash, failures
+named by notebook and cell. Runs in a scratch project root (COVERAGE_PROJECT_ROOT)."""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from coverage_lib import params, pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
+        "id_frequency_ghz": [0.5, 40.0], "id_rain_rate_mmh": [0.0, 40.0],
+        "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
+        "n_plot_rows": 1000}
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A scratch copy of the project's notebooks and a 'tiny' profile."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    (root / "params").mkdir()
+    (root / "params" / "tiny.yaml").write_text(yaml.safe_dump({"01_data": TINY}))
+    (root / "coverage_lib").symlink_to(REPO / "coverage_lib")
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    return root
+
+
+def write_profile(root, name, stage_params):
+    (root / "params" / f"{name}.yaml").write_text(yaml.safe_dump({"01_data": stage_params}))
+
+
+def tree_digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_skip_force_and_rerun_on_change(project):
+    logs = []
+    first = pipeline.run("tiny", log=logs.append)
+    assert first["01_data"]["status"] == "ran"
+    data = project / "data" / "tiny"
+    manifest = (data / "dataset" / "MANIFEST.txt").read_text()
+    assert "train_data.json" in manifest and "feature_stats.json" in manifest
+    executed = nbformat.read(data / "executed" / "01_data.ipynb", as_version=4)
+    params_cell = next(c for c in executed.cells if "parameters" in c.metadata.get("tags", []))
+    assert "remove-cell" in params_cell.metadata["tags"]
+    injected = next(c for c in executed.cells
+                    if "injected-parameters" in c.metadata.get("tags", []))
+    assert "n_samples = 3000" in injected.source
+    assert (project / "book" / "executed" / "01_data.ipynb").exists()
+    assert (project / "book" / "executed" / "MANIFEST.txt").read_text() == manifest
+
+    assert pipeline.run("tiny", log=logs.append)["01_data"]["status"] == "skipped"
+    assert any("skipped" in line for line in logs)
+    assert pipeline.run("tiny", force=True, log=logs.append)["01_data"]["status"] == "ran"
+    # Same seed, same bytes: the forced rerun reproduces every data file.
+    assert (data / "dataset" / "MANIFEST.txt").read_text() == manifest
+
+    write_profile(project, "tiny", {**TINY, "seed": 8})
+    assert pipeline.run("tiny", log=logs.append)["01_data"]["status"] == "ran"
+    assert (data / "dataset" / "MANIFEST.txt").read_text() != manifest
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("n_samples", 0, "n_samples must be a positive integer; got 0"),
+    ("n_samples", -5, "n_samples must be a positive integer; got -5"),
+    ("split_fractions", [0.7, 0.2, 0.2], "split_fractions must be three positive fractions"),
+    ("id_frequency_ghz", [40.0, 0.5], "id_frequency_ghz must be a range [low, high]"),
+    ("id_rain_rate_mmh", [0.0, 400.0], "id_rain_rate_mmh must be a range [low, high]"),
+    ("bogus_parameter", 1, "unknown parameter 'bogus_parameter'"),
+])
+def test_bad_parameters_refused_before_any_work(project, name, value, expected):
+    pipeline.run("tiny", log=lambda *_: None)
+    before = tree_digest(project / "data")
+    write_profile(project, "tiny", {**TINY, name: value})
+    with pytest.raises(ValueError) as err:
+        pipeline.run("tiny", log=lambda *_: None)
+    assert expected in str(err.value)
+    assert repr(value) in str(err.value) or name in str(err.value)
+    assert tree_digest(project / "data") == before
+
+
+def test_missing_parameter_refused(project):
+    write_profile(project, "tiny", {k: v for k, v in TINY.items() if k != "seed"})
+    with pytest.raises(ValueError, match=r"missing parameter\(s\) \['seed'\]"):
+        pipeline.run("tiny", log=lambda *_: None)
+    assert not (project / "data").exists()
+
+
+def test_unknown_profile_refused_by_the_cli(project):
+    result = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "nope"],
+                            capture_output=True, text=True, cwd=project)
+    assert result.returncode == 2
+    assert "profile must be one of ['tiny']; got 'nope'" in result.stderr
+    assert not (project / "data").exists()
+
+
+def test_failing_notebook_names_the_notebook_and_cell(project):
+    path = project / "notebooks" / "01_data.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure')"))
+    nbformat.write(nb, path)
+    with pytest.raises(pipeline.PipelineError) as err:
+        pipeline.run("tiny", log=lambda *_: None)
+    message = str(err.value)
+    assert "notebooks/01_data.ipynb" in message and "cell" in message
+    assert "RuntimeError: deliberate failure" in message
+    assert not (project / "data" / "tiny" / "stamps" / "01_data.json").exists()
+
+
+def test_params_rules_cover_every_notebook_parameter():
+    from papermill import inspect_notebook
+
+    for stage in pipeline.STAGES:
+        declared = set(inspect_notebook(str(REPO / stage.notebook)))
+        assert declared == set(params.RULES[stage.name]) | set(params.COMMON), stage.name
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_shipped_profiles_are_complete_and_valid(profile, monkeypatch):
+    monkeypatch.delenv("COVERAGE_PROJECT_ROOT", raising=False)
+    all_params = pipeline.stage_params(profile)
+    assert set(all_params) == {s.name for s in pipeline.STAGES}
+    assert json.dumps(all_params)  # plain data, as the stamps store it
