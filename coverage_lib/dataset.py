@@ -155,8 +155,11 @@ def _json_bytes(obj) -> bytes:
 
 
 def frame_to_json_bytes(df: pd.DataFrame) -> bytes:
-    """Rows as {"columns": [...], "data": [[...], ...]} (pandas 'split' orient, no index)."""
-    return df.to_json(orient="split", index=False, double_precision=15).encode()
+    """Rows as {"columns": [...], "data": [[...], ...]}; floats in shortest round-trip form,
+    so reading the file gives back every value bit for bit."""
+    rows = list(zip(*(df[c].tolist() for c in df.columns)))
+    return json.dumps({"columns": list(df.columns), "data": rows}, separators=(",", ":"),
+                      allow_nan=False).encode()
 
 
 def read_frame(path) -> pd.DataFrame:

@@ -105,7 +105,7 @@ def _path_loss_segments(scenario, los, frequency_ghz, bs_height_m, ue_height_m):
     b1[rma] = 20.0 + min(0.03 * h ** 1.72, 10.0)
     e1[uma | umi] = 0.0
     e1[rma] = 0.002 * np.log10(h)
-    e2[:] = 0.0
+    e2[...] = 0.0
     pl1_at_bp = a1[rma] + b1[rma] * _log10(d_bp[rma]) + e1[rma] * d_bp[rma]
     a2[rma] = pl1_at_bp - 40.0 * _log10(d_bp[rma])
     b2[rma] = 40.0
@@ -174,7 +174,8 @@ def los_probability(scenario, distance_m, ue_height_m):
     uma = np.where(d <= 18.0, 1.0, (18.0 / d + np.exp(-d / 63.0) * (1.0 - 18.0 / d))
                    * (1.0 + c_prime * 1.25 * (d / 100.0) ** 3 * np.exp(-d / 150.0)))
     rma = np.where(d <= 10.0, 1.0, np.exp(-(d - 10.0) / 1000.0))
-    return np.select([scenario == UMA, scenario == UMI], [uma, umi], rma)
+    # The C'(hUT) factor can lift the UMa formula just above 1 beyond 18 m: clip to 1.
+    return np.select([scenario == UMA, scenario == UMI], [np.minimum(uma, 1.0), umi], rma)
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def coverage_radius_m(seg, budget_db, attenuation_db_per_km, max_distance_m,
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     radius = np.exp(lo)
-    radius = np.where(passes_at_max, np.exp(hi), radius)
+    radius = np.where(passes_at_max, np.asarray(max_distance_m, dtype=float), radius)
     radius = np.where(fails_at_min, 0.0, radius)
     return radius, fails_at_min | passes_at_max
 
