@@ -1,0 +1,39 @@
+"""What both backbones share: the normalisation as buffers, and the ``predict`` contract."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..normalization import Normalizer, check_features
+
+
+class CoverageModel(nn.Module):
+    """A backbone maps normalised features (batch, 13) to normalised targets (batch, 5).
+
+    Subclasses implement ``forward``; ``predict`` takes a features DataFrame in physical units
+    and returns the five targets in physical units.
+    """
+
+    def __init__(self, stats: dict):
+        super().__init__()
+        self.normalizer = Normalizer(stats)
+
+    @property
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    def predict(self, features: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
+        """Targets in physical units for each row of ``features`` (columns: FEATURES).
+
+        A missing or extra column, NaN or inf → ValueError naming the column.
+        """
+        check_features(features)
+        x = self.normalizer.features(features)
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            y = torch.cat([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) \
+                if len(x) else torch.empty(0, len(self.normalizer.target_mean))
+        self.train(was_training)
+        return self.normalizer.targets_to_frame(y, index=features.index)

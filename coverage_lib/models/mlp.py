@@ -1,0 +1,63 @@
+"""CoverageMLP: the primary, low-latency backbone, 13 → 256×8 → 5."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from ..dataset import FEATURES, TARGETS
+from .base import CoverageModel
+
+ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
+NORMS = {"layernorm": nn.LayerNorm, "none": None}
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    width: int = 256
+    depth: int = 8           # hidden layers
+    activation: str = "silu"
+    norm: str = "layernorm"
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        for name, value in (("width", self.width), ("depth", self.depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; "
+                             f"got {self.activation!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {sorted(NORMS)}; got {self.norm!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+
+
+class CoverageMLP(CoverageModel):
+    """Eight hidden Linear → LayerNorm → SiLU (→ Dropout) layers of width 256, then 5 outputs.
+
+    Inputs and outputs are normalised (``coverage_lib.normalization``); ``predict`` maps
+    physical features to physical targets.
+    """
+
+    def __init__(self, stats: dict, config: MLPConfig = MLPConfig()):
+        super().__init__(stats)
+        self.mlp_config = config
+        layers, width_in = [], len(FEATURES)
+        for _ in range(config.depth):
+            layers.append(nn.Linear(width_in, config.width))
+            if NORMS[config.norm] is not None:
+                layers.append(NORMS[config.norm](config.width))
+            layers.append(ACTIVATIONS[config.activation]())
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width_in = config.width
+        layers.append(nn.Linear(width_in, len(TARGETS)))
+        self.net = nn.Sequential(*layers)
+
+    @property
+    def config(self) -> dict:
+        return asdict(self.mlp_config)
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,107 @@
+"""The one normalisation both backbones share, fitted on the training split only.
+
+Features spanning decades (frequency, distance, bandwidth) enter as log10, rain as log1p, then
+every feature is standardised. Targets are standardised too, radius and area on a log scale
+(they span four decades and are 0 where even 10 m fails). The statistics travel in every
+checkpoint as plain numbers, so a model is usable from its checkpoint alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .dataset import FEATURES, TARGETS
+
+FEATURE_TRANSFORMS = {"frequency_ghz": "log10", "distance_m": "log10",
+                      "bandwidth_mhz": "log10", "rain_rate_mmh": "log1p"}
+# Offsets keep log10 finite at radius 0 (1 m) and area 0 (the area of a 1 m radius).
+RADIUS_OFFSET_M = 1.0
+AREA_OFFSET_KM2 = np.pi * RADIUS_OFFSET_M ** 2 / 1e6
+TARGET_TRANSFORMS = {"coverage_radius_m": "log10_radius", "coverage_area_km2": "log10_area"}
+
+
+def _forward(kind: str | None, x: np.ndarray) -> np.ndarray:
+    if kind is None:
+        return x
+    if kind == "log10":
+        return np.log10(x)
+    if kind == "log1p":
+        return np.log1p(x)
+    if kind == "log10_radius":
+        return np.log10(np.maximum(x, 0.0) + RADIUS_OFFSET_M)
+    if kind == "log10_area":
+        return np.log10(np.maximum(x, 0.0) + AREA_OFFSET_KM2)
+    raise ValueError(f"unknown transform {kind!r}")
+
+
+def _inverse(kind: str | None, y: np.ndarray) -> np.ndarray:
+    if kind is None:
+        return y
+    if kind == "log10_radius":
+        return np.maximum(10.0 ** y - RADIUS_OFFSET_M, 0.0)
+    if kind == "log10_area":
+        return np.maximum(10.0 ** y - AREA_OFFSET_KM2, 0.0)
+    raise ValueError(f"transform {kind!r} has no inverse here")
+
+
+def check_features(features: pd.DataFrame) -> pd.DataFrame:
+    """Refuse a frame whose columns are not exactly FEATURES or that holds NaN/inf."""
+    if not isinstance(features, pd.DataFrame):
+        raise ValueError(f"features must be a pandas DataFrame with columns {FEATURES}; got "
+                         f"{type(features).__name__}")
+    missing = [c for c in FEATURES if c not in features.columns]
+    if missing:
+        raise ValueError(f"features is missing column {missing[0]!r}; required: {FEATURES}")
+    extra = [c for c in features.columns if c not in FEATURES]
+    if extra:
+        raise ValueError(f"features has unexpected column {extra[0]!r}; allowed: {FEATURES}")
+    for c in FEATURES:
+        values = pd.to_numeric(features[c], errors="coerce").to_numpy(dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"column {c!r} holds NaN, inf or non-numeric values; every "
+                             f"feature must be a finite number")
+    return features
+
+
+class Normalizer:
+    """Transform-then-standardise for features and targets, from training-split statistics."""
+
+    def __init__(self, stats: dict):
+        self.stats = stats
+        self.feature_mean = np.array([stats["features"][c]["mean"] for c in FEATURES])
+        self.feature_std = np.array([stats["features"][c]["std"] for c in FEATURES])
+        self.target_mean = np.array([stats["targets"][c]["mean"] for c in TARGETS])
+        self.target_std = np.array([stats["targets"][c]["std"] for c in TARGETS])
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame) -> "Normalizer":
+        def stats_of(columns, transforms):
+            out = {}
+            for c in columns:
+                v = _forward(transforms.get(c), train[c].to_numpy(dtype=float))
+                out[c] = {"mean": float(v.mean()), "std": float(max(v.std(), 1e-12)),
+                          "transform": transforms.get(c)}
+            return out
+        return cls({"features": stats_of(FEATURES, FEATURE_TRANSFORMS),
+                    "targets": stats_of(TARGETS, TARGET_TRANSFORMS)})
+
+    def to_dict(self) -> dict:
+        return self.stats
+
+    def features(self, frame: pd.DataFrame) -> torch.Tensor:
+        cols = [_forward(FEATURE_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
+                for c in FEATURES]
+        x = (np.stack(cols, axis=1) - self.feature_mean) / self.feature_std
+        return torch.as_tensor(x, dtype=torch.float32)
+
+    def targets(self, frame: pd.DataFrame) -> torch.Tensor:
+        cols = [_forward(TARGET_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
+                for c in TARGETS]
+        y = (np.stack(cols, axis=1) - self.target_mean) / self.target_std
+        return torch.as_tensor(y, dtype=torch.float32)
+
+    def targets_to_frame(self, y: torch.Tensor, index=None) -> pd.DataFrame:
+        y = y.detach().cpu().double().numpy() * self.target_std + self.target_mean
+        return pd.DataFrame({c: _inverse(TARGET_TRANSFORMS.get(c), y[:, i])
+                             for i, c in enumerate(TARGETS)}, index=index)

@@ -1,0 +1,346 @@
+"""The trainer both backbones share: one straight loop, checkpoints and history in plain sight.
+
+AdamW with linear warm-up and cosine decay, gradient clipping, MSE or homoscedastic
+multi-task loss (Kendall, Gal & Cipolla, CVPR 2018) on normalised targets, an optional extra
+loss term (the Mamba-3's physics loss), early stopping on validation MAE. After every epoch
+the history JSON and a resumable state are written atomically; the best epoch's checkpoint
+is written whenever validation MAE improves. A killed run started again resumes from its last
+completed epoch and ends exactly where an uninterrupted run would (same machine).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import __version__, metrics
+from .dataset import FEATURES, TARGETS
+from .io import atomic_write_bytes, atomic_write_text
+from .models import REGISTRY
+
+CHECKPOINT_FORMAT = "d2tl-coverage-checkpoint/1"
+LOSSES = ("mse", "multitask")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 1024
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    loss: str = "mse"
+    seed: int = 0
+    grad_clip: float = 1.0
+    warmup_fraction: float = 0.03
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        for name in ("lr", "grad_clip"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
+        if not isinstance(self.weight_decay, (int, float)) or not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be a number ≥ 0; got {self.weight_decay!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}; got {self.loss!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must lie in [0, 1); got {self.warmup_fraction!r}")
+
+
+class MultiTaskLoss(nn.Module):
+    """Σ_i ½·exp(−s_i)·MSE_i + ½·s_i with learned s_i = log σ_i² per target (Kendall 2018)."""
+
+    def __init__(self, n_targets: int):
+        super().__init__()
+        self.log_vars = nn.Parameter(torch.zeros(n_targets))
+
+    def forward(self, per_target_mse):
+        return (0.5 * torch.exp(-self.log_vars) * per_target_mse + 0.5 * self.log_vars).sum()
+
+
+class MeanLoss(nn.Module):
+    def forward(self, per_target_mse):
+        return per_target_mse.mean()
+
+
+def seed_everything(seed: int) -> None:
+    """Fix torch's global RNG (model initialisation, dropout) and numpy's legacy one."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _warmup_cosine(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def _batched(model, x, batch_size=65536):
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def evaluate(model, frame: pd.DataFrame) -> dict:
+    """Per-target metrics in physical units (MAE, RMSE, R²; for received power and SINR also
+    the MAE against the noise-free median when the frame has it)."""
+    pred = model.predict(frame[FEATURES])
+    table = metrics.score(frame, pred)
+    out = {t: {k: float(v) for k, v in table.loc[t].items()} for t in TARGETS}
+    for target, median in (("received_power_dbm", "received_power_median_dbm"),
+                           ("sinr_db", "sinr_median_db")):
+        if median in frame:
+            out[target]["mae_vs_median"] = float(np.mean(np.abs(pred[target] - frame[median])))
+    return out
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    val_metrics: dict
+    history: dict
+    checkpoint: Path
+    resumed_from_epoch: int
+
+
+def _save_torch(path: Path, obj) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: TrainConfig,
+          out_dir, run_name: str, checkpoint_name: str, *, data_manifest_sha256: str,
+          dataset_stats: dict | None = None, extra_loss: Callable | None = None,
+          progress: bool = True, log=print) -> TrainResult:
+    """Train ``model`` and write ``<run_name>_training_history.json``, ``checkpoint_name``
+    (best epoch) and ``<run_name>_training_state.pth`` (resume) under ``out_dir``.
+
+    ``extra_loss(model, x_batch) -> {name: weighted loss tensor}`` adds terms to the data
+    loss; each is recorded in the history under its name.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history_path = out_dir / f"{run_name}_training_history.json"
+    state_path = out_dir / f"{run_name}_training_state.pth"
+    checkpoint_path = out_dir / checkpoint_name
+
+    x_train, y_train = model.normalizer.features(train_frame), model.normalizer.targets(train_frame)
+    x_val, y_val = model.normalizer.features(val_frame), model.normalizer.targets(val_frame)
+    criterion = MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay + list(criterion.parameters()), "weight_decay": 0.0}], lr=config.lr)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(total, max(1, int(config.warmup_fraction * total))))
+    generator = torch.Generator().manual_seed(config.seed)
+    fingerprint = {"train_config": asdict(config), "model_class": type(model).__name__,
+                   "model_config": model.config, "data_manifest_sha256": data_manifest_sha256,
+                   "n_train": len(x_train), "n_val": len(x_val)}
+
+    history = {"train_loss": [], "val_loss": [], "val_mae": [], "val_mae_per_target": {
+        t: [] for t in TARGETS}, "lr": [], "epoch_time_s": [], "train_data_loss": []}
+    best = {"val_mae": float("inf"), "epoch": 0}
+    start_epoch, bad_epochs = 1, 0
+    state = _load_state(state_path, fingerprint, log)
+    if state is not None:
+        model.load_state_dict(state["model_state_dict"])
+        criterion.load_state_dict(state["criterion_state_dict"])
+        optimizer.load_state_dict(state["optimizer_state_dict"])
+        scheduler.load_state_dict(state["scheduler_state_dict"])
+        torch.set_rng_state(state["torch_rng_state"])
+        generator.set_state(state["generator_state"])
+        history, best = json.loads(state["history_json"]), state["best"]
+        start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
+        log(f"resuming {run_name} after epoch {state['epoch']} from {state_path}")
+    resumed_from = start_epoch - 1
+
+    bar = tqdm(range(start_epoch, config.epochs + 1), desc=f"{run_name} epochs",
+               initial=start_epoch - 1, total=config.epochs, disable=not progress)
+    for epoch in bar:
+        if bad_epochs >= config.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        sums = {"loss": 0.0, "data": 0.0}
+        for i in range(steps_per_epoch):
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            per_target = ((model(xb) - yb) ** 2).mean(dim=0)
+            data_loss = criterion(per_target)
+            extras = extra_loss(model, xb) if extra_loss is not None else {}
+            loss = data_loss + sum(extras.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            sums["loss"] += loss.item()
+            sums["data"] += per_target.mean().item()
+            for name, value in extras.items():
+                sums[name] = sums.get(name, 0.0) + value.item()
+
+        model.eval()
+        with torch.inference_mode():
+            err = _batched(model, x_val) - y_val
+        per_target_mae = err.abs().mean(dim=0)
+        val_mae = float(per_target_mae.mean())
+        history["train_loss"].append(sums["loss"] / steps_per_epoch)
+        history["train_data_loss"].append(sums["data"] / steps_per_epoch)
+        for name in extras:
+            history.setdefault(f"train_{name}", []).append(sums[name] / steps_per_epoch)
+        history["val_loss"].append(float((err ** 2).mean()))
+        history["val_mae"].append(val_mae)
+        for t, v in zip(TARGETS, per_target_mae.tolist()):
+            history["val_mae_per_target"][t].append(v)
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        history["epoch_time_s"].append(time.perf_counter() - t0)
+
+        if val_mae < best["val_mae"]:
+            best, bad_epochs = {"val_mae": val_mae, "epoch": epoch}, 0
+            val_metrics = evaluate(model, val_frame)
+            _save_torch(checkpoint_path, _checkpoint(
+                model, epoch, val_metrics, config, data_manifest_sha256, dataset_stats))
+        else:
+            bad_epochs += 1
+        history["best_epoch"] = best["epoch"]
+        _save_torch(state_path, {
+            "fingerprint": fingerprint, "epoch": epoch, "bad_epochs": bad_epochs,
+            "best": best, "history_json": json.dumps(history),
+            "model_state_dict": model.state_dict(),
+            "criterion_state_dict": criterion.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "scheduler_state_dict": scheduler.state_dict(),
+            "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
+            "completed": False})
+        atomic_write_text(history_path, json.dumps(history, indent=1))
+        bar.set_postfix(val_mae=f"{val_mae:.4f}", best=best["epoch"])
+    bar.close()
+
+    _mark_completed(state_path)
+    checkpoint = load_checkpoint(checkpoint_path, data_manifest_sha256=data_manifest_sha256)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    model.eval()
+    return TrainResult(best_epoch=checkpoint["epoch"], val_metrics=checkpoint["val_metrics"],
+                       history=history, checkpoint=checkpoint_path,
+                       resumed_from_epoch=resumed_from)
+
+
+def _load_state(path: Path, fingerprint: dict, log):
+    """The resumable state of an interrupted run with the same configuration, else None."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:  # a torn or foreign file: start afresh, say why
+        log(f"ignoring unreadable training state {path}: {err}")
+        return None
+    if state.get("completed"):
+        return None  # a finished run: a new run trains from scratch
+    if state.get("fingerprint") != fingerprint:
+        log(f"training state {path} is from another configuration or data set; "
+            f"starting from scratch")
+        return None
+    return state
+
+
+def _mark_completed(path: Path) -> None:
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        state["completed"] = True
+        _save_torch(path, state)
+
+
+def _checkpoint(model, epoch, val_metrics, config, manifest_sha256, dataset_stats) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_class": type(model).__name__,
+        "model_config": model.config,
+        "model_state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "feature_stats": model.normalizer.to_dict(),
+        "dataset_stats": dataset_stats or {},
+        "features": list(FEATURES),
+        "targets": list(TARGETS),
+        "epoch": epoch,
+        "r2": {t: val_metrics[t]["r2"] for t in TARGETS},
+        "val_metrics": val_metrics,
+        "train_config": asdict(config),
+        "data_manifest_sha256": manifest_sha256,
+        "library_version": __version__,
+        "torch_version": str(torch.__version__),
+    }
+
+
+REQUIRED_KEYS = ("format", "model_class", "model_config", "model_state_dict", "feature_stats",
+                 "features", "targets", "epoch", "r2", "val_metrics", "data_manifest_sha256")
+
+
+def load_checkpoint(path, data_manifest_sha256: str | None = None) -> dict:
+    """Read and validate a checkpoint without running any code from it.
+
+    ``torch.load(weights_only=True)`` refuses pickled objects other than tensors and plain
+    data. The result has its model rebuilt under ``"model"``. A checkpoint for other features,
+    an unknown model class or config, or (when ``data_manifest_sha256`` is given) another data
+    set → ValueError saying what differs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path} is not a loadable checkpoint (refused without running it): "
+                         f"{str(err).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a D2TL Coverage checkpoint (format "
+                         f"{CHECKPOINT_FORMAT!r} expected)")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing}")
+    if ckpt["features"] != FEATURES or ckpt["targets"] != TARGETS:
+        raise ValueError(f"checkpoint {path} was trained on features {ckpt['features']} → "
+                         f"{ckpt['targets']}; this library uses {FEATURES} → {TARGETS}")
+    if data_manifest_sha256 is not None and ckpt["data_manifest_sha256"] != data_manifest_sha256:
+        raise ValueError(f"checkpoint {path} was trained on data set MANIFEST sha256 "
+                         f"{ckpt['data_manifest_sha256']}, not on the one given "
+                         f"({data_manifest_sha256})")
+    if ckpt["model_class"] not in REGISTRY:
+        raise ValueError(f"checkpoint {path} holds model class {ckpt['model_class']!r}; "
+                         f"known: {sorted(REGISTRY)}")
+    model_cls, config_cls = REGISTRY[ckpt["model_class"]]
+    try:
+        model = model_cls(ckpt["feature_stats"], config_cls(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model_state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        raise ValueError(f"checkpoint {path}: its model config {ckpt['model_config']} does "
+                         f"not build a {ckpt['model_class']} matching its weights: "
+                         f"{str(err).splitlines()[0]}") from None
+    model.eval()
+    ckpt["model"] = model
+    return ckpt

@@ -1,0 +1,209 @@
+"""CoverageMLP and the shared trainer: shapes, learning, checkpoints, resume after SIGKILL."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from coverage_lib import dataset, training
+from coverage_lib.dataset import FEATURES, TARGETS
+from coverage_lib.models import CoverageMLP, MLPConfig
+from coverage_lib.normalization import Normalizer
+
+SMALL = MLPConfig(width=32, depth=2)
+FAST = dict(batch_size=256, lr=3e-3, weight_decay=1e-4, patience=50, seed=3)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    df = dataset.generate(4000, seed=11)
+    return df.iloc[:3000].reset_index(drop=True), df.iloc[3000:].reset_index(drop=True)
+
+
+def make_model(train, config=SMALL, seed=0):
+    training.seed_everything(seed)
+    return CoverageMLP(Normalizer.fit(train).to_dict(), config)
+
+
+def test_paper_architecture_shapes_and_parameter_count(frames):
+    model = make_model(frames[0], MLPConfig())
+    linears = [m for m in model.net if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == \
+        [(13, 256)] + [(256, 256)] * 7 + [(256, 5)]
+    # 13·256+256 + 7·(256·256+256) + 8 LayerNorms·(2·256) + 256·5+5
+    assert sum(p.numel() for p in model.parameters()) == 469_509
+    assert model(torch.zeros(7, 13)).shape == (7, 5)
+    out = model.predict(frames[1][FEATURES].head(9))
+    assert list(out.columns) == TARGETS and len(out) == 9
+
+
+def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
+    train, val = frames
+    model = make_model(train)
+    result = training.train(model, train, val, training.TrainConfig(epochs=15, **FAST),
+                            tmp_path, "mlp", "best_mlp_coverage.pth",
+                            data_manifest_sha256="x", progress=False, log=lambda *_: None)
+    # The mean predictor's normalised MAE is ≈ 0.8 per target (standard normal: √(2/π)).
+    y_val = model.normalizer.targets(val)
+    mean_predictor_mae = float((y_val - y_val.mean(0)).abs().mean())
+    assert min(result.history["val_mae"]) < 0.35 * mean_predictor_mae
+    history = json.loads((tmp_path / "mlp_training_history.json").read_text())
+    assert len(history["train_loss"]) == len(history["val_loss"]) == len(history["val_mae"]) == 15
+    assert set(history["val_mae_per_target"]) == set(TARGETS)
+    assert result.best_epoch == int(np.argmin(history["val_mae"])) + 1
+    assert result.val_metrics["received_power_dbm"]["r2"] > 0.8
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(frames, tmp_path):
+    train, val = frames
+    model = make_model(train)
+    training.train(model, train, val, training.TrainConfig(epochs=2, **FAST), tmp_path, "mlp",
+                   "best.pth", data_manifest_sha256="abc", progress=False, log=lambda *_: None)
+    ckpt = training.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="abc")
+    for key in ("model_state_dict", "feature_stats", "epoch", "r2", "val_metrics",
+                "model_config", "data_manifest_sha256", "library_version"):
+        assert key in ckpt
+    pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
+                                  model.predict(val[FEATURES]), check_exact=True)
+
+
+def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
+    train, val = frames
+    histories = []
+    for run in ("a", "b"):
+        model = make_model(train, seed=5)
+        histories.append(training.train(
+            model, train, val, training.TrainConfig(epochs=3, **FAST), tmp_path / run, "mlp",
+            "best.pth", data_manifest_sha256="x", progress=False, log=lambda *_: None).history)
+    for key in ("train_loss", "val_loss", "val_mae"):
+        assert histories[0][key] == histories[1][key]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(epochs=0), "epochs must be a positive integer; got 0"),
+    (dict(lr=0.0), "lr must be a finite number > 0; got 0.0"),
+    (dict(lr=-1e-3), "lr must be a finite number > 0; got -0.001"),
+    (dict(loss="huber"), "loss must be one of ['mse', 'multitask']; got 'huber'"),
+    (dict(batch_size=-1), "batch_size must be a positive integer; got -1"),
+])
+def test_bad_trainer_parameters_refused(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        training.TrainConfig(**kwargs)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("mutate, column", [
+    (lambda f: f.drop(columns="inr_db"), "inr_db"),
+    (lambda f: f.assign(extra_feature=1.0), "extra_feature"),
+    (lambda f: f.assign(distance_m=np.nan), "distance_m"),
+    (lambda f: f.assign(rain_rate_mmh=np.inf), "rain_rate_mmh"),
+])
+def test_predict_refuses_bad_input_naming_the_column(frames, mutate, column):
+    model = make_model(frames[0])
+    with pytest.raises(ValueError, match=column):
+        model.predict(mutate(frames[1][FEATURES].head(5)))
+
+
+@pytest.fixture()
+def checkpoint(frames, tmp_path):
+    train, val = frames
+    training.train(make_model(train), train, val, training.TrainConfig(epochs=1, **FAST),
+                   tmp_path, "mlp", "best.pth", data_manifest_sha256="abc", progress=False,
+                   log=lambda *_: None)
+    return tmp_path / "best.pth"
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {Path(os.environ['EXPLOIT_MARKER'])}",))
+
+
+def test_pickle_with_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EXPLOIT_MARKER", str(marker))
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"model_state_dict": Exploit()}))
+    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+        training.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+        training.load_checkpoint(text)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="not a D2TL Coverage checkpoint"):
+        training.load_checkpoint(tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="MANIFEST sha256 abc"):
+        training.load_checkpoint(checkpoint, data_manifest_sha256="def")
+
+    def tampered(**changes):
+        ckpt = torch.load(checkpoint, weights_only=True)
+        ckpt.update(changes)
+        path = tmp_path / "tampered.pth"
+        torch.save(ckpt, path)
+        return path
+    with pytest.raises(ValueError, match="trained on features"):
+        training.load_checkpoint(tampered(features=FEATURES[::-1]))
+    with pytest.raises(ValueError, match="does not build a CoverageMLP"):
+        training.load_checkpoint(tampered(model_config={**SMALL.__dict__, "width": 64}))
+    with pytest.raises(ValueError, match="model class 'Nope'"):
+        training.load_checkpoint(tampered(model_class="Nope"))
+
+
+RUN_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from coverage_lib import dataset, training
+    from coverage_lib.models import CoverageMLP, MLPConfig
+    from coverage_lib.normalization import Normalizer
+    torch.set_num_threads(1)
+    df = dataset.generate(4000, seed=11)
+    train, val = df.iloc[:3000].reset_index(drop=True), df.iloc[3000:].reset_index(drop=True)
+    training.seed_everything(0)
+    model = CoverageMLP(Normalizer.fit(train).to_dict(), MLPConfig(width=32, depth=2, dropout=0.1))
+    config = training.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3)
+    result = training.train(model, train, val, config, sys.argv[1], "mlp", "best.pth",
+                            data_manifest_sha256="x", progress=False)
+    print("RESUMED_FROM", result.resumed_from_epoch, "BEST", result.best_epoch)
+""")
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT)
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    subprocess.run([sys.executable, script, clean], check=True, capture_output=True)
+
+    proc = subprocess.Popen([sys.executable, script, killed], stdout=subprocess.PIPE)
+    history_path = killed / "mlp_training_history.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if history_path.exists() and len(json.loads(history_path.read_text())["val_mae"]) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = len(json.loads(history_path.read_text())["val_mae"])
+    assert 3 <= interrupted_at < 8, "the run must be killed mid-training"
+
+    resumed = subprocess.run([sys.executable, script, killed], check=True, capture_output=True,
+                             text=True)
+    assert f"RESUMED_FROM {interrupted_at}" in resumed.stdout
+    a = json.loads((clean / "mlp_training_history.json").read_text())
+    b = json.loads(history_path.read_text())
+    for key in ("train_loss", "val_loss", "val_mae", "lr", "best_epoch"):
+        assert a[key] == b[key], key
+    ca = training.load_checkpoint(clean / "best.pth")
+    cb = training.load_checkpoint(killed / "best.pth")
+    assert ca["epoch"] == cb["epoch"] and ca["val_metrics"] == cb["val_metrics"]
