@@ -43,3 +43,21 @@ def expected_oracle_floor(frame: pd.DataFrame) -> dict:
     sigma = frame["shadow_sigma_db"].to_numpy()
     return {"mae": float(np.sqrt(2 / np.pi) * sigma.mean()),
             "rmse": float(np.sqrt(np.mean(sigma ** 2)))}
+
+
+def against_oracle(model_metrics: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """A model's per-target metrics beside the oracle's on the same rows.
+
+    ``model_metrics`` is {target: {"mae", "rmse", "r2", ["mae_vs_median"]}} as the trainer's
+    ``evaluate`` returns; the ratio column is model MAE / oracle MAE (1 = at the noise floor).
+    """
+    oracle = score(frame, oracle_predictions(frame))
+    rows = {}
+    for t in TARGETS:
+        m = model_metrics[t]
+        rows[t] = {"MAE": m["mae"], "RMSE": m["rmse"], "R²": m["r2"],
+                   "MAE vs median": m.get("mae_vs_median", float("nan")),
+                   "oracle MAE": oracle.loc[t, "mae"], "oracle R²": oracle.loc[t, "r2"],
+                   "MAE / oracle MAE": (m["mae"] / oracle.loc[t, "mae"]
+                                        if oracle.loc[t, "mae"] > 0 else float("nan"))}
+    return pd.DataFrame(rows).T

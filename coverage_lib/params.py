@@ -57,6 +57,16 @@ def positive_number(name, v):
         raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
 
 
+def non_negative_number(name, v):
+    if not _is_number(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0; got {v!r}")
+
+
+def unit_interval(name, v):
+    if not _is_number(v) or not 0 <= v < 1:
+        raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
+
+
 def non_empty_str(name, v):
     if not isinstance(v, str) or not v:
         raise ValueError(f"{name} must be a non-empty string; got {v!r}")
@@ -98,6 +108,18 @@ RULES = {
         "edge_sinr_db": number,
         "implementation_gap_db": number,
         "n_plot_rows": positive_int,
+    },
+    "02_train_mlp": {
+        "epochs": positive_int,
+        "batch_size": positive_int,
+        "lr": positive_number,
+        "weight_decay": non_negative_number,
+        "patience": positive_int,
+        "loss": one_of("mse", "multitask"),
+        "seed": non_negative_int,
+        "width": positive_int,
+        "depth": positive_int,
+        "dropout": unit_interval,
     },
 }
 # Injected by the pipeline into every stage (derived from the profile).

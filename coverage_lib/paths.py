@@ -26,3 +26,7 @@ def resolve(path) -> Path:
 
 def dataset_dir(data_dir) -> Path:
     return resolve(data_dir) / "dataset"
+
+
+def models_dir(data_dir) -> Path:
+    return resolve(data_dir) / "models"

@@ -34,6 +34,7 @@ class Stage:
 # Adding a notebook to the pipeline is one line here (and its rules in params.RULES).
 STAGES = [
     Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
+    Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",), writes=("models",)),
 ]
 
 BOOK_EXECUTED_DIR = "book/executed"

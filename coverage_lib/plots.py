@@ -102,3 +102,26 @@ def show(fig) -> None:
 
     display(fig)
     plt.close(fig)
+
+
+def training_curves(histories: dict):
+    """Training loss, validation loss and validation MAE per epoch, one line per run, in one
+    figure. ``histories`` maps a run's name to its history JSON (as the trainer writes it)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    panels = (("train_loss", "training loss (normalised MSE)"),
+              ("val_loss", "validation loss (normalised MSE)"),
+              ("val_mae", "validation MAE (normalised, mean of 5 targets)"))
+    for (key, title), ax in zip(panels, axes):
+        for i, (name, history) in enumerate(histories.items()):
+            values = history.get(key, [])
+            epochs = np.arange(1, len(values) + 1)
+            ax.plot(epochs, values, color=OKABE_ITO[i % len(OKABE_ITO)], label=name)
+            best = history.get("best_epoch")
+            if key == "val_mae" and best:
+                ax.plot(best, values[best - 1], "o", color=OKABE_ITO[i % len(OKABE_ITO)])
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -18,6 +18,8 @@ TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
         "id_frequency_ghz": [0.5, 40.0], "id_rain_rate_mmh": [0.0, 40.0],
         "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
         "n_plot_rows": 1000}
+TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
+            "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
 
 
 @pytest.fixture()
@@ -26,14 +28,15 @@ def project(tmp_path, monkeypatch):
     root = tmp_path / "project"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     (root / "params").mkdir()
-    (root / "params" / "tiny.yaml").write_text(yaml.safe_dump({"01_data": TINY}))
+    write_profile(root, "tiny", TINY)
     (root / "coverage_lib").symlink_to(REPO / "coverage_lib")
     monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
     return root
 
 
-def write_profile(root, name, stage_params):
-    (root / "params" / f"{name}.yaml").write_text(yaml.safe_dump({"01_data": stage_params}))
+def write_profile(root, name, data_params, mlp_params=TINY_MLP):
+    (root / "params" / f"{name}.yaml").write_text(
+        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params}))
 
 
 def tree_digest(folder: Path) -> dict:
@@ -44,7 +47,8 @@ def tree_digest(folder: Path) -> dict:
 def test_run_skip_force_and_rerun_on_change(project):
     logs = []
     first = pipeline.run("tiny", log=logs.append)
-    assert first["01_data"]["status"] == "ran"
+    assert [v["status"] for v in first.values()] == ["ran", "ran"]
+    assert (project / "data" / "tiny" / "models" / "best_mlp_coverage.pth").exists()
     data = project / "data" / "tiny"
     manifest = (data / "dataset" / "MANIFEST.txt").read_text()
     assert "train_data.json" in manifest and "feature_stats.json" in manifest
@@ -57,14 +61,20 @@ def test_run_skip_force_and_rerun_on_change(project):
     assert (project / "book" / "executed" / "01_data.ipynb").exists()
     assert (project / "book" / "executed" / "MANIFEST.txt").read_text() == manifest
 
-    assert pipeline.run("tiny", log=logs.append)["01_data"]["status"] == "skipped"
+    assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
+        ["skipped", "skipped"]
     assert any("skipped" in line for line in logs)
     assert pipeline.run("tiny", force=True, log=logs.append)["01_data"]["status"] == "ran"
     # Same seed, same bytes: the forced rerun reproduces every data file.
     assert (data / "dataset" / "MANIFEST.txt").read_text() == manifest
 
-    write_profile(project, "tiny", {**TINY, "seed": 8})
-    assert pipeline.run("tiny", log=logs.append)["01_data"]["status"] == "ran"
+    # A changed training parameter reruns training only; changed data reruns both.
+    write_profile(project, "tiny", TINY, {**TINY_MLP, "lr": 0.001})
+    assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
+        ["skipped", "ran"]
+    write_profile(project, "tiny", {**TINY, "seed": 8}, {**TINY_MLP, "lr": 0.001})
+    assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
+        ["ran", "ran"]
     assert (data / "dataset" / "MANIFEST.txt").read_text() != manifest
 
 
@@ -77,7 +87,9 @@ def test_run_skip_force_and_rerun_on_change(project):
     ("bogus_parameter", 1, "unknown parameter 'bogus_parameter'"),
 ])
 def test_bad_parameters_refused_before_any_work(project, name, value, expected):
-    pipeline.run("tiny", log=lambda *_: None)
+    existing = project / "data" / "tiny" / "dataset" / "MANIFEST.txt"
+    existing.parent.mkdir(parents=True)
+    existing.write_text("results of an earlier run\n")
     before = tree_digest(project / "data")
     write_profile(project, "tiny", {**TINY, name: value})
     with pytest.raises(ValueError) as err:
