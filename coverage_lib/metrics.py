@@ -61,3 +61,14 @@ def against_oracle(model_metrics: dict, frame: pd.DataFrame) -> pd.DataFrame:
                    "MAE / oracle MAE": (m["mae"] / oracle.loc[t, "mae"]
                                         if oracle.loc[t, "mae"] > 0 else float("nan"))}
     return pd.DataFrame(rows).T
+
+
+def compare_models(model_metrics: dict, frame: pd.DataFrame, stat: str = "mae") -> pd.DataFrame:
+    """One metric (``mae``, ``rmse``, ``r2`` or ``mae_vs_median``) per target: the oracle's
+    and each model's, side by side. ``model_metrics`` maps a model's name to its per-target
+    metrics as the trainer's ``evaluate`` returns them."""
+    oracle = score(frame, oracle_predictions(frame))
+    table = {"oracle": oracle[stat] if stat in oracle else pd.Series(0.0, index=TARGETS)}
+    for name, m in model_metrics.items():
+        table[name] = pd.Series({t: m[t].get(stat, float("nan")) for t in TARGETS})
+    return pd.DataFrame(table)

@@ -67,6 +67,11 @@ def unit_interval(name, v):
         raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
 
 
+def boolean(name, v):
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be true or false; got {v!r}")
+
+
 def non_empty_str(name, v):
     if not isinstance(v, str) or not v:
         raise ValueError(f"{name} must be a non-empty string; got {v!r}")
@@ -120,6 +125,25 @@ RULES = {
         "width": positive_int,
         "depth": positive_int,
         "dropout": unit_interval,
+    },
+    "03_train_mamba": {
+        "epochs": positive_int,
+        "batch_size": positive_int,
+        "lr": positive_number,
+        "weight_decay": non_negative_number,
+        "patience": positive_int,
+        "loss": one_of("mse", "multitask"),
+        "seed": non_negative_int,
+        "d_model": positive_int,
+        "d_state": positive_int,
+        "n_layers": positive_int,
+        "headdim": positive_int,
+        "expand": positive_int,
+        "bidirectional": boolean,
+        "scan": one_of("parallel", "recurrent", "fused", "auto"),
+        "physics_weight": non_negative_number,
+        "collocation_points": positive_int,
+        "physics_batch_size": positive_int,
     },
 }
 # Injected by the pipeline into every stage (derived from the profile).

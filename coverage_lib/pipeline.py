@@ -27,14 +27,17 @@ from .paths import project_root, resolve
 class Stage:
     name: str
     notebook: str
-    reads: tuple = ()   # folders under data/<profile>/ whose files are this stage's inputs
-    writes: tuple = ()  # folders under data/<profile>/ this stage writes
+    reads: tuple = ()   # files or folders under data/<profile>/: this stage's inputs
+    writes: tuple = ()  # files or folders under data/<profile>/ this stage writes
 
 
 # Adding a notebook to the pipeline is one line here (and its rules in params.RULES).
 STAGES = [
     Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
-    Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",), writes=("models",)),
+    Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",),
+          writes=("models/best_mlp_coverage.pth",)),
+    Stage("03_train_mamba", "notebooks/03_train_mamba.ipynb",
+          reads=("dataset", "models/best_mlp_coverage.pth"), writes=("models/best_coverage.pth",)),
 ]
 
 BOOK_EXECUTED_DIR = "book/executed"
@@ -87,8 +90,10 @@ def stage_hash(stage: Stage, p: dict) -> str:
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     library = sorted((root / "coverage_lib").rglob("*.py")) + \
         sorted((root / "coverage_lib").rglob("*.npz"))
-    inputs = sorted(f for folder in stage.reads
-                    for f in (resolve(p["data_dir"]) / folder).rglob("*") if f.is_file())
+    data = resolve(p["data_dir"])
+    inputs = sorted(f for entry in stage.reads
+                    for f in ([data / entry] if (data / entry).is_file()
+                              else (data / entry).rglob("*")) if f.is_file())
     h = hashlib.sha256()
     for part in (code, json.dumps(p, sort_keys=True), _sha256_files(library),
                  _sha256_files(inputs)):

@@ -125,3 +125,17 @@ def training_curves(histories: dict):
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_terms(history: dict, terms=("train_data_loss", "train_physics_loss")):
+    """The training loss split into its terms (data, physics), per epoch, log scale."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for i, term in enumerate(terms):
+        values = history.get(term, [])
+        ax.plot(np.arange(1, len(values) + 1), values, color=OKABE_ITO[i], label=term)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (normalised units)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -301,13 +301,15 @@ REQUIRED_KEYS = ("format", "model_class", "model_config", "model_state_dict", "f
                  "features", "targets", "epoch", "r2", "val_metrics", "data_manifest_sha256")
 
 
-def load_checkpoint(path, data_manifest_sha256: str | None = None) -> dict:
+def load_checkpoint(path, data_manifest_sha256: str | None = None,
+                    model_overrides: dict | None = None) -> dict:
     """Read and validate a checkpoint without running any code from it.
 
     ``torch.load(weights_only=True)`` refuses pickled objects other than tensors and plain
     data. The result has its model rebuilt under ``"model"``. A checkpoint for other features,
     an unknown model class or config, or (when ``data_manifest_sha256`` is given) another data
-    set → ValueError saying what differs.
+    set → ValueError saying what differs. ``model_overrides`` replaces config fields that do
+    not change the weights (e.g. ``{"scan": "parallel"}`` for a Mamba-3 trained on a GPU).
     """
     path = Path(path)
     if not path.is_file():
@@ -335,7 +337,8 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None) -> dict:
                          f"known: {sorted(REGISTRY)}")
     model_cls, config_cls = REGISTRY[ckpt["model_class"]]
     try:
-        model = model_cls(ckpt["feature_stats"], config_cls(**ckpt["model_config"]))
+        config = config_cls(**{**ckpt["model_config"], **(model_overrides or {})})
+        model = model_cls(ckpt["feature_stats"], config)
         model.load_state_dict(ckpt["model_state_dict"])
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise ValueError(f"checkpoint {path}: its model config {ckpt['model_config']} does "

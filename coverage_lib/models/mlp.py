@@ -61,3 +61,18 @@ class CoverageMLP(CoverageModel):
 
     def forward(self, x):
         return self.net(x)
+
+
+def inference_module(model: CoverageMLP):
+    """A frozen TorchScript graph of the network for low-latency serving (normalised in,
+    normalised out): the per-call Python and autograd overhead of eager mode is gone."""
+    import torch
+
+    with torch.inference_mode(False), torch.no_grad():
+        traced = torch.jit.trace(model.net.eval(), torch.zeros(1, len(FEATURES)))
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+    def run(x):
+        with torch.inference_mode():
+            return frozen(x)
+    return run

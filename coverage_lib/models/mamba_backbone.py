@@ -1,0 +1,80 @@
+"""CoverageMamba3: the physics backup backbone, Mamba-3 blocks over the 13 features as tokens.
+
+Each feature becomes a token through its own learned linear embedding (value·w_i + b_i, as in
+Mambular); pre-norm residual Mamba-3 blocks scan the tokens in FEATURES order (the link
+geometry and frequency first, the interference last); mean pooling and a small head give the
+five normalised targets. ``bidirectional`` adds a second scan of each block over the reversed
+sequence, so every token sees every other whatever the order.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..dataset import FEATURES, TARGETS
+from .base import CoverageModel
+from .mamba3 import SCANS, Mamba3
+
+
+@dataclass(frozen=True)
+class Mamba3Config:
+    d_model: int = 32
+    d_state: int = 16
+    n_layers: int = 2
+    headdim: int = 16
+    expand: int = 2
+    rope_fraction: float = 0.5
+    bidirectional: bool = True
+    scan: str = "parallel"
+
+    def __post_init__(self):
+        for name in ("d_model", "d_state", "n_layers", "headdim", "expand"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if self.scan not in SCANS:
+            raise ValueError(f"scan must be one of {list(SCANS)}; got {self.scan!r}")
+
+
+class MambaLayer(nn.Module):
+    """x + Mamba3(RMSNorm(x)), plus the reversed-sequence scan when bidirectional."""
+
+    def __init__(self, config: Mamba3Config):
+        super().__init__()
+        kwargs = dict(d_model=config.d_model, d_state=config.d_state, expand=config.expand,
+                      headdim=config.headdim, rope_fraction=config.rope_fraction,
+                      scan=config.scan)
+        self.norm = nn.RMSNorm(config.d_model)
+        self.forward_scan = Mamba3(**kwargs)
+        self.backward_scan = Mamba3(**kwargs) if config.bidirectional else None
+
+    def forward(self, x):
+        h = self.norm(x)
+        out = self.forward_scan(h)
+        if self.backward_scan is not None:
+            out = out + self.backward_scan(h.flip(1)).flip(1)
+        return x + out
+
+
+class CoverageMamba3(CoverageModel):
+    def __init__(self, stats: dict, config: Mamba3Config = Mamba3Config()):
+        super().__init__(stats)
+        self.mamba_config = config
+        n, d = len(FEATURES), config.d_model
+        self.embed_weight = nn.Parameter(torch.randn(n, d) / d ** 0.5)
+        self.embed_bias = nn.Parameter(torch.zeros(n, d))
+        self.layers = nn.ModuleList(MambaLayer(config) for _ in range(config.n_layers))
+        self.norm = nn.RMSNorm(d)
+        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, len(TARGETS)))
+
+    @property
+    def config(self) -> dict:
+        return asdict(self.mamba_config)
+
+    def forward(self, x):
+        tokens = x.unsqueeze(-1) * self.embed_weight + self.embed_bias  # (batch, 13, d_model)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        return self.head(self.norm(tokens).mean(dim=1))

@@ -1,0 +1,78 @@
+"""The physics rules of physics.md as vectorised checks on any model's predictions.
+
+A predictor is any callable ``predict(features DataFrame) -> targets DataFrame`` in physical
+units (a backbone's ``predict``, the Selector, a gradient-boosting model, the link budget).
+Each rule is checked row by row with finite differences (other inputs held) or as an identity;
+the result gives, per rule, the share of rows that break it beyond its tolerance and the size
+of the violation. All tolerances are stated once, here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import physics
+from .dataset import FEATURES
+
+DISTANCE_FACTOR = 1.1        # finite-difference step in distance (×)
+RAIN_STEP_MMH = 5.0          # finite-difference step in rain rate (+)
+POWER_STEP_DB = 1.0          # finite-difference step in tx power and gain (+)
+TOLERANCES = {
+    "power_vs_distance": 0.01,     # dB: received power may not rise by more
+    "power_vs_rain": 0.01,         # dB
+    "radius_vs_distance": 0.01,    # relative change of radius allowed (radius ≥ 1 m)
+    "radius_vs_tx_power": 0.01,    # relative decrease of radius allowed
+    "radius_vs_gain": 0.01,        # relative decrease of radius allowed
+    "area_identity": 0.01,         # relative error of area vs π·r²/10⁶ (area ≥ 1e-4 km²)
+    "sinr_identity": 0.1,          # dB
+    "qos_identity": 0.01,          # absolute, qos units
+    "qos_range": 0.0,              # outside [0, 1] by more than this
+    "radius_range": 0.0,           # outside [0, d_max] by more than this (m)
+}
+
+
+def _rule_row(excess: np.ndarray, tolerance: float) -> dict:
+    """excess ≥ 0 is how far each row goes beyond what the rule allows (0 = obeys)."""
+    broken = excess > tolerance
+    return {"violation_rate": float(broken.mean()) if len(broken) else 0.0,
+            "mean_violation": float(excess[broken].mean()) if broken.any() else 0.0,
+            "max_violation": float(excess.max()) if len(excess) else 0.0,
+            "tolerance": tolerance}
+
+
+def check(predict, features: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: violation rate, mean and max size of the violations, tolerance."""
+    f = features[FEATURES].reset_index(drop=True)
+    base = predict(f)
+    farther = predict(f.assign(distance_m=f["distance_m"] * DISTANCE_FACTOR))
+    rainier = predict(f.assign(rain_rate_mmh=f["rain_rate_mmh"] + RAIN_STEP_MMH))
+    louder = predict(f.assign(tx_power_dbm=f["tx_power_dbm"] + POWER_STEP_DB))
+    gainier = predict(f.assign(antenna_gain_dbi=f["antenna_gain_dbi"] + POWER_STEP_DB))
+
+    power, radius = base["received_power_dbm"].to_numpy(), base["coverage_radius_m"].to_numpy()
+    scale = np.maximum(radius, 1.0)
+    area = base["coverage_area_km2"].to_numpy()
+    noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(), f["noise_figure_db"].to_numpy())
+    sinr_expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
+    qos = base["qos_score"].to_numpy()
+    d_max = np.where(f["scenario"].to_numpy() == physics.RMA, physics.MAX_DISTANCE_M[physics.RMA],
+                     physics.MAX_DISTANCE_M[physics.UMA])
+    excess = {
+        "power_vs_distance": np.maximum(farther["received_power_dbm"].to_numpy() - power, 0),
+        "power_vs_rain": np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0),
+        "radius_vs_distance": np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale,
+        "radius_vs_tx_power": np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale,
+        "radius_vs_gain": np.maximum(radius - gainier["coverage_radius_m"].to_numpy(), 0) / scale,
+        "area_identity": np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4),
+        "sinr_identity": np.abs(base["sinr_db"].to_numpy() - sinr_expected),
+        "qos_identity": np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy())),
+        "qos_range": np.maximum(np.maximum(-qos, qos - 1.0), 0),
+        "radius_range": np.maximum(np.maximum(-radius, radius - d_max), 0),
+    }
+    return pd.DataFrame({rule: _rule_row(excess[rule], TOLERANCES[rule])
+                         for rule in TOLERANCES}).T
+
+
+def link_budget_predictor(features: pd.DataFrame) -> pd.DataFrame:
+    """The noise-free physics as a predictor (it obeys every rule)."""
+    return physics.link_budget(features)

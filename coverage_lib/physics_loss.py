@@ -1,0 +1,86 @@
+"""The physics loss: the rules of physics.md as penalties on unlabeled collocation points.
+
+Collocation points are drawn from the whole physical domain of ``dataset.draw_features`` —
+the out-of-distribution ranges (high frequency, heavy rain, long distance) included: physics
+is knowledge, not labels, so no target from those ranges is ever used. Per point it penalises
+
+1. received power rising with distance (×1.1) or rain rate (+5 mm/h): relu(ΔP)²;
+2. radius changing with distance: (Δr)² on the normalised log-radius;
+3. area ≠ π·r²/10⁶; 4. SINR ≠ P_rx − N − 10·log10(1 + INR); 5. qos ≠ qos(SINR),
+
+each in normalised target units, averaged over a batch of points and scaled by ``weight``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import physics
+from .dataset import TARGETS, draw_features
+from .normalization import AREA_OFFSET_KM2, RADIUS_OFFSET_M
+
+DISTANCE_FACTOR = 1.1
+RAIN_STEP_MMH = 5.0
+RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
+         "sinr_identity", "qos_identity")
+
+
+def qos_score_torch(sinr_db, implementation_gap_db=physics.IMPLEMENTATION_GAP_DB):
+    """physics.qos_score in torch (differentiable)."""
+    efficiency = torch.log2(1.0 + 10.0 ** ((sinr_db - implementation_gap_db) / 10.0))
+    return torch.clamp(efficiency, max=physics.MAX_SPECTRAL_EFFICIENCY) / \
+        physics.MAX_SPECTRAL_EFFICIENCY
+
+
+class PhysicsLoss:
+    """``extra_loss`` hook of ``training.train``: returns {"physics_loss": weighted penalty}.
+
+    A pool of ``n_points`` collocation points is drawn once (seeded); each call takes a random
+    batch from it with torch's global RNG, which the trainer saves and restores on resume.
+    """
+
+    def __init__(self, normalizer, weight: float, n_points: int = 100_000,
+                 batch_size: int = 256, seed: int = 0):
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"physics weight must be a finite number ≥ 0; got {weight!r}")
+        self.weight, self.batch_size = float(weight), batch_size
+        frame = draw_features(n_points, np.random.default_rng([seed, 2]))
+        farther = frame.assign(distance_m=frame["distance_m"] * DISTANCE_FACTOR)
+        rainier = frame.assign(rain_rate_mmh=frame["rain_rate_mmh"] + RAIN_STEP_MMH)
+        self.x = normalizer.features(frame)
+        self.x_farther = normalizer.features(farther)
+        self.x_rainier = normalizer.features(rainier)
+        self.noise_and_interference_db = torch.as_tensor(
+            physics.thermal_noise_dbm(frame["bandwidth_mhz"], frame["noise_figure_db"])
+            + physics.interference_penalty_db(frame["inr_db"]), dtype=torch.float32)
+        self.mean = torch.as_tensor(normalizer.target_mean, dtype=torch.float32)
+        self.std = torch.as_tensor(normalizer.target_std, dtype=torch.float32)
+
+    def penalties(self, model, idx) -> dict:
+        """Each rule's mean penalty on the points ``idx`` (unweighted, normalised units)."""
+        p, s, r, a, q = range(len(TARGETS))  # TARGETS order: power, SINR, radius, area, qos
+        y = model(self.x[idx])
+        y_far = model(self.x_farther[idx])
+        y_rain = model(self.x_rainier[idx])
+        phys = y * self.std + self.mean
+        log_radius = phys[:, r]
+        radius = torch.clamp(10.0 ** log_radius - RADIUS_OFFSET_M, min=0.0)
+        area_from_radius = torch.log10(math.pi * radius ** 2 / 1e6 + AREA_OFFSET_KM2)
+        sinr_from_power = phys[:, p] - self.noise_and_interference_db[idx]
+        qos_from_sinr = qos_score_torch(phys[:, s])
+        return {
+            "power_vs_distance": torch.relu(y_far[:, p] - y[:, p]).pow(2).mean(),
+            "power_vs_rain": torch.relu(y_rain[:, p] - y[:, p]).pow(2).mean(),
+            "radius_vs_distance": (y_far[:, r] - y[:, r]).pow(2).mean(),
+            "area_identity": ((phys[:, a] - area_from_radius) / self.std[a]).pow(2).mean(),
+            "sinr_identity": ((phys[:, s] - sinr_from_power) / self.std[s]).pow(2).mean(),
+            "qos_identity": ((phys[:, q] - qos_from_sinr) / self.std[q]).pow(2).mean(),
+        }
+
+    def __call__(self, model, x_batch) -> dict:
+        idx = torch.randint(len(self.x), (self.batch_size,))
+        total = sum(self.penalties(model, idx).values())
+        return {"physics_loss": self.weight * total}
+

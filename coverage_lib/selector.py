@@ -1,0 +1,301 @@
+"""The Selector: the project's prediction API, answering each row with the MLP or the Mamba-3.
+
+The MLP (fast, primary) answers a row unless one of three things holds, checked in this order;
+then the Mamba-3 (the physics backup) answers, and ``reason`` names the first that held:
+
+1. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
+   ("Physics rules"), judged with the tolerances and finite-difference steps of
+   ``physics_checks`` (one place for both):
+   rule 1, received power non-increasing in distance (×1.1) and in rain rate (+5 mm/h);
+   rule 2, radius independent of distance (×1.1); rule 3, area = π·r²/10⁶;
+   rule 4, SINR = P − N − 10·log10(1 + 10^(INR/10)); rule 5, qos = qos(SINR), qos in [0, 1],
+   radius in [0, d_max]. (Rule 2's tx-power and gain monotonicity can be added through
+   ``rules``; they are left out by default to keep routing at three MLP passes per row, and
+   are judged over whole sets by ``physics_checks.check``.)
+2. ``out_of_domain`` — a feature lies outside the training split's [min, max]
+   (``dataset_stats["features"]``) or outside its in-distribution range
+   (``dataset_stats["in_distribution_ranges"]``): the MLP was never fitted there.
+3. ``divergence`` — the two backbones disagree: max over targets of |MLP − Mamba| in
+   normalised units (each target in its training transform, log10 for radius and area,
+   divided by its training-split standard deviation) exceeds ``thresholds["divergence"]``.
+   The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
+   saved and reused, never refitted on test data.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import physics, training
+from .dataset import FEATURES, TARGETS
+from .io import atomic_write_text
+from .normalization import TARGET_TRANSFORMS, _forward, check_features
+from .physics_checks import DISTANCE_FACTOR, POWER_STEP_DB, RAIN_STEP_MMH, TOLERANCES
+
+REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this order
+ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
+                 "sinr_identity", "qos_identity", "qos_range", "radius_range")
+THRESHOLDS_FORMAT = "d2tl-coverage-selector-thresholds/1"
+
+
+def rule_excess(predict, features: pd.DataFrame, rules=ROUTING_RULES,
+                base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per row and rule, how far ``predict``'s output goes beyond what the rule allows
+    (0 = obeys; a row breaks a rule when its excess exceeds ``TOLERANCES[rule]``).
+
+    The same quantities as ``physics_checks.check``, kept per row instead of averaged; only
+    the perturbed inputs that ``rules`` need are predicted. ``base``, if given, is
+    ``predict(features)`` already computed.
+    """
+    unknown = [r for r in rules if r not in TOLERANCES]
+    if unknown:
+        raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
+    f = features[FEATURES].reset_index(drop=True)
+    base = predict(f) if base is None else base.reset_index(drop=True)
+    power = base["received_power_dbm"].to_numpy()
+    radius = base["coverage_radius_m"].to_numpy()
+    scale = np.maximum(radius, 1.0)
+    perturbed = {}
+
+    def shifted(column, new_values):  # the prediction with one input moved, others held
+        if column not in perturbed:
+            perturbed[column] = predict(f.assign(**{column: new_values}))
+        return perturbed[column]
+
+    def excess(rule):
+        if rule in ("power_vs_distance", "radius_vs_distance"):
+            farther = shifted("distance_m", f["distance_m"] * DISTANCE_FACTOR)
+            if rule == "power_vs_distance":
+                return np.maximum(farther["received_power_dbm"].to_numpy() - power, 0)
+            return np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale
+        if rule == "power_vs_rain":
+            rainier = shifted("rain_rate_mmh", f["rain_rate_mmh"] + RAIN_STEP_MMH)
+            return np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0)
+        if rule in ("radius_vs_tx_power", "radius_vs_gain"):
+            column = "tx_power_dbm" if rule == "radius_vs_tx_power" else "antenna_gain_dbi"
+            louder = shifted(column, f[column] + POWER_STEP_DB)
+            return np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale
+        if rule == "area_identity":
+            area = base["coverage_area_km2"].to_numpy()
+            return np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4)
+        if rule == "sinr_identity":
+            noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(),
+                                              f["noise_figure_db"].to_numpy())
+            expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
+            return np.abs(base["sinr_db"].to_numpy() - expected)
+        qos = base["qos_score"].to_numpy()
+        if rule == "qos_identity":
+            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy()))
+        if rule == "qos_range":
+            return np.maximum(np.maximum(-qos, qos - 1.0), 0)
+        d_max = np.where(f["scenario"].to_numpy() == physics.RMA,
+                         physics.MAX_DISTANCE_M[physics.RMA], physics.MAX_DISTANCE_M[physics.UMA])
+        return np.maximum(np.maximum(-radius, radius - d_max), 0)  # radius_range
+
+    return pd.DataFrame({rule: excess(rule) for rule in rules}, index=features.index)
+
+
+def rules_broken(predict, features: pd.DataFrame, rules=ROUTING_RULES,
+                 base: pd.DataFrame | None = None, tolerances: dict | None = None) -> pd.DataFrame:
+    """Per row and rule: True where ``predict`` breaks the rule beyond its tolerance
+    (``physics_checks.TOLERANCES``, or ``tolerances`` where given)."""
+    table = rule_excess(predict, features, rules, base)
+    limits = {**TOLERANCES, **(tolerances or {})}
+    return table > pd.Series({rule: limits[rule] for rule in rules})
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Selector:
+    """Per row: the MLP's answer, or the Mamba-3's where a physics rule, the training domain or
+    the backbones' disagreement says the MLP is not to be trusted (see the module docstring).
+
+    ``mlp_model`` and ``mamba_model`` are CoverageModels; the divergence scale is the MLP's
+    normaliser (training-split std of each transformed target). ``dataset_stats`` is the data
+    set's ``feature_stats.json`` (training-split min/max, in-distribution ranges). ``rules``
+    and ``tolerances`` (merged over ``physics_checks.TOLERANCES``) choose the routing rules.
+    """
+
+    def __init__(self, mlp_model, mamba_model, dataset_stats: dict, thresholds: dict | None = None,
+                 rules=ROUTING_RULES, tolerances: dict | None = None):
+        if not isinstance(dataset_stats, dict) or "features" not in dataset_stats \
+                or "in_distribution_ranges" not in dataset_stats:
+            raise ValueError("dataset_stats must be the data set's feature_stats.json content, "
+                             "with 'features' (training min/max) and 'in_distribution_ranges'")
+        missing = [c for c in FEATURES if c not in dataset_stats["features"]]
+        if missing:
+            raise ValueError(f"dataset_stats['features'] lacks {missing[0]!r}")
+        unknown = [r for r in [*rules, *(tolerances or {})] if r not in TOLERANCES]
+        if unknown:
+            raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
+        self.mlp, self.mamba = mlp_model, mamba_model
+        self.dataset_stats, self.rules = dataset_stats, tuple(rules)
+        self.tolerances = {**TOLERANCES, **(tolerances or {})}
+        self.thresholds = None
+        self.fingerprint: dict = {}  # checkpoint checksums, set by from_checkpoints
+        if thresholds is not None:
+            self._set_thresholds(thresholds)
+        ranges = {c: (s["min"], s["max"]) for c, s in dataset_stats["features"].items()
+                  if c in FEATURES}
+        for column, (low, high) in dataset_stats["in_distribution_ranges"].items():
+            ranges[column] = (max(ranges[column][0], low), min(ranges[column][1], high))
+        self.domain = ranges  # {feature: (low, high)}: the tighter of the two bounds
+
+    def _set_thresholds(self, thresholds: dict) -> None:
+        value = thresholds.get("divergence") if isinstance(thresholds, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"thresholds must hold 'divergence', a number ≥ 0; "
+                             f"got {thresholds!r}")
+        self.thresholds = dict(thresholds)
+
+    @classmethod
+    def from_checkpoints(cls, mlp_path, mamba_path, data_manifest_sha256: str | None = None,
+                         thresholds_path=None, model_overrides: dict | None = None,
+                         **options) -> "Selector":
+        """Both backbones from their checkpoints (``training.load_checkpoint``), the training
+        domain from the MLP's checkpoint, thresholds from ``thresholds_path`` if given;
+        ``options`` (``rules``, ``tolerances``) go to the constructor.
+
+        Checkpoints from two data sets, a checkpoint without the data set's statistics, or a
+        thresholds file fitted for other checkpoints → ValueError.
+        """
+        mlp = training.load_checkpoint(mlp_path, data_manifest_sha256)
+        mamba = training.load_checkpoint(mamba_path, data_manifest_sha256, model_overrides)
+        if mlp["data_manifest_sha256"] != mamba["data_manifest_sha256"]:
+            raise ValueError(f"{mlp_path} and {mamba_path} were trained on different data sets "
+                             f"(MANIFEST sha256 {mlp['data_manifest_sha256']} vs "
+                             f"{mamba['data_manifest_sha256']})")
+        if not mlp.get("dataset_stats"):
+            raise ValueError(f"{mlp_path} carries no dataset_stats (the training domain); train "
+                             f"with dataset_stats=load_stats(data folder)")
+        selector = cls(mlp["model"], mamba["model"], mlp["dataset_stats"], **options)
+        selector.fingerprint = {"mlp_checkpoint_sha256": _sha256(mlp_path),
+                                "mamba_checkpoint_sha256": _sha256(mamba_path),
+                                "data_manifest_sha256": mlp["data_manifest_sha256"]}
+        if thresholds_path is not None:
+            selector.load_thresholds(thresholds_path)
+        return selector
+
+    # -- the three routing tests ---------------------------------------------------------------
+
+    def out_of_domain(self, features: pd.DataFrame) -> pd.Series:
+        """Per row: the first feature outside the training domain, or "" if none."""
+        first = pd.Series("", index=features.index, dtype=object)
+        for column in reversed(FEATURES):  # reversed, so the first column in FEATURES wins
+            low, high = self.domain[column]
+            values = features[column].to_numpy(dtype=float)
+            first[(values < low) | (values > high)] = column
+        return first
+
+    def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
+        """Per row: max over targets of |MLP − Mamba| / std, each target in its training
+        transform (log10 for radius and area) and std from the training split."""
+        scale = self.mlp.normalizer.target_std
+        diffs = [np.abs(_forward(TARGET_TRANSFORMS.get(t), mlp_pred[t].to_numpy(dtype=float))
+                        - _forward(TARGET_TRANSFORMS.get(t), mamba_pred[t].to_numpy(dtype=float)))
+                 / scale[i] for i, t in enumerate(TARGETS)]
+        return pd.Series(np.max(diffs, axis=0) if len(mlp_pred) else np.empty(0),
+                         index=mlp_pred.index)
+
+    def route(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """(MLP predictions, Mamba predictions, per-row flags): ``physics_rule`` (bool),
+        ``rules_broken`` (comma-separated names), ``out_of_domain`` (first feature outside, or
+        ""), ``divergence`` (normalised), ``routed_to`` and ``reason``."""
+        check_features(features)
+        if self.thresholds is None:
+            raise ValueError("the Selector has no divergence threshold: call "
+                             "fit_thresholds(val_frame) or pass thresholds / thresholds_path")
+        mlp_pred, mamba_pred = self.mlp.predict(features), self.mamba.predict(features)
+        broken = rules_broken(self.mlp.predict, features, self.rules, mlp_pred, self.tolerances)
+        names = pd.Series("", index=features.index, dtype=object)
+        for rule in self.rules:
+            names = names + np.where(broken[rule].to_numpy(), rule + ",", "")
+        flags = pd.DataFrame(index=features.index)
+        flags["physics_rule"] = broken.any(axis=1)
+        flags["rules_broken"] = names.str.rstrip(",")
+        flags["out_of_domain"] = self.out_of_domain(features)
+        flags["divergence"] = self.divergence(mlp_pred, mamba_pred)
+        reason = np.select([flags["physics_rule"].to_numpy(bool),
+                            flags["out_of_domain"].to_numpy() != "",
+                            flags["divergence"].to_numpy() > self.thresholds["divergence"]],
+                           REASONS, "")
+        flags["reason"] = reason.astype(object)
+        flags["routed_to"] = np.where(reason == "", "mlp", "mamba").astype(object)
+        return mlp_pred, mamba_pred, flags
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The five targets in physical units, plus ``routed_to`` ("mlp"/"mamba") and ``reason``
+        ("", "physics_rule", "out_of_domain", "divergence": the first that held). A missing or
+        extra column, NaN or inf → ValueError naming the column."""
+        mlp_pred, mamba_pred, flags = self.route(features)
+        use_mamba = (flags["routed_to"] == "mamba").to_numpy()
+        out = mlp_pred[TARGETS].copy()
+        out.loc[use_mamba, TARGETS] = mamba_pred.loc[use_mamba, TARGETS].to_numpy()
+        out["routed_to"], out["reason"] = flags["routed_to"], flags["reason"]
+        return out
+
+    # -- thresholds: fitted on validation, saved, reused ---------------------------------------
+
+    def fit_thresholds(self, val_frame: pd.DataFrame, quantile: float = 0.99) -> dict:
+        """Divergence threshold = ``quantile`` of the per-row normalised divergence over the
+        VALIDATION split (all its rows), so about 1 − quantile of in-distribution rows are
+        routed for disagreement alone. Never call this on test data."""
+        if not 0.0 < quantile <= 1.0:
+            raise ValueError(f"quantile must lie in (0, 1]; got {quantile!r}")
+        features = check_features(val_frame[FEATURES])
+        if not len(features):
+            raise ValueError("val_frame has no rows")
+        div = self.divergence(self.mlp.predict(features), self.mamba.predict(features))
+        self._set_thresholds({"divergence": float(np.quantile(div.to_numpy(), quantile)),
+                              "quantile": float(quantile), "n_val_rows": int(len(features)),
+                              "fitted_on": "val split"})
+        return self.thresholds
+
+    def save_thresholds(self, path) -> Path:
+        """The thresholds, with the checksums of the checkpoints they were fitted for (JSON,
+        written atomically)."""
+        if self.thresholds is None:
+            raise ValueError("no thresholds to save: call fit_thresholds(val_frame) first")
+        payload = {"format": THRESHOLDS_FORMAT, **self.thresholds, **self.fingerprint}
+        return atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+    def load_thresholds(self, path) -> dict:
+        """Reuse saved thresholds; a file fitted for other checkpoints → ValueError."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"thresholds file {path} does not exist")
+        payload = json.loads(path.read_text())
+        if not isinstance(payload, dict) or payload.pop("format", None) != THRESHOLDS_FORMAT:
+            raise ValueError(f"{path} is not a Selector thresholds file "
+                             f"(format {THRESHOLDS_FORMAT!r} expected)")
+        for key, value in self.fingerprint.items():
+            if key in payload and payload[key] != value:
+                raise ValueError(f"{path} was fitted for {key} {payload[key]}, not for the "
+                                 f"checkpoints loaded here ({value}); refit on validation")
+        self._set_thresholds({k: v for k, v in payload.items() if k not in self.fingerprint
+                              and not k.endswith("_sha256")})
+        return self.thresholds
+
+    @staticmethod
+    def routing_summary(predictions: pd.DataFrame) -> pd.DataFrame:
+        """Rows and fraction per route and reason (see the module's ``routing_summary``)."""
+        return routing_summary(predictions)
+
+
+def routing_summary(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Rows and fraction per route and reason (every reason listed, zeros included)."""
+    if "routed_to" not in predictions or "reason" not in predictions:
+        raise ValueError("predictions must be the Selector's output, with 'routed_to' and "
+                         "'reason' columns")
+    keys = [("mlp", "")] + [("mamba", reason) for reason in REASONS]
+    counts = predictions.groupby(["routed_to", "reason"]).size()
+    rows = [counts.get(key, 0) for key in keys]
+    n = max(len(predictions), 1)
+    return pd.DataFrame({"rows": rows, "fraction": [r / n for r in rows]},
+                        index=pd.MultiIndex.from_tuples(keys, names=["routed_to", "reason"]))

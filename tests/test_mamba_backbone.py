@@ -1,0 +1,127 @@
+"""CoverageMamba3 (the backbone around the Mamba-3 block) and the physics loss."""
+import pandas as pd
+import pytest
+import torch
+
+from coverage_lib import dataset, physics, training
+from coverage_lib.dataset import FEATURES, TARGETS
+from coverage_lib.models import CoverageMamba3, Mamba3Config
+from coverage_lib.normalization import Normalizer
+from coverage_lib.physics_loss import RULES, PhysicsLoss
+
+SMALL = Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    df = dataset.generate(2500, seed=31)
+    return df.iloc[:2000].reset_index(drop=True), df.iloc[2000:].reset_index(drop=True)
+
+
+def test_shapes_predict_contract_and_forms_agree(frames):
+    train, val = frames
+    torch.manual_seed(0)
+    model = CoverageMamba3(Normalizer.fit(train).to_dict(), SMALL).double()
+    x = torch.randn(4, 13, dtype=torch.float64)
+    assert model(x).shape == (4, 5)
+    # The scan form is a choice of algorithm, not of model: both give the same outputs.
+    for layer in model.layers:
+        for block in (layer.forward_scan, layer.backward_scan):
+            block.scan = "recurrent"
+    y_recurrent = model(x)
+    for layer in model.layers:
+        for block in (layer.forward_scan, layer.backward_scan):
+            block.scan = "parallel"
+    torch.testing.assert_close(model(x), y_recurrent, rtol=1e-10, atol=1e-10)
+    out = model.float().predict(val[FEATURES].head(6))
+    assert list(out.columns) == TARGETS and len(out) == 6
+    with pytest.raises(ValueError, match="los"):
+        model.predict(val[FEATURES].drop(columns="los"))
+
+
+def test_bidirectional_sees_later_tokens(frames):
+    """A causal scan's first token cannot see the last; the bidirectional layer can."""
+    train, _ = frames
+    stats = Normalizer.fit(train).to_dict()
+    for bidirectional, expect_change in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        model = CoverageMamba3(stats, Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8,
+                                                   bidirectional=bidirectional))
+        emb = torch.randn(2, 13, 16)
+        a = model.layers[0](emb)
+        emb2 = emb.clone()
+        emb2[:, -1] += 1.0
+        b = model.layers[0](emb2)
+        assert (not torch.allclose(a[:, 0], b[:, 0])) == expect_change
+
+
+def test_training_with_physics_loss_records_both_terms_and_round_trips(frames, tmp_path):
+    train, val = frames
+    training.seed_everything(0)
+    normalizer = Normalizer.fit(train)
+    model = CoverageMamba3(normalizer.to_dict(), SMALL)
+    hook = PhysicsLoss(normalizer, weight=0.1, n_points=2000, batch_size=64, seed=0)
+    result = training.train(model, train, val, training.TrainConfig(epochs=2, batch_size=128),
+                            tmp_path, "mamba", "best_coverage.pth", data_manifest_sha256="m",
+                            extra_loss=hook, progress=False, log=lambda *_: None)
+    h = result.history
+    assert len(h["train_data_loss"]) == len(h["train_physics_loss"]) == 2
+    assert all(p > 0 for p in h["train_physics_loss"])
+    ckpt = training.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
+    assert ckpt["model_class"] == "CoverageMamba3" and ckpt["model_config"]["d_model"] == 16
+    pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
+                                  model.predict(val[FEATURES]), check_exact=True)
+
+
+class PhysicsModel(torch.nn.Module):
+    """Normalised in → normalised out through the exact link budget (no learning)."""
+
+    def __init__(self, normalizer):
+        super().__init__()
+        self.normalizer = normalizer
+
+    def forward(self, x):
+        import numpy as np
+        from coverage_lib.normalization import FEATURE_TRANSFORMS
+        raw = x.double().numpy() * self.normalizer.feature_std + self.normalizer.feature_mean
+        cols = {}
+        for i, c in enumerate(FEATURES):
+            t = FEATURE_TRANSFORMS.get(c)
+            v = raw[:, i]
+            cols[c] = 10 ** v if t == "log10" else np.expm1(v) if t == "log1p" else v
+        frame = pd.DataFrame(cols)
+        # undo float32 round-off at the domain edges (rain 0, frequency 0.5 and 100 GHz)
+        frame["rain_rate_mmh"] = frame["rain_rate_mmh"].clip(lower=0.0)
+        frame["frequency_ghz"] = frame["frequency_ghz"].clip(0.5, 100.0)
+        frame["scenario"] = frame["scenario"].round().astype(int)
+        frame["los"] = frame["los"].round().astype(int)
+        return self.normalizer.targets(physics.link_budget(frame)).double()
+
+
+def test_physics_loss_vanishes_for_the_physics_and_not_for_a_broken_model(frames):
+    train, _ = frames
+    normalizer = Normalizer.fit(train)
+    hook = PhysicsLoss(normalizer, weight=1.0, n_points=3000, batch_size=3000, seed=1)
+    idx = torch.arange(3000)
+    exact = hook.penalties(PhysicsModel(normalizer), idx)
+    assert set(exact) == set(RULES)
+    for rule, value in exact.items():
+        assert float(value) < 1e-8, (rule, float(value))
+
+    class Broken(PhysicsModel):  # received power rises with distance
+        def forward(self, x):
+            y = super().forward(x).clone()
+            y[:, 0] = y[:, 0] + 3.0 * x[:, 1].double()
+            return y
+    broken = hook.penalties(Broken(normalizer), idx)
+    assert float(broken["power_vs_distance"]) > 1e-3
+    assert float(broken["sinr_identity"]) > 1e-3
+
+
+def test_bad_physics_weight_and_config_refused(frames):
+    with pytest.raises(ValueError, match="physics weight must be a finite number ≥ 0; got -1"):
+        PhysicsLoss(Normalizer.fit(frames[0]), weight=-1)
+    with pytest.raises(ValueError, match="scan must be one of"):
+        Mamba3Config(scan="fast")
+    with pytest.raises(ValueError, match="n_layers must be a positive integer; got 0"):
+        Mamba3Config(n_layers=0)
