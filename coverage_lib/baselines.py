@@ -28,7 +28,7 @@ import pandas as pd
 
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_text
-from .normalization import TARGET_TRANSFORMS, Normalizer, _forward, _inverse, check_features
+from .normalization import TARGET_TRANSFORMS, Normalizer, forward_transform, inverse_transform, check_features
 
 FORMAT = "d2tl-coverage-lightgbm/1"
 FILE_META = "lightgbm_baseline.json"
@@ -49,7 +49,7 @@ def _grid(search: dict) -> list[dict]:
 
 
 def _target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
-    return _forward(TARGET_TRANSFORMS.get(target), frame[target].to_numpy(dtype=float))
+    return forward_transform(TARGET_TRANSFORMS.get(target), frame[target].to_numpy(dtype=float))
 
 
 class LightGBMBaseline:
@@ -138,7 +138,7 @@ class LightGBMBaseline:
         x = self.normalizer.features(features).numpy()
         if not len(x):
             return pd.DataFrame({t: np.empty(0) for t in TARGETS}, index=features.index)
-        return pd.DataFrame({t: _inverse(TARGET_TRANSFORMS.get(t), self.boosters[t].predict(x))
+        return pd.DataFrame({t: inverse_transform(TARGET_TRANSFORMS.get(t), self.boosters[t].predict(x))
                              for t in TARGETS}, index=features.index)
 
     def save(self, folder) -> Path:

@@ -21,7 +21,7 @@ AREA_OFFSET_KM2 = np.pi * RADIUS_OFFSET_M ** 2 / 1e6
 TARGET_TRANSFORMS = {"coverage_radius_m": "log10_radius", "coverage_area_km2": "log10_area"}
 
 
-def _forward(kind: str | None, x: np.ndarray) -> np.ndarray:
+def forward_transform(kind: str | None, x: np.ndarray) -> np.ndarray:
     if kind is None:
         return x
     if kind == "log10":
@@ -35,7 +35,7 @@ def _forward(kind: str | None, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown transform {kind!r}")
 
 
-def _inverse(kind: str | None, y: np.ndarray) -> np.ndarray:
+def inverse_transform(kind: str | None, y: np.ndarray) -> np.ndarray:
     if kind is None:
         return y
     if kind == "log10_radius":
@@ -79,7 +79,7 @@ class Normalizer:
         def stats_of(columns, transforms):
             out = {}
             for c in columns:
-                v = _forward(transforms.get(c), train[c].to_numpy(dtype=float))
+                v = forward_transform(transforms.get(c), train[c].to_numpy(dtype=float))
                 out[c] = {"mean": float(v.mean()), "std": float(max(v.std(), 1e-12)),
                           "transform": transforms.get(c)}
             return out
@@ -90,18 +90,18 @@ class Normalizer:
         return self.stats
 
     def features(self, frame: pd.DataFrame) -> torch.Tensor:
-        cols = [_forward(FEATURE_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
+        cols = [forward_transform(FEATURE_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
                 for c in FEATURES]
         x = (np.stack(cols, axis=1) - self.feature_mean) / self.feature_std
         return torch.as_tensor(x, dtype=torch.float32)
 
     def targets(self, frame: pd.DataFrame) -> torch.Tensor:
-        cols = [_forward(TARGET_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
+        cols = [forward_transform(TARGET_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
                 for c in TARGETS]
         y = (np.stack(cols, axis=1) - self.target_mean) / self.target_std
         return torch.as_tensor(y, dtype=torch.float32)
 
     def targets_to_frame(self, y: torch.Tensor, index=None) -> pd.DataFrame:
         y = y.detach().cpu().double().numpy() * self.target_std + self.target_mean
-        return pd.DataFrame({c: _inverse(TARGET_TRANSFORMS.get(c), y[:, i])
+        return pd.DataFrame({c: inverse_transform(TARGET_TRANSFORMS.get(c), y[:, i])
                              for i, c in enumerate(TARGETS)}, index=index)

@@ -40,36 +40,76 @@ def _rule_row(excess: np.ndarray, tolerance: float) -> dict:
             "tolerance": tolerance}
 
 
+def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
+                base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per row and rule, how far ``predict``'s output goes beyond what the rule allows
+    (0 = obeys; a row breaks a rule when its excess exceeds ``TOLERANCES[rule]``).
+
+    ``check`` aggregates these per rule; the Selector routes on them row by row. Only the
+    perturbed inputs that ``rules`` need are predicted. ``base``, if given, is
+    ``predict(features)`` already computed.
+    """
+    unknown = [r for r in rules if r not in TOLERANCES]
+    if unknown:
+        raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
+    f = features[FEATURES].reset_index(drop=True)
+    base = predict(f) if base is None else base.reset_index(drop=True)
+    power = base["received_power_dbm"].to_numpy()
+    radius = base["coverage_radius_m"].to_numpy()
+    scale = np.maximum(radius, 1.0)
+    perturbed = {}
+
+    def shifted(column, new_values):  # the prediction with one input moved, others held
+        if column not in perturbed:
+            perturbed[column] = predict(f.assign(**{column: new_values}))
+        return perturbed[column]
+
+    def excess(rule):
+        if rule in ("power_vs_distance", "radius_vs_distance"):
+            farther = shifted("distance_m", f["distance_m"] * DISTANCE_FACTOR)
+            if rule == "power_vs_distance":
+                return np.maximum(farther["received_power_dbm"].to_numpy() - power, 0)
+            return np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale
+        if rule == "power_vs_rain":
+            rainier = shifted("rain_rate_mmh", f["rain_rate_mmh"] + RAIN_STEP_MMH)
+            return np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0)
+        if rule in ("radius_vs_tx_power", "radius_vs_gain"):
+            column = "tx_power_dbm" if rule == "radius_vs_tx_power" else "antenna_gain_dbi"
+            louder = shifted(column, f[column] + POWER_STEP_DB)
+            return np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale
+        if rule == "area_identity":
+            area = base["coverage_area_km2"].to_numpy()
+            return np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4)
+        if rule == "sinr_identity":
+            noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(),
+                                              f["noise_figure_db"].to_numpy())
+            expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
+            return np.abs(base["sinr_db"].to_numpy() - expected)
+        qos = base["qos_score"].to_numpy()
+        if rule == "qos_identity":
+            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy()))
+        if rule == "qos_range":
+            return np.maximum(np.maximum(-qos, qos - 1.0), 0)
+        d_max = np.where(f["scenario"].to_numpy() == physics.RMA,
+                         physics.MAX_DISTANCE_M[physics.RMA], physics.MAX_DISTANCE_M[physics.UMA])
+        return np.maximum(np.maximum(-radius, radius - d_max), 0)  # radius_range
+
+    return pd.DataFrame({rule: excess(rule) for rule in rules}, index=features.index)
+
+
+def rules_broken(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
+                 base: pd.DataFrame | None = None, tolerances: dict | None = None) -> pd.DataFrame:
+    """Per row and rule: True where ``predict`` breaks the rule beyond its tolerance
+    (``TOLERANCES``, or ``tolerances`` where given)."""
+    table = rule_excess(predict, features, rules, base)
+    limits = {**TOLERANCES, **(tolerances or {})}
+    return table > pd.Series({rule: limits[rule] for rule in rules})
+
+
 def check(predict, features: pd.DataFrame) -> pd.DataFrame:
     """Per rule: violation rate, mean and max size of the violations, tolerance."""
-    f = features[FEATURES].reset_index(drop=True)
-    base = predict(f)
-    farther = predict(f.assign(distance_m=f["distance_m"] * DISTANCE_FACTOR))
-    rainier = predict(f.assign(rain_rate_mmh=f["rain_rate_mmh"] + RAIN_STEP_MMH))
-    louder = predict(f.assign(tx_power_dbm=f["tx_power_dbm"] + POWER_STEP_DB))
-    gainier = predict(f.assign(antenna_gain_dbi=f["antenna_gain_dbi"] + POWER_STEP_DB))
-
-    power, radius = base["received_power_dbm"].to_numpy(), base["coverage_radius_m"].to_numpy()
-    scale = np.maximum(radius, 1.0)
-    area = base["coverage_area_km2"].to_numpy()
-    noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(), f["noise_figure_db"].to_numpy())
-    sinr_expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
-    qos = base["qos_score"].to_numpy()
-    d_max = np.where(f["scenario"].to_numpy() == physics.RMA, physics.MAX_DISTANCE_M[physics.RMA],
-                     physics.MAX_DISTANCE_M[physics.UMA])
-    excess = {
-        "power_vs_distance": np.maximum(farther["received_power_dbm"].to_numpy() - power, 0),
-        "power_vs_rain": np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0),
-        "radius_vs_distance": np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale,
-        "radius_vs_tx_power": np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale,
-        "radius_vs_gain": np.maximum(radius - gainier["coverage_radius_m"].to_numpy(), 0) / scale,
-        "area_identity": np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4),
-        "sinr_identity": np.abs(base["sinr_db"].to_numpy() - sinr_expected),
-        "qos_identity": np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy())),
-        "qos_range": np.maximum(np.maximum(-qos, qos - 1.0), 0),
-        "radius_range": np.maximum(np.maximum(-radius, radius - d_max), 0),
-    }
-    return pd.DataFrame({rule: _rule_row(excess[rule], TOLERANCES[rule])
+    table = rule_excess(predict, features, rules=list(TOLERANCES))
+    return pd.DataFrame({rule: _rule_row(table[rule].to_numpy(), TOLERANCES[rule])
                          for rule in TOLERANCES}).T
 
 

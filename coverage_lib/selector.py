@@ -30,82 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import physics, training
+from . import training
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_text
-from .normalization import TARGET_TRANSFORMS, _forward, check_features
-from .physics_checks import DISTANCE_FACTOR, POWER_STEP_DB, RAIN_STEP_MMH, TOLERANCES
+from .normalization import TARGET_TRANSFORMS, forward_transform, check_features
+from .physics_checks import TOLERANCES, rules_broken
 
 REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this order
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
                  "sinr_identity", "qos_identity", "qos_range", "radius_range")
 THRESHOLDS_FORMAT = "d2tl-coverage-selector-thresholds/1"
-
-
-def rule_excess(predict, features: pd.DataFrame, rules=ROUTING_RULES,
-                base: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per row and rule, how far ``predict``'s output goes beyond what the rule allows
-    (0 = obeys; a row breaks a rule when its excess exceeds ``TOLERANCES[rule]``).
-
-    The same quantities as ``physics_checks.check``, kept per row instead of averaged; only
-    the perturbed inputs that ``rules`` need are predicted. ``base``, if given, is
-    ``predict(features)`` already computed.
-    """
-    unknown = [r for r in rules if r not in TOLERANCES]
-    if unknown:
-        raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
-    f = features[FEATURES].reset_index(drop=True)
-    base = predict(f) if base is None else base.reset_index(drop=True)
-    power = base["received_power_dbm"].to_numpy()
-    radius = base["coverage_radius_m"].to_numpy()
-    scale = np.maximum(radius, 1.0)
-    perturbed = {}
-
-    def shifted(column, new_values):  # the prediction with one input moved, others held
-        if column not in perturbed:
-            perturbed[column] = predict(f.assign(**{column: new_values}))
-        return perturbed[column]
-
-    def excess(rule):
-        if rule in ("power_vs_distance", "radius_vs_distance"):
-            farther = shifted("distance_m", f["distance_m"] * DISTANCE_FACTOR)
-            if rule == "power_vs_distance":
-                return np.maximum(farther["received_power_dbm"].to_numpy() - power, 0)
-            return np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale
-        if rule == "power_vs_rain":
-            rainier = shifted("rain_rate_mmh", f["rain_rate_mmh"] + RAIN_STEP_MMH)
-            return np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0)
-        if rule in ("radius_vs_tx_power", "radius_vs_gain"):
-            column = "tx_power_dbm" if rule == "radius_vs_tx_power" else "antenna_gain_dbi"
-            louder = shifted(column, f[column] + POWER_STEP_DB)
-            return np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale
-        if rule == "area_identity":
-            area = base["coverage_area_km2"].to_numpy()
-            return np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4)
-        if rule == "sinr_identity":
-            noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(),
-                                              f["noise_figure_db"].to_numpy())
-            expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
-            return np.abs(base["sinr_db"].to_numpy() - expected)
-        qos = base["qos_score"].to_numpy()
-        if rule == "qos_identity":
-            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy()))
-        if rule == "qos_range":
-            return np.maximum(np.maximum(-qos, qos - 1.0), 0)
-        d_max = np.where(f["scenario"].to_numpy() == physics.RMA,
-                         physics.MAX_DISTANCE_M[physics.RMA], physics.MAX_DISTANCE_M[physics.UMA])
-        return np.maximum(np.maximum(-radius, radius - d_max), 0)  # radius_range
-
-    return pd.DataFrame({rule: excess(rule) for rule in rules}, index=features.index)
-
-
-def rules_broken(predict, features: pd.DataFrame, rules=ROUTING_RULES,
-                 base: pd.DataFrame | None = None, tolerances: dict | None = None) -> pd.DataFrame:
-    """Per row and rule: True where ``predict`` breaks the rule beyond its tolerance
-    (``physics_checks.TOLERANCES``, or ``tolerances`` where given)."""
-    table = rule_excess(predict, features, rules, base)
-    limits = {**TOLERANCES, **(tolerances or {})}
-    return table > pd.Series({rule: limits[rule] for rule in rules})
 
 
 def _sha256(path) -> str:
@@ -197,8 +131,8 @@ class Selector:
         """Per row: max over targets of |MLP − Mamba| / std, each target in its training
         transform (log10 for radius and area) and std from the training split."""
         scale = self.mlp.normalizer.target_std
-        diffs = [np.abs(_forward(TARGET_TRANSFORMS.get(t), mlp_pred[t].to_numpy(dtype=float))
-                        - _forward(TARGET_TRANSFORMS.get(t), mamba_pred[t].to_numpy(dtype=float)))
+        diffs = [np.abs(forward_transform(TARGET_TRANSFORMS.get(t), mlp_pred[t].to_numpy(dtype=float))
+                        - forward_transform(TARGET_TRANSFORMS.get(t), mamba_pred[t].to_numpy(dtype=float)))
                  / scale[i] for i, t in enumerate(TARGETS)]
         return pd.Series(np.max(diffs, axis=0) if len(mlp_pred) else np.empty(0),
                          index=mlp_pred.index)

@@ -9,7 +9,8 @@ from coverage_lib import dataset, physics, physics_checks, training
 from coverage_lib.dataset import FEATURES, TARGETS
 from coverage_lib.models import CoverageMamba3, CoverageMLP, CoverageModel, Mamba3Config, MLPConfig
 from coverage_lib.normalization import Normalizer, check_features
-from coverage_lib.selector import ROUTING_RULES, Selector, routing_summary, rules_broken
+from coverage_lib.physics_checks import rules_broken
+from coverage_lib.selector import ROUTING_RULES, Selector, routing_summary
 
 ID_RANGES = {"frequency_ghz": (0.5, 50.0), "rain_rate_mmh": (0.0, 60.0),
              "distance_m": (10.0, 5000.0)}
