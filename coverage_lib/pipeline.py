@@ -60,11 +60,15 @@ def stage_params(profile: str) -> dict:
     if unknown:
         raise ValueError(f"params/{profile}.yaml names unknown stage {unknown[0]!r}; stages: "
                          f"{[s.name for s in STAGES]}")
+    absent = [s.name for s in STAGES if s.name not in config]
+    if absent:
+        raise ValueError(f"params/{profile}.yaml has no section for stage {absent[0]!r}: every "
+                         f"stage's parameters are passed explicitly")
     out = {}
     for stage in STAGES:
         if not resolve(stage.notebook).exists():
             raise ValueError(f"stage {stage.name}: notebook {stage.notebook} does not exist")
-        p = {**config.get(stage.name, {}), "profile": profile,
+        p = {**config[stage.name], "profile": profile,
              "data_dir": data_dir_of(profile)}
         declared = set(inspect_notebook(str(resolve(stage.notebook))))
         extra = sorted(set(p) - declared)
@@ -87,7 +91,7 @@ def stage_hash(stage: Stage, p: dict) -> str:
     """Content hash of what determines a stage's results."""
     root = project_root()
     nb = nbformat.read(resolve(stage.notebook), as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    cells = "\n".join(f"{c.cell_type}:{c.source}" for c in nb.cells)  # narrative included
     library = sorted((root / "coverage_lib").rglob("*.py")) + \
         sorted((root / "coverage_lib").rglob("*.npz"))
     data = resolve(p["data_dir"])
@@ -95,7 +99,7 @@ def stage_hash(stage: Stage, p: dict) -> str:
                     for f in ([data / entry] if (data / entry).is_file()
                               else (data / entry).rglob("*")) if f.is_file())
     h = hashlib.sha256()
-    for part in (code, json.dumps(p, sort_keys=True), _sha256_files(library),
+    for part in (cells, json.dumps(p, sort_keys=True), _sha256_files(library),
                  _sha256_files(inputs)):
         h.update(part.encode())
     return h.hexdigest()

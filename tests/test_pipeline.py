@@ -20,6 +20,11 @@ TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
         "n_plot_rows": 1000}
 TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
             "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
+TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
+              "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
+              "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
+              "collocation_points": 500, "physics_batch_size": 16}
+STAGE_COUNT = 3
 
 
 @pytest.fixture()
@@ -36,7 +41,8 @@ def project(tmp_path, monkeypatch):
 
 def write_profile(root, name, data_params, mlp_params=TINY_MLP):
     (root / "params" / f"{name}.yaml").write_text(
-        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params}))
+        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
+                        "03_train_mamba": TINY_MAMBA}))
 
 
 def tree_digest(folder: Path) -> dict:
@@ -47,7 +53,7 @@ def tree_digest(folder: Path) -> dict:
 def test_run_skip_force_and_rerun_on_change(project):
     logs = []
     first = pipeline.run("tiny", log=logs.append)
-    assert [v["status"] for v in first.values()] == ["ran", "ran"]
+    assert [v["status"] for v in first.values()] == ["ran"] * STAGE_COUNT
     assert (project / "data" / "tiny" / "models" / "best_mlp_coverage.pth").exists()
     data = project / "data" / "tiny"
     manifest = (data / "dataset" / "MANIFEST.txt").read_text()
@@ -62,19 +68,20 @@ def test_run_skip_force_and_rerun_on_change(project):
     assert (project / "book" / "executed" / "MANIFEST.txt").read_text() == manifest
 
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
-        ["skipped", "skipped"]
+        ["skipped"] * STAGE_COUNT
     assert any("skipped" in line for line in logs)
     assert pipeline.run("tiny", force=True, log=logs.append)["01_data"]["status"] == "ran"
     # Same seed, same bytes: the forced rerun reproduces every data file.
     assert (data / "dataset" / "MANIFEST.txt").read_text() == manifest
 
-    # A changed training parameter reruns training only; changed data reruns both.
+    # A changed MLP parameter reruns the MLP and the stage that reads its checkpoint; changed
+    # data reruns everything.
     write_profile(project, "tiny", TINY, {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
-        ["skipped", "ran"]
+        ["skipped", "ran", "ran"]
     write_profile(project, "tiny", {**TINY, "seed": 8}, {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
-        ["ran", "ran"]
+        ["ran"] * STAGE_COUNT
     assert (data / "dataset" / "MANIFEST.txt").read_text() != manifest
 
 
