@@ -101,6 +101,16 @@ def one_of(*allowed):
     return rule
 
 
+# The shared trainer's parameters (coverage_lib.training.TrainConfig), in both training stages.
+TRAINER_RULES = {
+    "epochs": positive_int,
+    "batch_size": positive_int,
+    "lr": positive_number,
+    "weight_decay": non_negative_number,
+    "patience": positive_int,
+    "loss": one_of("mse", "multitask"),
+    "seed": non_negative_int,
+}
 # Rules per stage; every parameter of a stage's notebook has one. Later stages add theirs.
 RULES = {
     "01_data": {
@@ -115,25 +125,13 @@ RULES = {
         "n_plot_rows": positive_int,
     },
     "02_train_mlp": {
-        "epochs": positive_int,
-        "batch_size": positive_int,
-        "lr": positive_number,
-        "weight_decay": non_negative_number,
-        "patience": positive_int,
-        "loss": one_of("mse", "multitask"),
-        "seed": non_negative_int,
+        **TRAINER_RULES,
         "width": positive_int,
         "depth": positive_int,
         "dropout": unit_interval,
     },
     "03_train_mamba": {
-        "epochs": positive_int,
-        "batch_size": positive_int,
-        "lr": positive_number,
-        "weight_decay": non_negative_number,
-        "patience": positive_int,
-        "loss": one_of("mse", "multitask"),
-        "seed": non_negative_int,
+        **TRAINER_RULES,
         "d_model": positive_int,
         "d_state": positive_int,
         "n_layers": positive_int,

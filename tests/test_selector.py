@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from broken_rules import break_rule
 
 from coverage_lib import dataset, physics, physics_checks, training
 from coverage_lib.dataset import FEATURES, TARGETS
@@ -89,30 +90,8 @@ def test_the_ood_test_sets_go_to_the_mamba(data):
 
 
 def broken(rule):
-    """An edit that breaks one rule (as in test_physics_checks)."""
-    def edit(f, out):
-        if rule == "power_vs_distance":
-            out["received_power_dbm"] += 30 * np.log10(f["distance_m"].to_numpy())
-        elif rule == "power_vs_rain":
-            out["received_power_dbm"] += 0.5 * f["rain_rate_mmh"].to_numpy()
-        elif rule == "radius_vs_distance":
-            out["coverage_radius_m"] = 0.5 * f["distance_m"].to_numpy()
-        elif rule == "radius_vs_tx_power":
-            out["coverage_radius_m"] = 5000.0 - 50 * f["tx_power_dbm"].to_numpy()
-        elif rule == "radius_vs_gain":
-            out["coverage_radius_m"] = 3000.0 - 50 * f["antenna_gain_dbi"].to_numpy()
-        elif rule == "area_identity":
-            out["coverage_area_km2"] *= 1.5
-        elif rule == "sinr_identity":
-            out["sinr_db"] += 3.0
-        elif rule == "qos_identity":
-            out["qos_score"] = 0.5 * out["qos_score"]
-        elif rule == "qos_range":
-            out["qos_score"] = out["qos_score"] + 0.5
-        elif rule == "radius_range":
-            out["coverage_radius_m"] = out["coverage_radius_m"] * 3 + 100
-        return out
-    return edit
+    """An edit that breaks one rule."""
+    return lambda f, out: break_rule(rule, f, out)
 
 
 @pytest.mark.parametrize("rule", ROUTING_RULES)
