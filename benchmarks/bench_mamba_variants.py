@@ -1,0 +1,41 @@
+"""Causal vs bidirectional CoverageMamba3 at equal epochs on one profile's data (benchmark).
+
+    .venv/bin/python benchmarks/bench_mamba_variants.py [--data data/quick] [--epochs 6]
+"""
+import argparse
+import tempfile
+import time
+
+from coverage_lib import dataset, paths, training
+from coverage_lib.models import CoverageMamba3, Mamba3Config
+from coverage_lib.normalization import Normalizer
+from coverage_lib.physics_loss import PhysicsLoss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="data/quick")
+    parser.add_argument("--epochs", type=int, default=6)
+    args = parser.parse_args()
+    folder = paths.dataset_dir(args.data)
+    train, val = dataset.load_split(folder, "train"), dataset.load_split(folder, "val")
+    normalizer = Normalizer.fit(train)
+    for bidirectional in (False, True):
+        training.seed_everything(0)
+        model = CoverageMamba3(normalizer.to_dict(), Mamba3Config(bidirectional=bidirectional))
+        hook = PhysicsLoss(normalizer, 0.1, n_points=50_000, batch_size=64)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            result = training.train(
+                model, train, val, training.TrainConfig(epochs=args.epochs, batch_size=512,
+                                                        lr=3e-3), tmp, "mamba", "best.pth",
+                data_manifest_sha256="bench", extra_loss=hook, progress=False,
+                log=lambda *_: None)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{'bidirectional' if bidirectional else 'causal':>13}: {params:,} parameters, "
+              f"best val MAE (normalised) {min(result.history['val_mae']):.4f} at epoch "
+              f"{result.best_epoch}, {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
