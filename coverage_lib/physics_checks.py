@@ -116,3 +116,13 @@ def check(predict, features: pd.DataFrame) -> pd.DataFrame:
 def link_budget_predictor(features: pd.DataFrame) -> pd.DataFrame:
     """The noise-free physics as a predictor (it obeys every rule)."""
     return physics.link_budget(features)
+
+
+def violation_rates(predictors: dict, row_sets: dict) -> pd.DataFrame:
+    """Percentage of rows breaking each rule: one column per (row set, predictor) pair.
+
+    ``predictors`` maps a name to a ``predict`` callable, ``row_sets`` a name to features.
+    """
+    return pd.DataFrame({(where, name): 100.0 * check(predict, rows)["violation_rate"]
+                         for where, rows in row_sets.items()
+                         for name, predict in predictors.items()})

@@ -27,3 +27,13 @@ def test_a_broken_predictor_fails_its_rule(features, rule):
     table = physics_checks.check(broken(rule), features)
     assert table.loc[rule, "violation_rate"] > 0.2, table
     assert table.loc[rule, "max_violation"] > table.loc[rule, "tolerance"]
+
+
+def test_violation_rates_table_has_a_column_per_set_and_predictor(features):
+    table = physics_checks.violation_rates(
+        {"physics": physics_checks.link_budget_predictor, "broken": broken("sinr_identity")},
+        {"a": features.head(200), "b": features.tail(200)})
+    assert list(table.columns) == [("a", "physics"), ("a", "broken"), ("b", "physics"),
+                                   ("b", "broken")]
+    assert (table[("a", "physics")] == 0).all()
+    assert table.loc["sinr_identity", ("b", "broken")] == 100.0
