@@ -113,6 +113,13 @@ def test_missing_parameter_refused(project):
     assert not (project / "data").exists()
 
 
+def test_profile_without_a_stage_section_refused(project):
+    (project / "params" / "tiny.yaml").write_text(yaml.safe_dump({"01_data": TINY}))
+    with pytest.raises(ValueError, match="no section for stage '02_train_mlp'"):
+        pipeline.run("tiny", log=lambda *_: None)
+    assert not (project / "data").exists()
+
+
 def test_unknown_profile_refused_by_the_cli(project):
     result = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "nope"],
                             capture_output=True, text=True, cwd=project)
