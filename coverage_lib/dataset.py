@@ -60,7 +60,7 @@ def draw_features(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
     scenario = rng.integers(0, 3, n)
     uma, umi, rma = (scenario == s for s in (physics.UMA, physics.UMI, physics.RMA))
     frequency = _log_uniform(rng, 0.5, np.where(rma, 30.0, 100.0))
-    distance = _log_uniform(rng, 10.0, np.where(rma, 10000.0, 5000.0))
+    distance = _log_uniform(rng, 10.0, physics.max_distance_m(scenario))
     bs_height = np.select([uma, umi], [25.0, 10.0], rng.uniform(10.0, 150.0, n))
     ue_height = np.where(rma, rng.uniform(1.0, 10.0, n), rng.uniform(1.5, 22.5, n))
     tx_power = np.where(umi, rng.uniform(30.0, 44.0, n), rng.uniform(40.0, 49.0, n))

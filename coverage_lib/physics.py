@@ -36,6 +36,11 @@ RMA_STREET_WIDTH_M = 20.0
 ENVIRONMENT_HEIGHT_M = 1.0
 
 
+def max_distance_m(scenario):
+    """Largest 2-D distance of the scenario's domain (5 km UMa/UMi, 10 km RMa), m."""
+    return np.where(np.asarray(scenario) == RMA, MAX_DISTANCE_M[RMA], MAX_DISTANCE_M[UMA])
+
+
 def _log10(x):
     return np.log10(np.asarray(x, dtype=float))
 
@@ -335,7 +340,7 @@ def link_budget(features: pd.DataFrame, edge_sinr_db=EDGE_SINR_DB,
     eirp = col["tx_power_dbm"] + col["antenna_gain_dbi"]
     received = eirp - pl - gamma * d3d / 1000.0
     sinr = received - noise - penalty
-    d_max = np.where(scenario == RMA, MAX_DISTANCE_M[RMA], MAX_DISTANCE_M[UMA])
+    d_max = max_distance_m(scenario)
     radius, censored = coverage_radius_m(seg, eirp - noise - penalty, gamma, d_max,
                                          edge_sinr_db=edge_sinr_db)
     return pd.DataFrame({

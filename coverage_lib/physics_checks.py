@@ -90,8 +90,7 @@ def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
             return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy()))
         if rule == "qos_range":
             return np.maximum(np.maximum(-qos, qos - 1.0), 0)
-        d_max = np.where(f["scenario"].to_numpy() == physics.RMA,
-                         physics.MAX_DISTANCE_M[physics.RMA], physics.MAX_DISTANCE_M[physics.UMA])
+        d_max = physics.max_distance_m(f["scenario"].to_numpy())
         return np.maximum(np.maximum(-radius, radius - d_max), 0)  # radius_range
 
     return pd.DataFrame({rule: excess(rule) for rule in rules}, index=features.index)

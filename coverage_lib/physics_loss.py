@@ -20,9 +20,8 @@ import torch
 from . import physics
 from .dataset import TARGETS, draw_features
 from .normalization import AREA_OFFSET_KM2, RADIUS_OFFSET_M
+from .physics_checks import DISTANCE_FACTOR, RAIN_STEP_MMH  # the same steps as the checks
 
-DISTANCE_FACTOR = 1.1
-RAIN_STEP_MMH = 5.0
 RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
          "sinr_identity", "qos_identity")
 

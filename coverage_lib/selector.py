@@ -23,7 +23,6 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import training
-from .dataset import FEATURES, TARGETS
+from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
 from .normalization import TARGET_TRANSFORMS, forward_transform, check_features
 from .physics_checks import TOLERANCES, rules_broken
@@ -40,10 +39,6 @@ REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this ord
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
                  "sinr_identity", "qos_identity", "qos_range", "radius_range")
 THRESHOLDS_FORMAT = "d2tl-coverage-selector-thresholds/1"
-
-
-def _sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class Selector:
@@ -109,8 +104,8 @@ class Selector:
             raise ValueError(f"{mlp_path} carries no dataset_stats (the training domain); train "
                              f"with dataset_stats=load_stats(data folder)")
         selector = cls(mlp["model"], mamba["model"], mlp["dataset_stats"], **options)
-        selector.fingerprint = {"mlp_checkpoint_sha256": _sha256(mlp_path),
-                                "mamba_checkpoint_sha256": _sha256(mamba_path),
+        selector.fingerprint = {"mlp_checkpoint_sha256": sha256_file(mlp_path),
+                                "mamba_checkpoint_sha256": sha256_file(mamba_path),
                                 "data_manifest_sha256": mlp["data_manifest_sha256"]}
         if thresholds_path is not None:
             selector.load_thresholds(thresholds_path)

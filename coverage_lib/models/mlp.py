@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
 from torch import nn
 
 from ..dataset import FEATURES, TARGETS
@@ -66,8 +67,6 @@ class CoverageMLP(CoverageModel):
 def inference_module(model: CoverageMLP):
     """A frozen TorchScript graph of the network for low-latency serving (normalised in,
     normalised out): the per-call Python and autograd overhead of eager mode is gone."""
-    import torch
-
     with torch.inference_mode(False), torch.no_grad():
         traced = torch.jit.trace(model.net.eval(), torch.zeros(1, len(FEATURES)))
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
