@@ -9,7 +9,9 @@ they span four decades and are 0 where even 10 m fails); the other targets in ph
 covers the knobs that matter most on tabular data: leaves, learning rate, leaf size). Every
 candidate trains with early stopping on the validation split's MAE; each target keeps the
 candidate with the lowest validation MAE (in the target's training units: dB, log10 m,
-log10 km², qos units). Training is deterministic: a fixed seed, ``deterministic=True``,
+log10 km², qos units). With ``search_rows``, the search runs on a seeded subsample of that
+many training rows and the chosen candidate is then refitted on every training row (again
+with early stopping on validation): the usual way to afford a search on a large data set. Training is deterministic: a fixed seed, ``deterministic=True``,
 ``force_row_wise=True`` and a fixed thread count.
 
 ``save`` writes LightGBM's own text model format, one file per target, and a JSON with the
@@ -75,15 +77,38 @@ class LightGBMBaseline:
         self.chosen: dict[str, dict] = {}
         self.search_results: list[dict] = []
         self.data_manifest_sha256: str | None = None
+        self.search_rows: int | None = None
 
     def _params(self, candidate: dict) -> dict:
         return {"objective": "regression", "metric": "l1", "seed": self.seed,
                 "deterministic": True, "force_row_wise": True, "num_threads": self.num_threads,
                 "feature_pre_filter": False, "verbosity": -1, **candidate}
 
+    def _train(self, candidate: dict, x_train, y_train, x_val, y_val):
+        """One candidate with early stopping: (booster, best iteration, validation MAE)."""
+        # A fresh Dataset per candidate: min_child_samples changes how bins are filtered.
+        params = self._params(candidate)
+        train_set = lightgbm.Dataset(x_train, y_train, feature_name=FEATURES, params=params)
+        val_set = lightgbm.Dataset(x_val, y_val, reference=train_set, params=params)
+        booster = lightgbm.train(
+            params, train_set, num_boost_round=self.num_boost_round,
+            valid_sets=[val_set], valid_names=["val"],
+            callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)])
+        iteration = booster.best_iteration or booster.current_iteration()
+        val_mae = float(np.mean(np.abs(booster.predict(x_val, num_iteration=iteration) - y_val)))
+        return booster, int(iteration), val_mae
+
     def fit(self, train_frame: pd.DataFrame, val_frame: pd.DataFrame, search: dict | None = None,
-            data_manifest_sha256: str | None = None) -> "LightGBMBaseline":
-        """Search ``search`` (default DEFAULT_GRID) per target; keep the best on validation MAE."""
+            data_manifest_sha256: str | None = None,
+            search_rows: int | None = None) -> "LightGBMBaseline":
+        """Search ``search`` (default DEFAULT_GRID) per target; keep the best on validation MAE.
+
+        ``search_rows``: search on that many training rows (seeded subsample), then refit the
+        chosen candidate on all of them; None searches on every row.
+        """
+        if search_rows is not None and (isinstance(search_rows, bool)
+                                        or not isinstance(search_rows, int) or search_rows <= 0):
+            raise ValueError(f"search_rows must be a positive integer or None; got {search_rows!r}")
         for name, frame in (("train_frame", train_frame), ("val_frame", val_frame)):
             missing = [c for c in FEATURES + TARGETS if c not in frame.columns]
             if missing:
@@ -95,31 +120,32 @@ class LightGBMBaseline:
         x_val = self.normalizer.features(val_frame).numpy()
         self.boosters, self.chosen, self.search_results = {}, {}, []
         self.data_manifest_sha256 = data_manifest_sha256
+        subsample = None
+        if search_rows is not None and search_rows < len(x_train):
+            subsample = np.sort(np.random.default_rng(self.seed).choice(
+                len(x_train), size=search_rows, replace=False))
+        self.search_rows = None if subsample is None else int(search_rows)
         for target in TARGETS:
             y_train, y_val = _target_values(train_frame, target), _target_values(val_frame, target)
+            xs, ys = (x_train, y_train) if subsample is None else (x_train[subsample],
+                                                                   y_train[subsample])
             best = None
             for candidate in candidates:
-                # A fresh Dataset per candidate: min_child_samples changes how bins are filtered.
-                params = self._params(candidate)
-                train_set = lightgbm.Dataset(x_train, y_train, feature_name=FEATURES,
-                                             params=params)
-                val_set = lightgbm.Dataset(x_val, y_val, reference=train_set, params=params)
-                booster = lightgbm.train(
-                    params, train_set, num_boost_round=self.num_boost_round,
-                    valid_sets=[val_set], valid_names=["val"],
-                    callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)])
-                iteration = booster.best_iteration or booster.current_iteration()
-                val_mae = float(np.mean(np.abs(
-                    booster.predict(x_val, num_iteration=iteration) - y_val)))
-                row = {"target": target, **candidate, "best_iteration": int(iteration),
-                       "val_mae": val_mae}
+                booster, iteration, val_mae = self._train(candidate, xs, ys, x_val, y_val)
+                row = {"target": target, **candidate, "best_iteration": iteration,
+                       "val_mae": val_mae, "train_rows": int(len(xs))}
                 self.search_results.append(row)
                 if best is None or val_mae < best[0]["val_mae"]:
-                    best = (row, booster)
-            row, booster = best
-            self.chosen[target] = {"params": {k: row[k] for k in candidates[0]},
+                    best = (row, booster, candidate)
+            row, booster, candidate = best
+            if subsample is not None:  # refit the chosen candidate on every training row
+                booster, iteration, val_mae = self._train(candidate, x_train, y_train,
+                                                          x_val, y_val)
+                row = {**row, "best_iteration": iteration, "val_mae": val_mae,
+                       "train_rows": int(len(x_train))}
+            self.chosen[target] = {"params": dict(candidate),
                                    "best_iteration": row["best_iteration"],
-                                   "val_mae": row["val_mae"]}
+                                   "val_mae": row["val_mae"], "train_rows": row["train_rows"]}
             # Keep only the trees up to the best iteration: what is saved is what predicts.
             self.boosters[target] = lightgbm.Booster(
                 model_str=booster.model_to_string(num_iteration=row["best_iteration"]))
@@ -160,6 +186,7 @@ class LightGBMBaseline:
                 "settings": {"seed": self.seed, "num_threads": self.num_threads,
                              "num_boost_round": self.num_boost_round,
                              "early_stopping_rounds": self.early_stopping_rounds},
+                "search_rows": self.search_rows,
                 "lightgbm_version": lightgbm.__version__}
         return atomic_write_text(folder / FILE_META, json.dumps(meta, indent=1) + "\n")
 
@@ -186,6 +213,7 @@ class LightGBMBaseline:
         model.normalizer = Normalizer(meta["feature_stats"])
         model.chosen, model.search_results = meta["chosen"], meta["search_results"]
         model.data_manifest_sha256 = meta["data_manifest_sha256"]
+        model.search_rows = meta.get("search_rows")
         for target in TARGETS:
             entry = meta["models"][target]
             model_path = folder / entry["file"]

@@ -94,6 +94,21 @@ def range_within(low, high):
     return rule
 
 
+def list_of(rule):
+    """A rule: a non-empty list whose every item passes ``rule``."""
+    def check(name, v):
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError(f"{name} must be a non-empty list; got {v!r}")
+        for i, item in enumerate(v):
+            rule(f"{name}[{i}]", item)
+    return check
+
+
+def quantile(name, v):
+    if not _is_number(v) or not 0 < v <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1]; got {v!r}")
+
+
 def one_of(*allowed):
     def rule(name, v):
         if v not in allowed:
@@ -142,6 +157,24 @@ RULES = {
         "physics_weight": non_negative_number,
         "collocation_points": positive_int,
         "physics_batch_size": positive_int,
+    },
+    "04_evaluate": {
+        "seed": non_negative_int,
+        "lightgbm_num_leaves": list_of(positive_int),
+        "lightgbm_learning_rate": list_of(positive_number),
+        "lightgbm_min_child_samples": list_of(positive_int),
+        "lightgbm_search_rows": positive_int,
+        "lightgbm_max_rounds": positive_int,
+        "lightgbm_early_stopping": positive_int,
+        "selector_quantile": quantile,
+        "physics_rows": positive_int,
+        "latency_repeats": positive_int,
+    },
+    "05_plots": {
+        "seed": non_negative_int,
+        "n_plot_rows": positive_int,
+        "map_points": positive_int,
+        "map_extent_m": positive_number,
     },
 }
 # Injected by the pipeline into every stage (derived from the profile).

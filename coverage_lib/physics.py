@@ -318,6 +318,28 @@ def coverage_radius_m(seg, budget_db, attenuation_db_per_km, max_distance_m,
     return radius, fails_at_min | passes_at_max
 
 
+def consistent_targets(features: pd.DataFrame, received_power_dbm, coverage_radius_m,
+                       implementation_gap_db=IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
+    """The five targets made to obey the identities of physics.md from two free quantities.
+
+    Radius is clipped to [0, d_max]; SINR = P_rx − N − 10·log10(1 + INR); area = π·r²/10⁶;
+    qos = qos(SINR). A model that predicts received power and radius thus answers with
+    outputs that satisfy rules 3, 4 and 5 by construction (the monotonicity rules remain
+    the model's to learn).
+    """
+    power = np.asarray(received_power_dbm, dtype=float)
+    d_max = max_distance_m(features["scenario"].to_numpy())
+    radius = np.clip(np.asarray(coverage_radius_m, dtype=float), 0.0, d_max)
+    sinr = (power - thermal_noise_dbm(features["bandwidth_mhz"].to_numpy(),
+                                      features["noise_figure_db"].to_numpy())
+            - interference_penalty_db(features["inr_db"].to_numpy()))
+    return pd.DataFrame({"received_power_dbm": power, "sinr_db": sinr,
+                         "coverage_radius_m": radius,
+                         "coverage_area_km2": np.pi * radius ** 2 / 1e6,
+                         "qos_score": qos_score(sinr, implementation_gap_db)},
+                        index=features.index)
+
+
 def link_budget(features: pd.DataFrame, edge_sinr_db=EDGE_SINR_DB,
                 implementation_gap_db=IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
     """Noise-free (median, X = 0) targets of each link in ``features`` (columns: FEATURES).

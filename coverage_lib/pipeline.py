@@ -8,6 +8,7 @@ land in ``data/<profile>/executed/`` and are mirrored into the book's source tre
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import shutil
@@ -38,6 +39,9 @@ STAGES = [
           writes=("models/best_mlp_coverage.pth",)),
     Stage("03_train_mamba", "notebooks/03_train_mamba.ipynb",
           reads=("dataset", "models/best_mlp_coverage.pth"), writes=("models/best_coverage.pth",)),
+    Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
+          reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth"),
+          writes=("models/lightgbm", "results/metrics.json", "results/selector_thresholds.json")),
 ]
 
 BOOK_EXECUTED_DIR = "book/executed"
@@ -87,13 +91,59 @@ def _sha256_files(paths) -> str:
     return h.hexdigest()
 
 
-def stage_hash(stage: Stage, p: dict) -> str:
-    """Content hash of what determines a stage's results."""
+def _imported_modules(source: str, package: str = "") -> set[str]:
+    """Names of the ``coverage_lib`` modules that ``source`` imports, anywhere in it
+    (function-level imports included). ``package`` resolves relative imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            names.add(base)
+            names |= {f"{base}.{a.name}" for a in node.names}
+    return {n for n in names if n == "coverage_lib" or n.startswith("coverage_lib.")}
+
+
+def library_files(source: str) -> list[Path]:
+    """The library files a notebook's code depends on: every ``coverage_lib`` module it
+    imports, what those import, and so on (each package's ``__init__`` included), plus the
+    data files shipped in ``coverage_lib/data``. Editing any other module leaves the stage's
+    hash unchanged."""
     root = project_root()
+    seen, todo, files = set(), list(_imported_modules(source)), set()
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # the packages on the way are imported too
+            prefix = ".".join(parts[:i])
+            if prefix in seen:
+                continue
+            seen.add(prefix)
+            base = root.joinpath(*prefix.split("."))
+            path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            if not path.is_file():
+                continue  # a name imported from a module, not a module
+            files.add(path)
+            package = prefix if path.name == "__init__.py" else prefix.rpartition(".")[0]
+            todo.extend(_imported_modules(path.read_text(), package))
+    shipped = [f for f in (root / "coverage_lib" / "data").glob("*") if f.is_file()
+               and f.suffix != ".pyc"]
+    return sorted(files | set(shipped))
+
+
+def stage_hash(stage: Stage, p: dict) -> str:
+    """Content hash of what determines a stage's results: the notebook (narrative
+    included), its parameters, the library modules it imports (``library_files``) and the
+    stage's input files."""
     nb = nbformat.read(resolve(stage.notebook), as_version=4)
     cells = "\n".join(f"{c.cell_type}:{c.source}" for c in nb.cells)  # narrative included
-    library = sorted((root / "coverage_lib").rglob("*.py")) + \
-        sorted((root / "coverage_lib").rglob("*.npz"))
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    library = library_files("\n".join(line for line in code.splitlines()
+                                      if not line.lstrip().startswith(("%", "!"))))
     data = resolve(p["data_dir"])
     inputs = sorted(f for entry in stage.reads
                     for f in ([data / entry] if (data / entry).is_file()

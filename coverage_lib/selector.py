@@ -5,7 +5,8 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
 
 1. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
    ("Physics rules"), judged with the tolerances and finite-difference steps of
-   ``physics_checks`` (one place for both):
+   ``physics_checks`` (one place for both; routing uses its ``ROUTING_TOLERANCES``, which
+   ignore violations smaller than the backbones' own precision):
    rule 1, received power non-increasing in distance (×1.1) and in rain rate (+5 mm/h);
    rule 2, radius independent of distance (×1.1); rule 3, area = π·r²/10⁶;
    rule 4, SINR = P − N − 10·log10(1 + 10^(INR/10)); rule 5, qos = qos(SINR), qos in [0, 1],
@@ -33,7 +34,7 @@ from . import training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
 from .normalization import TARGET_TRANSFORMS, forward_transform, check_features
-from .physics_checks import TOLERANCES, rules_broken
+from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rules_broken
 
 REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this order
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
@@ -65,7 +66,7 @@ class Selector:
             raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
         self.mlp, self.mamba = mlp_model, mamba_model
         self.dataset_stats, self.rules = dataset_stats, tuple(rules)
-        self.tolerances = {**TOLERANCES, **(tolerances or {})}
+        self.tolerances = {**ROUTING_TOLERANCES, **(tolerances or {})}
         self.thresholds = None
         self.fingerprint: dict = {}  # checkpoint checksums, set by from_checkpoints
         if thresholds is not None:

@@ -99,16 +99,9 @@ def _batched(model, x, batch_size=65536):
 
 
 def evaluate(model, frame: pd.DataFrame) -> dict:
-    """Per-target metrics in physical units (MAE, RMSE, R²; for received power and SINR also
-    the MAE against the noise-free median when the frame has it)."""
-    pred = model.predict(frame[FEATURES])
-    table = metrics.score(frame, pred)
-    out = {t: {k: float(v) for k, v in table.loc[t].items()} for t in TARGETS}
-    for target, median in (("received_power_dbm", "received_power_median_dbm"),
-                           ("sinr_db", "sinr_median_db")):
-        if median in frame:
-            out[target]["mae_vs_median"] = float(np.mean(np.abs(pred[target] - frame[median])))
-    return out
+    """Per-target metrics of ``model.predict`` in physical units (MAE, RMSE, R²; for received
+    power and SINR also the MAE against the noise-free median when the frame has it)."""
+    return metrics.target_metrics(frame, model.predict(frame[FEATURES]))
 
 
 @dataclass

@@ -5,9 +5,9 @@ import numpy as np
 def break_rule(rule, f, out):
     """Edit ``out`` (targets predicted for features ``f``) so that ``rule`` is broken."""
     if rule == "power_vs_distance":
-        out["received_power_dbm"] += 30 * np.log10(f["distance_m"].to_numpy())
+        out["received_power_dbm"] += 80 * np.log10(f["distance_m"].to_numpy())
     elif rule == "power_vs_rain":
-        out["received_power_dbm"] += 0.5 * f["rain_rate_mmh"].to_numpy()
+        out["received_power_dbm"] += 1.0 * f["rain_rate_mmh"].to_numpy()
     elif rule == "radius_vs_distance":
         out["coverage_radius_m"] = 0.5 * f["distance_m"].to_numpy()
     elif rule == "radius_vs_tx_power":

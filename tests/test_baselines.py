@@ -118,3 +118,23 @@ def test_bad_search_grid_refused(frames, search):
 def test_unfitted_model_refuses_to_predict(frames):
     with pytest.raises(ValueError, match="not fitted"):
         LightGBMBaseline().predict(frames[2][FEATURES])
+
+
+def test_search_on_a_subsample_then_refit_on_every_row(frames):
+    train, val, test = frames
+    model = LightGBMBaseline(**SETTINGS).fit(train, val, search=GRID, search_rows=800)
+    table = model.search_table()
+    assert (table["train_rows"] == 800).all()
+    for target, chosen in model.chosen.items():
+        assert chosen["train_rows"] == len(train)
+        assert chosen["params"] == dict(table.loc[table[table["target"] == target]["val_mae"]
+                                                  .idxmin(), list(GRID)])
+    again = LightGBMBaseline(**SETTINGS).fit(train, val, search=GRID, search_rows=800)
+    pd.testing.assert_frame_equal(model.predict(test[FEATURES]), again.predict(test[FEATURES]))
+
+
+@pytest.mark.parametrize("search_rows", [0, -5, 1.5, True])
+def test_bad_search_rows_refused(frames, search_rows):
+    with pytest.raises(ValueError, match="search_rows must be a positive integer"):
+        LightGBMBaseline(**SETTINGS).fit(frames[0], frames[1], search=GRID,
+                                         search_rows=search_rows)

@@ -24,7 +24,11 @@ TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, 
               "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
               "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
               "collocation_points": 500, "physics_batch_size": 16}
-STAGE_COUNT = 3
+TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
+             "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
+             "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
+             "physics_rows": 100, "latency_repeats": 2}
+STAGE_COUNT = 4
 
 
 @pytest.fixture()
@@ -42,7 +46,7 @@ def project(tmp_path, monkeypatch):
 def write_profile(root, name, data_params, mlp_params=TINY_MLP):
     (root / "params" / f"{name}.yaml").write_text(
         yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
-                        "03_train_mamba": TINY_MAMBA}))
+                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL}))
 
 
 def tree_digest(folder: Path) -> dict:
@@ -78,7 +82,7 @@ def test_run_skip_force_and_rerun_on_change(project):
     # data reruns everything.
     write_profile(project, "tiny", TINY, {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
-        ["skipped", "ran", "ran"]
+        ["skipped"] + ["ran"] * (STAGE_COUNT - 1)
     write_profile(project, "tiny", {**TINY, "seed": 8}, {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["ran"] * STAGE_COUNT
@@ -155,3 +159,16 @@ def test_shipped_profiles_are_complete_and_valid(profile, monkeypatch):
     all_params = pipeline.stage_params(profile)
     assert set(all_params) == {s.name for s in pipeline.STAGES}
     assert json.dumps(all_params)  # plain data, as the stamps store it
+
+
+def test_a_stage_hashes_the_library_modules_it_imports_and_no_other():
+    files = {str(p.relative_to(REPO)) for p in pipeline.library_files(
+        "import numpy\nfrom coverage_lib import training\n")}
+    # training imports metrics, the models package imports its modules, metrics imports physics
+    assert {"coverage_lib/training.py", "coverage_lib/metrics.py", "coverage_lib/physics.py",
+            "coverage_lib/models/base.py", "coverage_lib/models/__init__.py",
+            "coverage_lib/__init__.py"} <= files
+    assert "coverage_lib/evaluation.py" not in files and "coverage_lib/selector.py" not in files
+    nested = {str(p.relative_to(REPO)) for p in pipeline.library_files(
+        "def f():\n    from coverage_lib.selector import Selector\n")}
+    assert "coverage_lib/selector.py" in nested and "coverage_lib/physics_checks.py" in nested

@@ -98,7 +98,7 @@ def broken(rule):
 def test_a_row_whose_mlp_output_breaks_a_rule_goes_to_the_mamba(data, rule):
     selector = selector_of(data, mlp_edit=broken(rule))
     features = in_domain(selector, data[0]["test"][FEATURES]).head(300)
-    flags = rules_broken(selector.mlp.predict, features)
+    flags = rules_broken(selector.mlp.predict, features, tolerances=selector.tolerances)
     assert flags[rule].mean() > 0.3, "the edit should break the rule on many rows"
     out = selector.predict(features)
     np.testing.assert_array_equal(out["reason"] == "physics_rule", flags.any(axis=1))

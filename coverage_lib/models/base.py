@@ -5,7 +5,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import physics
 from ..normalization import Normalizer, check_features
+
+OUTPUTS = ("consistent", "raw")
 
 
 class CoverageModel(nn.Module):
@@ -13,6 +16,11 @@ class CoverageModel(nn.Module):
 
     Subclasses implement ``forward``; ``predict`` takes a features DataFrame in physical units
     and returns the five targets in physical units.
+
+    The network has a head per target. ``predict`` serves them physics-consistent by default
+    (``outputs="consistent"``): received power and radius from their heads, SINR, area and
+    qos derived from them by the identities of physics.md (``physics.consistent_targets``),
+    radius clipped to [0, d_max]. ``outputs="raw"`` returns the five heads as they are.
     """
 
     def __init__(self, stats: dict):
@@ -23,11 +31,14 @@ class CoverageModel(nn.Module):
     def config(self) -> dict:
         raise NotImplementedError
 
-    def predict(self, features: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
+    def predict(self, features: pd.DataFrame, batch_size: int = 65536,
+                outputs: str = "consistent") -> pd.DataFrame:
         """Targets in physical units for each row of ``features`` (columns: FEATURES).
 
-        A missing or extra column, NaN or inf → ValueError naming the column.
+        A missing or extra column, NaN or inf, or ``outputs`` not in OUTPUTS → ValueError.
         """
+        if outputs not in OUTPUTS:
+            raise ValueError(f"outputs must be one of {list(OUTPUTS)}; got {outputs!r}")
         check_features(features)
         x = self.normalizer.features(features)
         was_training = self.training
@@ -36,4 +47,8 @@ class CoverageModel(nn.Module):
             y = torch.cat([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) \
                 if len(x) else torch.empty(0, len(self.normalizer.target_mean))
         self.train(was_training)
-        return self.normalizer.targets_to_frame(y, index=features.index)
+        raw = self.normalizer.targets_to_frame(y, index=features.index)
+        if outputs == "raw":
+            return raw
+        return physics.consistent_targets(features, raw["received_power_dbm"].to_numpy(),
+                                          raw["coverage_radius_m"].to_numpy())
