@@ -135,10 +135,32 @@ def library_files(source: str) -> list[Path]:
     return sorted(files | set(shipped))
 
 
+def _code_digest(paths) -> str:
+    """Hash of Python sources by what they do: their syntax tree without docstrings (comments
+    and formatting never reach the tree), so editing documentation reruns nothing. Other
+    files are hashed byte for byte."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(project_root())).encode())
+        if path.suffix != ".py":
+            h.update(path.read_bytes())
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                    and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(ast.dump(tree).encode())
+    return h.hexdigest()
+
+
 def stage_hash(stage: Stage, p: dict) -> str:
     """Content hash of what determines a stage's results: the notebook (narrative
-    included), its parameters, the library modules it imports (``library_files``) and the
-    stage's input files."""
+    included), its parameters, the code of the library modules it imports (``library_files``,
+    ``_code_digest``) and the stage's input files."""
     nb = nbformat.read(resolve(stage.notebook), as_version=4)
     cells = "\n".join(f"{c.cell_type}:{c.source}" for c in nb.cells)  # narrative included
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
@@ -149,7 +171,7 @@ def stage_hash(stage: Stage, p: dict) -> str:
                     for f in ([data / entry] if (data / entry).is_file()
                               else (data / entry).rglob("*")) if f.is_file())
     h = hashlib.sha256()
-    for part in (cells, json.dumps(p, sort_keys=True), _sha256_files(library),
+    for part in (cells, json.dumps(p, sort_keys=True), _code_digest(library),
                  _sha256_files(inputs)):
         h.update(part.encode())
     return h.hexdigest()

@@ -172,3 +172,17 @@ def test_a_stage_hashes_the_library_modules_it_imports_and_no_other():
     nested = {str(p.relative_to(REPO)) for p in pipeline.library_files(
         "def f():\n    from coverage_lib.selector import Selector\n")}
     assert "coverage_lib/selector.py" in nested and "coverage_lib/physics_checks.py" in nested
+
+
+def test_library_hash_ignores_docstrings_and_comments_but_not_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(tmp_path))
+    module = tmp_path / "m.py"
+
+    def digest(text):
+        module.write_text(text)
+        return pipeline._code_digest([module])
+
+    base = digest('"""Doc."""\ndef f(x):\n    """Old words."""\n    return x + 1\n')
+    assert digest('"""Other doc."""\n# a comment\ndef f(x):\n    """New words."""\n\n'
+                  '    return x + 1  # same\n') == base
+    assert digest('"""Doc."""\ndef f(x):\n    """Old words."""\n    return x + 2\n') != base
