@@ -176,6 +176,9 @@ RULES = {
         "map_points": positive_int,
         "map_extent_m": positive_number,
     },
+    "06_interactive": {
+        "interactive": boolean,
+    },
 }
 # Injected by the pipeline into every stage (derived from the profile).
 COMMON = {"profile": non_empty_str, "data_dir": non_empty_str}
