@@ -16,7 +16,7 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
 2. ``out_of_domain`` — a feature lies outside the training split's [min, max]
    (``dataset_stats["features"]``) or outside its in-distribution range
    (``dataset_stats["in_distribution_ranges"]``): the MLP was never fitted there.
-3. ``divergence`` — the two backbones disagree: max over targets of |MLP − Mamba| in
+3. ``divergence`` — the two backbones disagree: max over targets of ``|MLP − Mamba|`` in
    normalised units (each target in its training transform, log10 for radius and area,
    divided by its training-split standard deviation) exceeds ``thresholds["divergence"]``.
    The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
@@ -124,7 +124,7 @@ class Selector:
         return first
 
     def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
-        """Per row: max over targets of |MLP − Mamba| / std, each target in its training
+        """Per row: max over targets of ``|MLP − Mamba|`` / std, each target in its training
         transform (log10 for radius and area) and std from the training split."""
         scale = self.mlp.normalizer.target_std
         diffs = [np.abs(forward_transform(TARGET_TRANSFORMS.get(t), mlp_pred[t].to_numpy(dtype=float))

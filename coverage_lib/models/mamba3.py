@@ -4,7 +4,7 @@ Paper: "Mamba-3: Improved Sequence Modeling using State Space Principles" (ICLR 
 arXiv 2603.15569). Layout and initialisation follow the reference module
 `mamba_ssm/modules/mamba3.py` (mamba-ssm 2.3.2.post1), so one state_dict loads into either.
 
-Per head (head dim P, state size N), for every token t (all inputs are projections of u_t):
+Per head (head dim P, state size N), for every token t (all inputs are projections of u_t)::
 
     Δ_t = softplus(dd_dt_t + dt_bias)                 step size
     A_t = -max(softplus(dd_A_t), A_floor)             data-dependent decay rate, α_t = exp(Δ_t A_t)
@@ -20,6 +20,7 @@ of the same map (they agree to round-off, values and gradients); the fused Trito
 mamba-ssm is used only on CUDA with mamba_ssm importable.
 
 Differences from upstream, all numerically neutral or a widening of what is accepted:
+
 - upstream wraps θ into [0, 2π) (keeps float32 angles small); we do not: cos/sin are periodic
   and floor() has zero gradient, so values and gradients are the same maths.
 - upstream forces A to float32; here every tensor follows the module dtype (float64 in tests).
@@ -97,7 +98,8 @@ def scan_parallel(x, dt, A, lam, B, C, dtheta, D):
     """Quadratic (SSD-style) form of the same recurrence, same arguments as `scan_recurrent`.
 
     With c_t = Σ_{r≤t} Δ_r A_r (unrolling h_t; the (1-λ_{s+1}) term of step s+1 carries
-    B̃_s x_s with decay α_{s+1}, which merges into exp(c_t - c_s)):
+    B̃_s x_s with decay α_{s+1}, which merges into exp(c_t - c_s))::
+
         y_t = Σ_{s≤t} exp(c_t - c_s)·[λ_s Δ_s + 1(s<t)(1-λ_{s+1}) Δ_{s+1}]·(C̃_t·B̃_s) x_s + D x_t.
     """
     rot = rotary_factor(dtheta.cumsum(dim=1), B.shape[-1])             # θ_t = Σ_{s≤t} dθ_s
