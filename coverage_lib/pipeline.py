@@ -22,6 +22,7 @@ import nbformat
 from . import params as params_mod
 from .io import atomic_write_bytes, atomic_write_text
 from .paths import project_root, resolve
+from .provenance import git_state
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ STAGES = [
     Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
           reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth"),
           writes=("models/lightgbm", "results/metrics.json", "results/selector_thresholds.json")),
+    Stage("05_plots", "notebooks/05_plots.ipynb",
+          reads=("dataset", "models", "results/metrics.json", "results/selector_thresholds.json"),
+          writes=("figures",)),
+    Stage("06_interactive", "notebooks/06_interactive.ipynb",
+          reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth",
+                 "results/selector_thresholds.json")),
 ]
 
 BOOK_EXECUTED_DIR = "book/executed"
@@ -188,14 +195,33 @@ def _tag_parameters_cell(path: Path) -> None:
     atomic_write_text(path, nbformat.writes(nb))
 
 
+def _write_provenance(profile: str) -> str:
+    """data/<profile>/results/provenance.json, and its tables as markdown for the book."""
+    from . import provenance
+
+    prov = provenance.collect(profile, STAGES)
+    atomic_write_text(resolve(data_dir_of(profile)) / "results" / "provenance.json",
+                      json.dumps(prov, indent=1) + "\n")
+    return provenance.markdown(prov)
+
+
 def _mirror_to_book(profile: str) -> None:
     book = project_root() / BOOK_EXECUTED_DIR
     book.mkdir(parents=True, exist_ok=True)
     data = resolve(data_dir_of(profile))
+    atomic_write_text(book / "provenance.md", _write_provenance(profile))
     for stage in STAGES:
         src = data / "executed" / f"{stage.name}.ipynb"
         if src.exists():
             atomic_write_bytes(book / src.name, src.read_bytes())
+    figures = book / "figures"  # the PNGs the book's pages show, as the last run drew them
+    figures.mkdir(exist_ok=True)
+    drawn = {f.name: f for f in (data / "figures").glob("*.png")}
+    for stale in figures.glob("*.png"):
+        if stale.name not in drawn:
+            stale.unlink()
+    for name, src in drawn.items():
+        atomic_write_bytes(figures / name, src.read_bytes())
     manifest = data / "dataset" / "MANIFEST.txt"
     if manifest.exists():
         atomic_write_bytes(book / "MANIFEST.txt", manifest.read_bytes())
@@ -247,7 +273,7 @@ def run(profile: str, force: bool = False, log=print) -> dict:
         run_stage(stage, p, executed)
         wall = time.perf_counter() - start
         atomic_write_text(stamp_path, json.dumps(
-            {"hash": digest, "wall_s": round(wall, 2), "parameters": p,
+            {"hash": digest, "wall_s": round(wall, 2), "parameters": p, "git": git_state(),
              "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
         log(f"{prefix}: done in {wall:.1f} s")
         summary[stage.name] = {"status": "ran", "wall_s": round(wall, 2)}

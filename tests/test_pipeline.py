@@ -28,7 +28,8 @@ TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0
              "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
              "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
              "physics_rows": 100, "latency_repeats": 2}
-STAGE_COUNT = 4
+TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
+STAGE_COUNT = 6
 
 
 @pytest.fixture()
@@ -46,7 +47,8 @@ def project(tmp_path, monkeypatch):
 def write_profile(root, name, data_params, mlp_params=TINY_MLP):
     (root / "params" / f"{name}.yaml").write_text(
         yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
-                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL}))
+                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL,
+                        "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 
 
 def tree_digest(folder: Path) -> dict:

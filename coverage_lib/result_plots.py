@@ -1,0 +1,259 @@
+"""Figures of the results chapter: training curves of every run, predicted against true,
+residuals against the noise floor, physics curves, a coverage map, accuracy and latency bars.
+
+Every figure uses ``plots.use_style`` (Okabe–Ito palette, units on the axes); ``save`` writes
+PNG and PDF atomically.
+"""
+from __future__ import annotations
+
+import io as _io
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import physics
+from .dataset import FEATURES, TARGETS
+from .io import atomic_write_bytes
+from .plots import OKABE_ITO, label
+
+# One colour per model, the same in every figure.
+MODEL_COLOURS = {"physics": "#000000", "oracle": "#000000", "LightGBM": OKABE_ITO[1],
+                 "CoverageMLP": OKABE_ITO[0], "CoverageMamba3": OKABE_ITO[3],
+                 "Selector": OKABE_ITO[2]}
+OOD_SHADE = {"color": OKABE_ITO[6], "alpha": 0.25, "lw": 0}
+# A representative urban-macro link for the physics curves and the coverage map.
+REFERENCE_LINK = {"frequency_ghz": 3.5, "distance_m": 500.0, "bs_height_m": 25.0,
+                  "ue_height_m": 1.5, "tx_power_dbm": 43.0, "antenna_gain_dbi": 15.0,
+                  "bandwidth_mhz": 20.0, "noise_figure_db": 7.0, "rain_rate_mmh": 0.0,
+                  "water_vapour_gm3": 7.5, "scenario": physics.UMA, "los": 0, "inr_db": 0.0}
+
+
+def colour(name: str, i: int = 0) -> str:
+    return MODEL_COLOURS.get(name, OKABE_ITO[(i + 4) % len(OKABE_ITO)])
+
+
+def save(fig, folder, name: str) -> list[Path]:
+    """Write ``fig`` as ``<name>.png`` and ``<name>.pdf`` under ``folder`` (atomically)."""
+    paths = []
+    for fmt in ("png", "pdf"):
+        buffer = _io.BytesIO()
+        fig.savefig(buffer, format=fmt, bbox_inches="tight")
+        paths.append(atomic_write_bytes(Path(folder) / f"{name}.{fmt}", buffer.getvalue()))
+    return paths
+
+
+def all_training_curves(histories: dict):
+    """Every run in one figure: training loss (the Mamba-3's data and physics terms apart),
+    validation loss and validation MAE per epoch, log scale; the best epoch marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for i, (name, history) in enumerate(histories.items()):
+        c = colour(name, i)
+        epochs = np.arange(1, len(history["train_loss"]) + 1)
+        axes[0].plot(epochs, history["train_loss"], color=c, label=f"{name}: total")
+        if "train_physics_loss" in history:
+            axes[0].plot(epochs, history["train_data_loss"], color=c, ls="--",
+                         label=f"{name}: data term")
+            axes[0].plot(epochs, history["train_physics_loss"], color=c, ls=":",
+                         label=f"{name}: physics term")
+        axes[1].plot(epochs, history["val_loss"], color=c, label=name)
+        axes[2].plot(epochs, history["val_mae"], color=c, label=name)
+        best = history.get("best_epoch")
+        if best:
+            axes[2].plot(best, history["val_mae"][best - 1], "o", color=c)
+    titles = ("training loss (normalised)", "validation loss (normalised MSE)",
+              "validation MAE (normalised, mean of 5 targets; ● best)")
+    for ax, title in zip(axes, titles):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_true(frame: pd.DataFrame, predictions: dict, gridsize: int = 60):
+    """Hexbin of predicted against true, a row per model, a column per target; the first
+    row is the oracle's (noise-free median against the noisy target) for reference."""
+    names = list(predictions)
+    fig, axes = plt.subplots(len(names), len(TARGETS), figsize=(2.7 * len(TARGETS),
+                                                                2.5 * len(names)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        for c, target in enumerate(TARGETS):
+            ax = axes[r, c]
+            true = frame[target].to_numpy(dtype=float)
+            pred = predictions[name][target].to_numpy(dtype=float)
+            log = target in ("coverage_radius_m", "coverage_area_km2")
+            ax.hexbin(true, pred, gridsize=gridsize, bins="log", mincnt=1, cmap="cividis",
+                      xscale="log" if log else "linear", yscale="log" if log else "linear")
+            finite = true[true > 0] if log else true
+            lo, hi = np.min(finite), np.max(finite)
+            ax.plot([lo, hi], [lo, hi], color="#000000", lw=0.8, ls="--")
+            if r == len(names) - 1:
+                ax.set_xlabel(f"true {label(target)}", fontsize=7)
+            if c == 0:
+                ax.set_ylabel(f"{name}\npredicted", fontsize=8)
+            if r == 0:
+                ax.set_title(target, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def power_residuals(frame: pd.DataFrame, predictions: dict):
+    """Received-power residuals (predicted − target) of each model against the noise floor
+    (the oracle's residuals: the shadow fading itself), and each model's error against the
+    noise-free median."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    target, median = frame["received_power_dbm"], frame["received_power_median_dbm"]
+    noise = (median - target).to_numpy()
+    bins = np.linspace(-25, 25, 101)
+    axes[0].hist(noise, bins=bins, histtype="stepfilled", color="#BBBBBB",
+                 label=f"noise floor (oracle), σ = {noise.std():.2f} dB")
+    for i, (name, pred) in enumerate(predictions.items()):
+        res = (pred["received_power_dbm"] - target).to_numpy()
+        axes[0].hist(res, bins=bins, histtype="step", color=colour(name, i), lw=1.2,
+                     label=f"{name}, σ = {res.std():.2f} dB")
+        err = (pred["received_power_dbm"] - median).to_numpy()
+        axes[1].hist(err, bins=np.linspace(-3, 3, 121), histtype="step", color=colour(name, i),
+                     lw=1.2, label=f"{name}, MAE {np.abs(err).mean():.3f} dB")
+    axes[0].set_xlabel("predicted − target received power [dB]")
+    axes[0].set_title("residuals against the shadow-fading floor")
+    axes[1].set_xlabel("predicted − noise-free median received power [dB]")
+    axes[1].set_title("error against the median (what a model can still remove)")
+    for ax in axes:
+        ax.set_ylabel("rows")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _link_rows(link: dict, column: str, values) -> pd.DataFrame:
+    rows = pd.DataFrame({c: np.full(len(values), link[c], dtype=float) for c in FEATURES})
+    rows[column] = values
+    return rows
+
+
+def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
+                   n: int = 200):
+    """Received power of one fixed link against distance, rain rate and frequency (the other
+    inputs held): the noise-free physics beside each predictor, the out-of-distribution part
+    of each axis shaded. ``predictors`` maps a name to ``predict(features) -> targets``."""
+    link = {**REFERENCE_LINK, **(link or {})}
+    axes_spec = {"distance_m": np.geomspace(10.0, physics.MAX_DISTANCE_M[int(link["scenario"])], n),
+                 "rain_rate_mmh": np.linspace(0.0, 100.0, n),
+                 "frequency_ghz": np.geomspace(0.5, 100.0, n)}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (column, values) in zip(axes, axes_spec.items()):
+        rows = _link_rows(link, column, values)
+        ax.plot(values, physics.link_budget(rows)["received_power_dbm"], color="#000000",
+                lw=2.2, label="physics (median)")
+        for i, (name, predict) in enumerate(predictors.items()):
+            ax.plot(values, predict(rows)["received_power_dbm"], color=colour(name, i),
+                    lw=1.3, label=name)
+        low, high = id_ranges.get(column, (values.min(), values.max()))
+        if values.min() < low:
+            ax.axvspan(values.min(), low, **OOD_SHADE)
+        if values.max() > high:
+            ax.axvspan(high, values.max(), **OOD_SHADE, label="out of distribution")
+        if column in ("distance_m", "frequency_ghz"):
+            ax.set_xscale("log")
+        ax.set_xlabel(label(column))
+        ax.set_title(f"received power vs {column.split('_')[0]}")
+    axes[0].set_ylabel(label("received_power_dbm"))
+    axes[0].legend(fontsize=7)
+    fixed = ", ".join(f"{c}={link[c]:g}" for c in ("frequency_ghz", "distance_m",
+                                                   "rain_rate_mmh", "scenario", "los"))
+    fig.suptitle(f"one UMa link, others held ({fixed}); shaded: beyond the training ranges",
+                 fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def map_features(extent_m: float, points: int, link: dict | None = None) -> tuple:
+    """A square grid of ``points``² user positions within ±``extent_m`` of one site: the
+    features of each position (distance from the site, LOS where the 38.901 LOS probability
+    is ≥ 0.5, the rest of the reference link held) and the grid's x, y axes."""
+    link = {**REFERENCE_LINK, **(link or {})}
+    axis = np.linspace(-extent_m, extent_m, points)
+    x, y = np.meshgrid(axis, axis)
+    distance = np.maximum(np.hypot(x, y), 10.0).ravel()
+    rows = _link_rows(link, "distance_m", distance)
+    p_los = physics.los_probability(np.full(len(rows), int(link["scenario"])), distance,
+                                    rows["ue_height_m"].to_numpy())
+    rows["los"] = (p_los >= 0.5).astype(float)
+    return rows, axis
+
+
+def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
+                 id_distance_m: float):
+    """SINR over the area around one site, one panel per source (physics first), and a last
+    panel showing where the Selector answered with the Mamba-3. The training range's outer
+    distance is drawn as a circle."""
+    n = len(sinr) + 1
+    fig, axes = plt.subplots(1, n, figsize=(3.1 * n, 3.2), sharey=True)
+    extent = (axis[0] / 1e3, axis[-1] / 1e3, axis[0] / 1e3, axis[-1] / 1e3)
+    side = len(axis)
+    values = np.concatenate([np.asarray(v) for v in sinr.values()])
+    vmin, vmax = np.percentile(values, [1, 99])
+    for ax, (name, field) in zip(axes, sinr.items()):
+        image = ax.imshow(np.asarray(field).reshape(side, side), origin="lower", extent=extent,
+                          cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.set_title(name, fontsize=8)
+    fig.colorbar(image, ax=axes[:-1].tolist(), label=label("sinr_db"), shrink=0.85)
+    axes[-1].imshow(np.asarray(routed_to_mamba, dtype=float).reshape(side, side), origin="lower",
+                    extent=extent, cmap="Greys", vmin=0, vmax=1)
+    axes[-1].set_title(f"Selector → Mamba-3 (black): {np.mean(routed_to_mamba):.0%}", fontsize=8)
+    theta = np.linspace(0, 2 * np.pi, 200)
+    for ax in axes:
+        ax.plot(id_distance_m / 1e3 * np.cos(theta), id_distance_m / 1e3 * np.sin(theta),
+                color=OKABE_ITO[6], lw=1)
+        ax.set_xlabel("x [km]")
+        ax.grid(False)
+    axes[0].set_ylabel("y [km]")
+    return fig
+
+
+def accuracy_bars(accuracy: dict, models: list, names: dict):
+    """MAE relative to the MLP's, per target, on every split (log scale; 1 = the MLP)."""
+    splits = list(accuracy)
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.0 * len(splits), 3.4), sharey=True)
+    width = 0.8 / len(models)
+    for ax, split in zip(np.atleast_1d(axes), splits):
+        for i, model in enumerate(models):
+            ratios = [accuracy[split][model][t]["mae"] / accuracy[split]["mlp"][t]["mae"]
+                      for t in TARGETS]
+            ax.bar(np.arange(len(TARGETS)) + (i - (len(models) - 1) / 2) * width, ratios,
+                   width, color=colour(names[model], i), label=names[model])
+        ax.axhline(1.0, color="#000000", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(TARGETS)))
+        ax.set_xticklabels([t.split("_")[0] for t in TARGETS], rotation=45, fontsize=7)
+        ax.set_title(split, fontsize=9)
+    np.atleast_1d(axes)[0].set_ylabel("MAE / CoverageMLP's MAE")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def latency_bars(latency_rows: list):
+    """Median latency at batch 1 and throughput at batch 4096, per model and variant."""
+    table = pd.DataFrame(latency_rows)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * table["variant"].nunique() + 2.5))
+    for ax, batch, value, xlabel in ((axes[0], 1, "median_ms", "median latency, batch 1 [ms]"),
+                                     (axes[1], 4096, "rows_per_s",
+                                      "throughput, batch 4096 [rows/s]")):
+        rows = table[table["batch"] == batch].reset_index(drop=True)
+        names = rows["model"] + ": " + rows["variant"]
+        ax.barh(np.arange(len(rows)), rows[value],
+                color=[colour(m, i) for i, m in enumerate(rows["model"])])
+        ax.set_yticks(np.arange(len(rows)))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
