@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 MATHJAX := build/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: paper test quick book env clean
+.PHONY: paper test quick book pdf env clean
 
 paper: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m coverage_lib run --profile paper
@@ -29,6 +29,10 @@ quick: $(INSTALLED) $(MATHJAX)
 
 book: $(INSTALLED) $(MATHJAX)
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
+
+# Optional: needs TeX Live with xelatex (see README); not part of `make paper` or `make test`.
+pdf: $(INSTALLED)
+	$(BIN)/jupyter-book build --builder pdflatex .
 
 env: $(INSTALLED)
 

@@ -72,6 +72,14 @@ def test_run_skip_force_and_rerun_on_change(project):
     assert "n_samples = 3000" in injected.source
     assert (project / "book" / "executed" / "01_data.ipynb").exists()
     assert (project / "book" / "executed" / "MANIFEST.txt").read_text() == manifest
+    # Evaluation, figures and provenance: the book's inputs.
+    from coverage_lib import evaluation
+    metrics = evaluation.read_metrics(data / "results" / "metrics.json")
+    assert set(metrics["accuracy"]["test"]) == set(evaluation.MODELS)
+    assert (project / "book" / "executed" / "figures" / "01_training_loss_and_val_mae.png").exists()
+    assert (data / "figures" / "01_training_loss_and_val_mae.pdf").exists()
+    provenance = (project / "book" / "executed" / "provenance.md").read_text()
+    assert "04_evaluate" in provenance and "sha256" in provenance
 
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["skipped"] * STAGE_COUNT

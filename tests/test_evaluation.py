@@ -1,0 +1,153 @@
+"""Evaluation: metrics against scikit-learn's, the goals, metrics.json, physics-consistent
+outputs, latency and provenance helpers."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from coverage_lib import dataset, evaluation, latency, metrics, physics, physics_checks, provenance
+from coverage_lib.dataset import FEATURES, TARGETS
+from coverage_lib.models import CoverageMamba3, CoverageMLP, Mamba3Config, MLPConfig
+from coverage_lib.normalization import Normalizer
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_regression_metrics_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(3.0, 2.0, 500)
+    p = y + rng.normal(0.0, 0.7, 500)
+    m = metrics.regression_metrics(y, p)
+    assert m["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-12)
+    assert m["rmse"] == pytest.approx(math.sqrt(mean_squared_error(y, p)), rel=1e-12)
+    assert m["r2"] == pytest.approx(r2_score(y, p), rel=1e-12)
+
+
+def test_target_metrics_add_the_error_against_the_median():
+    frame = dataset.generate(400, seed=3)
+    oracle = metrics.oracle_predictions(frame)
+    out = metrics.target_metrics(frame, oracle)
+    assert out["received_power_dbm"]["mae_vs_median"] == 0.0
+    assert out["coverage_radius_m"]["mae"] == 0.0 and "mae_vs_median" not in out["qos_score"]
+    noise = (frame["received_power_dbm"] - frame["received_power_median_dbm"]).abs().mean()
+    assert out["received_power_dbm"]["mae"] == pytest.approx(noise)
+
+
+def accuracy_of(mlp, mamba, selector, oracle=1.0, lightgbm=1.2):
+    """A toy accuracy dict: every target's MAE per model (same on each split)."""
+    models = {"oracle": oracle, "lightgbm": lightgbm, "mlp": mlp, "mamba3": mamba,
+              "selector": selector}
+    entry = {m: {t: {"mae": v, "rmse": v, "r2": 0.9995, "mae_vs_median": 0.2}
+                 for t in TARGETS} for m, v in models.items()}
+    return {s: entry for s in ("test", "ood_frequency", "ood_rain")}
+
+
+def test_goals_report_each_value_and_whether_it_is_met():
+    rows = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=1.005, mamba=0.7,
+                                                               selector=0.71))}
+    assert rows["MLP received power test MAE / oracle MAE"]["met"]
+    assert rows["MLP received power test MAE / oracle MAE"]["value"] == pytest.approx(1.005)
+    assert rows["Mamba-3 / MLP MAE on ood_rain (mean over targets)"]["value"] == \
+        pytest.approx(0.7 / 1.005)
+    assert rows["Mamba-3 / MLP MAE on ood_rain (mean over targets)"]["met"]
+    assert rows["Selector / better single model MAE on test (worst target)"]["met"]
+    worse = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=1.05, mamba=1.3,
+                                                                selector=1.2))}
+    assert not worse["MLP received power test MAE / oracle MAE"]["met"]
+    assert not worse["Mamba-3 / MLP MAE on ood_frequency (mean over targets)"]["met"]
+    assert not worse["Selector / better single model MAE on test (worst target)"]["met"]
+    assert worse["MLP test MAE / LightGBM test MAE: qos_score"]["met"]
+
+
+def test_metrics_json_round_trip_with_non_finite_numbers(tmp_path):
+    results = {"profile": "x", "accuracy": {"test": {"oracle": {"r": float("inf")}}},
+               "goals": [{"value": np.float64("nan"), "met": np.bool_(False)}],
+               "splits": {"test": {"rows": np.int64(5)}}}
+    path = evaluation.write_metrics(tmp_path / "metrics.json", results)
+    back = evaluation.read_metrics(path)
+    assert back["format"] == evaluation.FORMAT
+    assert back["accuracy"]["test"]["oracle"]["r"] is None and back["goals"][0]["value"] is None
+    assert back["splits"]["test"]["rows"] == 5
+    with pytest.raises(ValueError, match="lacks 'goals'"):
+        evaluation.write_metrics(tmp_path / "bad.json", {"profile": "x", "accuracy": {}})
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a D2TL Coverage metrics file"):
+        evaluation.read_metrics(tmp_path / "other.json")
+    with pytest.raises(ValueError, match="does not exist"):
+        evaluation.read_metrics(tmp_path / "absent.json")
+
+
+def test_tables_name_models_and_refuse_unknown_statistics():
+    accuracy = accuracy_of(mlp=1.0, mamba=2.0, selector=1.5)
+    table = evaluation.table(accuracy, "test", "mae")
+    assert list(table.columns) == ["oracle (noise floor)", "LightGBM", "CoverageMLP",
+                                   "CoverageMamba3", "Selector"]
+    assert list(table.index) == TARGETS
+    with pytest.raises(ValueError, match="stat must be one of"):
+        evaluation.table(accuracy, "test", "mape")
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluation.table(accuracy, "ood_wind", "mae")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return dataset.generate(600, seed=11)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: CoverageMLP(s, MLPConfig(width=16, depth=2)),
+    lambda s: CoverageMamba3(s, Mamba3Config(d_model=8, d_state=4, n_layers=1, headdim=8,
+                                             expand=1)),
+])
+def test_served_outputs_obey_the_identities_the_raw_heads_do_not(frame, make):
+    torch.manual_seed(0)
+    model = make(Normalizer.fit(frame).to_dict())
+    features = frame[FEATURES]
+    raw, served = model.predict(features, outputs="raw"), model.predict(features)
+    pd.testing.assert_series_equal(raw["received_power_dbm"], served["received_power_dbm"])
+    identities = ["area_identity", "sinr_identity", "qos_identity", "qos_range", "radius_range"]
+    assert (physics_checks.check(model.predict, features).loc[identities, "violation_rate"]
+            == 0).all()
+    raw_rates = physics_checks.check(lambda f: model.predict(f, outputs="raw"), features)
+    assert raw_rates.loc["sinr_identity", "violation_rate"] > 0.5  # untrained heads disagree
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        model.predict(features, outputs="median")
+
+
+def test_consistent_targets_reproduce_the_link_budget(frame):
+    truth = physics.link_budget(frame[FEATURES])
+    derived = physics.consistent_targets(frame[FEATURES], truth["received_power_dbm"],
+                                         truth["coverage_radius_m"])
+    pd.testing.assert_frame_equal(derived, truth[TARGETS], rtol=1e-12)
+
+
+def test_latency_measure_and_scan_form(frame):
+    model = CoverageMamba3(Normalizer.fit(frame).to_dict(),
+                           Mamba3Config(d_model=8, d_state=4, n_layers=1, headdim=8, expand=1))
+    x = model.normalizer.features(frame[FEATURES].iloc[:8])
+    with torch.inference_mode():
+        parallel = model(x)
+        with latency.scan_form(model, "recurrent"):
+            assert all(m.scan == "recurrent" for m in model.modules() if hasattr(m, "scan"))
+            recurrent = model(x)
+    assert all(m.scan == "parallel" for m in model.modules() if hasattr(m, "scan"))
+    torch.testing.assert_close(parallel, recurrent, rtol=1e-4, atol=1e-5)
+    rows = latency.measure({("m", "predict"): (model.predict, lambda f: f)}, frame,
+                           batches=(1, 16), repeats={1: 3, 16: 2}, warmup=1)
+    assert list(rows["batch"]) == [1, 16] and (rows["median_ms"] > 0).all()
+    assert rows["rows_per_s"].iloc[1] == pytest.approx(16 / (rows["median_ms"].iloc[1] / 1e3))
+    with pytest.raises(ValueError, match="largest batch needs 4096"):
+        latency.measure({("m", "p"): (model.predict, lambda f: f)}, frame.iloc[:10])
+
+
+def test_provenance_markdown_has_every_section():
+    from coverage_lib import pipeline
+    prov = provenance.collect("no-such-profile", pipeline.STAGES)
+    text = provenance.markdown(prov)
+    for heading in ("Wall time per stage", "Parameters per notebook", "Library versions",
+                    "Data set checksums", "git commit"):
+        assert heading in text
+    assert prov["versions"]["torch"] == torch.__version__
