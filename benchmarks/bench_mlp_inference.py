@@ -7,26 +7,14 @@ torch.compile (inductor). Prints the torch thread count.
     .venv/bin/python benchmarks/bench_mlp_inference.py [--checkpoint data/paper/models/best_mlp_coverage.pth]
 """
 import argparse
-import statistics
-import time
 
 import torch
 
 from coverage_lib import dataset, training
+from coverage_lib.latency import median_seconds
 from coverage_lib.models import CoverageMLP, MLPConfig
 from coverage_lib.models.mlp import inference_module
 from coverage_lib.normalization import Normalizer
-
-
-def median_seconds(fn, x, repeats, warmup=50):
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -61,7 +49,7 @@ def main():
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name, fn in variants.items():
-        one = median_seconds(fn, torch.randn(1, 13), repeats=2000)
+        one = median_seconds(fn, torch.randn(1, 13), repeats=2000, warmup=50)
         big = median_seconds(fn, torch.randn(4096, 13), repeats=50, warmup=5)
         print(f"{name:>40}: batch 1 {one * 1e6:7.1f} µs median; "
               f"batch 4096 {4096 / big:12,.0f} rows/s")
