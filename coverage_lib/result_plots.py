@@ -136,18 +136,24 @@ def _link_rows(link: dict, column: str, values) -> pd.DataFrame:
     return rows
 
 
+# The rain panel moves the reference link to 28 GHz, where rain attenuation is visible.
+RAIN_PANEL = {"frequency_ghz": 28.0}
+
+
 def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
                    n: int = 200):
     """Received power of one fixed link against distance, rain rate and frequency (the other
     inputs held): the noise-free physics beside each predictor, the out-of-distribution part
-    of each axis shaded. ``predictors`` maps a name to ``predict(features) -> targets``."""
+    of each axis shaded. ``predictors`` maps a name to ``predict(features) -> targets``. The
+    rain sweep uses the link at ``RAIN_PANEL``'s frequency (28 GHz), where rain matters."""
     link = {**REFERENCE_LINK, **(link or {})}
     axes_spec = {"distance_m": np.geomspace(10.0, physics.MAX_DISTANCE_M[int(link["scenario"])], n),
                  "rain_rate_mmh": np.linspace(0.0, 100.0, n),
                  "frequency_ghz": np.geomspace(0.5, 100.0, n)}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (column, values) in zip(axes, axes_spec.items()):
-        rows = _link_rows(link, column, values)
+        rows = _link_rows({**link, **RAIN_PANEL} if column == "rain_rate_mmh" else link,
+                          column, values)
         ax.plot(values, physics.link_budget(rows)["received_power_dbm"], color="#000000",
                 lw=2.2, label="physics (median)")
         for i, (name, predict) in enumerate(predictors.items()):
@@ -161,7 +167,8 @@ def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
         if column in ("distance_m", "frequency_ghz"):
             ax.set_xscale("log")
         ax.set_xlabel(label(column))
-        ax.set_title(f"received power vs {column.split('_')[0]}")
+        at = f" at {RAIN_PANEL['frequency_ghz']:g} GHz" if column == "rain_rate_mmh" else ""
+        ax.set_title(f"received power vs {column.split('_')[0]}{at}")
     axes[0].set_ylabel(label("received_power_dbm"))
     axes[0].legend(fontsize=7)
     fixed = ", ".join(f"{c}={link[c]:g}" for c in ("frequency_ghz", "distance_m",
