@@ -27,6 +27,7 @@ from . import __version__, metrics
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes, atomic_write_text
 from .models import REGISTRY
+from .models.base import PREDICT_BATCH
 
 CHECKPOINT_FORMAT = "d2tl-coverage-checkpoint/1"
 LOSSES = ("mse", "multitask")
@@ -94,7 +95,7 @@ def _warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
-def _batched(model, x, batch_size=65536):
+def _batched(model, x, batch_size=PREDICT_BATCH):
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
