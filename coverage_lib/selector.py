@@ -163,7 +163,14 @@ class Selector:
         """The five targets in physical units, plus ``routed_to`` ("mlp"/"mamba") and ``reason``
         ("", "physics_rule", "out_of_domain", "divergence": the first that held). A missing or
         extra column, NaN or inf → ValueError naming the column."""
-        mlp_pred, mamba_pred, flags = self.route(features)
+        return self.combine(*self.route(features))
+
+    @staticmethod
+    def combine(mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame,
+                flags: pd.DataFrame) -> pd.DataFrame:
+        """``predict``'s answer from ``route``'s three frames (so a caller that also needs
+        both backbones' own predictions runs them once): per row the routed backbone's five
+        targets, plus ``routed_to`` and ``reason``."""
         use_mamba = (flags["routed_to"] == "mamba").to_numpy()
         out = mlp_pred[TARGETS].copy()
         out.loc[use_mamba, TARGETS] = mamba_pred.loc[use_mamba, TARGETS].to_numpy()
