@@ -64,14 +64,14 @@ def violation_table(physics: dict, split: str) -> pd.DataFrame:
 
 
 def routing_entry(flags: pd.DataFrame) -> dict:
-    """The Selector's routing on a split: fractions to each backbone and per reason."""
-    from .selector import REASONS
+    """The Selector's routing on a split as JSON: fractions to each backbone and per reason
+    (``selector.routing_summary`` of ``route``'s flags)."""
+    from .selector import REASONS, routing_summary
+    summary = routing_summary(flags)
     n = max(len(flags), 1)
-    reason = flags["reason"].to_numpy()
-    return {"rows": int(len(flags)),
-            "to_mlp": float((flags["routed_to"] == "mlp").sum() / n),
-            "to_mamba": float((flags["routed_to"] == "mamba").sum() / n),
-            "reasons": {r: float((reason == r).sum() / n) for r in REASONS}}
+    return {"rows": int(len(flags)), "to_mlp": float(summary.loc[("mlp", ""), "fraction"]),
+            "to_mamba": float(summary.loc["mamba", "rows"].sum() / n),
+            "reasons": {r: float(summary.loc[("mamba", r), "fraction"]) for r in REASONS}}
 
 
 def _mae(accuracy, split, model, target):
