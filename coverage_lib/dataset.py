@@ -1,8 +1,8 @@
 """The coverage data set: draw 13 link features, compute 5 targets and the oracle columns.
 
-``generate`` follows ``shared/spec/physics.md`` (the feature table and the targets);
-``split`` separates in-distribution rows (train/val/test) from out-of-distribution test sets;
-``write_dataset`` writes the canonical JSON files and their MANIFEST atomically.
+``generate`` follows the book's physics page (``book/physics.md``: the feature table and the
+targets); ``split`` separates in-distribution rows (train/val/test) from out-of-distribution
+test sets; ``write_dataset`` writes the canonical JSON files and their MANIFEST atomically.
 """
 from __future__ import annotations
 

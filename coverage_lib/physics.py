@@ -1,8 +1,9 @@
 """Coverage physics: 3GPP TR 38.901 path loss, ITU-R P.838-3 rain, ITU-R P.676 gas, link budget.
 
-Every formula here is the one of ``shared/spec/physics.md``, which this module implements
-exactly. Units are in the names: frequencies in GHz, distances and heights in m, powers in dBm,
-gains and losses in dB, specific attenuations in dB/km.
+Every formula here is the one of the book's physics page (``book/physics.md``, "Data and
+physics"), which this module implements exactly. Units are in the names: frequencies in GHz,
+distances and heights in m, powers in dBm, gains and losses in dB, specific attenuations in
+dB/km.
 
 All functions are numpy-vectorised: arguments broadcast against each other.
 """

@@ -1,7 +1,8 @@
-"""Tests of coverage_lib.dataset: the feature draws of shared/spec/physics.md, determinism,
-the shadow fading, the ID/OOD split and the written files with their MANIFEST.
+"""Tests of coverage_lib.dataset: the feature draws of the book's physics page
+(book/physics.md), determinism, the shadow fading, the ID/OOD split and the written files with
+their MANIFEST.
 
-Expected values come from the spec's feature table and Table 7.4.2-1 of 3GPP TR 38.901,
+Expected values come from that page's feature table and Table 7.4.2-1 of 3GPP TR 38.901,
 written out here; statistical checks use fixed seeds and loose (≥ 4σ) tolerances.
 """
 import hashlib

@@ -1,4 +1,5 @@
-"""Tests of coverage_lib.physics against independent references (shared/spec/physics.md).
+"""Tests of coverage_lib.physics against independent references (the book's physics page,
+book/physics.md).
 
 References used, never the code under test:
 - ITU-R P.838-3 and P.676 Annex 1 through the ``itur`` package (ITU-Rpy), element by element;
