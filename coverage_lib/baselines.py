@@ -28,6 +28,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
+from . import params
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_text
 from .normalization import TARGET_TRANSFORMS, Normalizer, forward_transform, inverse_transform, check_features
@@ -66,10 +67,8 @@ class LightGBMBaseline:
                  early_stopping_rounds: int = 100):
         for name, value in (("num_threads", num_threads), ("num_boost_round", num_boost_round),
                             ("early_stopping_rounds", early_stopping_rounds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+            params.positive_int(name, value)
+        params.non_negative_int("seed", seed)
         self.seed, self.num_threads = seed, num_threads
         self.num_boost_round, self.early_stopping_rounds = num_boost_round, early_stopping_rounds
         self.normalizer: Normalizer | None = None
@@ -106,9 +105,8 @@ class LightGBMBaseline:
         ``search_rows``: search on that many training rows (seeded subsample), then refit the
         chosen candidate on all of them; None searches on every row.
         """
-        if search_rows is not None and (isinstance(search_rows, bool)
-                                        or not isinstance(search_rows, int) or search_rows <= 0):
-            raise ValueError(f"search_rows must be a positive integer or None; got {search_rows!r}")
+        if search_rows is not None:
+            params.positive_int("search_rows", search_rows)
         for name, frame in (("train_frame", train_frame), ("val_frame", val_frame)):
             missing = [c for c in FEATURES + TARGETS if c not in frame.columns]
             if missing:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import physics
+from . import params, physics
 from .io import atomic_write_bytes, atomic_write_text
 
 FEATURES = [
@@ -90,9 +90,8 @@ def generate(n_samples: int, seed: int, edge_sinr_db: float = physics.EDGE_SINR_
     radius and area are noise-free; qos is computed from the noisy SINR. The same seed gives
     bit-identical rows.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
-            or n_samples <= 0:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+    params.positive_int("n_samples", int(n_samples) if isinstance(n_samples, np.integer)
+                        else n_samples)
     rng = np.random.default_rng(seed)
     features = draw_features(int(n_samples), rng)
     median = physics.link_budget(features, edge_sinr_db, implementation_gap_db)

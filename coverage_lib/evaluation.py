@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import params
 from .dataset import OOD_SPLITS, TARGETS
 from .io import atomic_write_text
 
@@ -46,10 +47,8 @@ STATS = ("mae", "rmse", "r2", "mae_vs_median")
 
 def table(accuracy: dict, split: str, stat: str = "mae", models=None) -> pd.DataFrame:
     """One statistic on one split: a row per target, a column per model (display names)."""
-    if stat not in STATS:
-        raise ValueError(f"stat must be one of {list(STATS)}; got {stat!r}")
-    if split not in accuracy:
-        raise ValueError(f"split must be one of {list(accuracy)}; got {split!r}")
+    params.one_of(*STATS)("stat", stat)
+    params.one_of(*accuracy)("split", split)
     models = [m for m in (models or MODELS) if m in accuracy[split]]
     return pd.DataFrame({MODEL_NAMES.get(m, m): [accuracy[split][m][t].get(stat, np.nan)
                                                  for t in TARGETS] for m in models},

@@ -2,7 +2,9 @@
 
 Each notebook's parameters are checked by the rules of its stage here, both by the pipeline
 (before running anything) and by the notebook itself (so an interactive run gets the same
-message). A message names the parameter, the value and what is allowed.
+message). A message names the parameter, the value and what is allowed. The rules are also
+the library's one set of argument checks (model and trainer configs, the data generator, the
+baselines): ``positive_int(name, value)`` and its siblings raise ValueError or return None.
 """
 from __future__ import annotations
 
@@ -37,13 +39,17 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_int(v) -> bool:  # True and False are not counts
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+    if not _is_int(v) or v <= 0:
         raise ValueError(f"{name} must be a positive integer; got {v!r}")
 
 
 def non_negative_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if not _is_int(v) or v < 0:
         raise ValueError(f"{name} must be a non-negative integer; got {v!r}")
 
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from . import physics
+from . import params, physics
 from .dataset import TARGETS, draw_features
 from .normalization import AREA_OFFSET_KM2, RADIUS_OFFSET_M
 from .physics_checks import DISTANCE_FACTOR, RAIN_STEP_MMH  # the same steps as the checks
@@ -42,8 +42,7 @@ class PhysicsLoss:
 
     def __init__(self, normalizer, weight: float, n_points: int = 100_000,
                  batch_size: int = 256, seed: int = 0):
-        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"physics weight must be a finite number ≥ 0; got {weight!r}")
+        params.non_negative_number("physics weight", weight)
         self.weight, self.batch_size = float(weight), batch_size
         frame = draw_features(n_points, np.random.default_rng([seed, 2]))
         farther = frame.assign(distance_m=frame["distance_m"] * DISTANCE_FACTOR)

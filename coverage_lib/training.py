@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import __version__, metrics
+from . import __version__, metrics, params
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes, atomic_write_text
 from .models import REGISTRY
@@ -47,21 +47,13 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+            params.positive_int(name, getattr(self, name))
         for name in ("lr", "grad_clip"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
-        if not isinstance(self.weight_decay, (int, float)) or not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be a number ≥ 0; got {self.weight_decay!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)}; got {self.loss!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must lie in [0, 1); got {self.warmup_fraction!r}")
+            params.positive_number(name, getattr(self, name))
+        params.non_negative_number("weight_decay", self.weight_decay)
+        params.one_of(*LOSSES)("loss", self.loss)
+        params.non_negative_int("seed", self.seed)
+        params.unit_interval("warmup_fraction", self.warmup_fraction)
 
 
 class MultiTaskLoss(nn.Module):

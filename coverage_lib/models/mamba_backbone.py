@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .. import params
 from ..dataset import FEATURES, TARGETS
 from .base import CoverageModel
 from .mamba3 import SCANS, Mamba3
@@ -31,11 +32,8 @@ class Mamba3Config:
 
     def __post_init__(self):
         for name in ("d_model", "d_state", "n_layers", "headdim", "expand"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {v!r}")
-        if self.scan not in SCANS:
-            raise ValueError(f"scan must be one of {list(SCANS)}; got {self.scan!r}")
+            params.positive_int(name, getattr(self, name))
+        params.one_of(*SCANS)("scan", self.scan)
 
 
 class MambaLayer(nn.Module):

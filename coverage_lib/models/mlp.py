@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .. import params
 from ..dataset import FEATURES, TARGETS
 from .base import CoverageModel
 
@@ -22,16 +23,11 @@ class MLPConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        for name, value in (("width", self.width), ("depth", self.depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; "
-                             f"got {self.activation!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {sorted(NORMS)}; got {self.norm!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+        params.positive_int("width", self.width)
+        params.positive_int("depth", self.depth)
+        params.one_of(*sorted(ACTIVATIONS))("activation", self.activation)
+        params.one_of(*sorted(NORMS))("norm", self.norm)
+        params.unit_interval("dropout", self.dropout)
 
 
 class CoverageMLP(CoverageModel):
