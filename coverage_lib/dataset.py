@@ -142,11 +142,29 @@ def column_stats(df: pd.DataFrame, columns) -> dict:
                 "min": float(df[c].min()), "max": float(df[c].max())} for c in columns}
 
 
-def feature_stats(train: pd.DataFrame, id_ranges: dict) -> dict:
-    """Normalisation statistics from the training split only, plus the training domain."""
+def feature_stats(train: pd.DataFrame, id_ranges: dict,
+                  edge_sinr_db: float = physics.EDGE_SINR_DB,
+                  implementation_gap_db: float = physics.IMPLEMENTATION_GAP_DB) -> dict:
+    """Normalisation statistics from the training split only, plus the training domain and
+    the assumptions the targets were generated with ("physics": edge SINR and implementation
+    gap, which every later stage must use: ``physics_assumptions``)."""
     return {"features": column_stats(train, FEATURES), "targets": column_stats(train, TARGETS),
             "n_rows": int(len(train)), "source": "train split",
-            "in_distribution_ranges": {k: list(map(float, v)) for k, v in id_ranges.items()}}
+            "in_distribution_ranges": {k: list(map(float, v)) for k, v in id_ranges.items()},
+            "physics": physics.assumptions({"edge_sinr_db": edge_sinr_db,
+                                            "implementation_gap_db": implementation_gap_db})}
+
+
+def physics_assumptions(stats: dict) -> dict:
+    """The edge SINR and implementation gap a data set was generated with, from its
+    statistics (``load_stats``). Models, rule checks and the oracle take these, not the
+    library defaults, so that derived SINR and qos agree with the data. Statistics that do not
+    record them (written before they were stored) → ValueError: rerun the data stage."""
+    if not isinstance(stats, dict) or "physics" not in stats:
+        raise ValueError(f"these data set statistics ({FILE_STATS}) do not record the physics "
+                         f"assumptions {list(physics.ASSUMPTIONS)}; rerun the data stage "
+                         f"(notebooks/01_data.ipynb)")
+    return physics.assumptions(stats["physics"])
 
 
 def _json_bytes(obj) -> bytes:
@@ -230,10 +248,13 @@ def load_stats(folder) -> dict:
 def build(n_samples: int, seed: int, split_fractions, id_ranges: dict,
           edge_sinr_db: float = physics.EDGE_SINR_DB,
           implementation_gap_db: float = physics.IMPLEMENTATION_GAP_DB):
-    """Generate, split and compute the training statistics: (rows, {split: indices}, stats)."""
+    """Generate, split and compute the training statistics: (rows, {split: indices}, stats).
+
+    ``stats`` records ``edge_sinr_db`` and ``implementation_gap_db`` under "physics"."""
     df = generate(n_samples, seed, edge_sinr_db, implementation_gap_db)
     indices = split(df, split_fractions, id_ranges, seed)
-    stats = feature_stats(df.iloc[indices["train"]], id_ranges)
+    stats = feature_stats(df.iloc[indices["train"]], id_ranges, edge_sinr_db,
+                          implementation_gap_db)
     return df, indices, stats
 
 

@@ -43,7 +43,8 @@ def oracle_predictions(frame: pd.DataFrame, implementation_gap_db=physics.IMPLEM
     """The best any model can do from the features: the noise-free medians.
 
     Received power and SINR: the stored medians; radius and area are noise-free (exact);
-    qos: qos(median SINR).
+    qos: qos(median SINR) with the data set's implementation gap
+    (``dataset.physics_assumptions(stats)``; the default is the library's).
     """
     return pd.DataFrame({
         "received_power_dbm": frame["received_power_median_dbm"],
@@ -61,13 +62,15 @@ def expected_oracle_floor(frame: pd.DataFrame) -> dict:
             "rmse": float(np.sqrt(np.mean(sigma ** 2)))}
 
 
-def against_oracle(model_metrics: dict, frame: pd.DataFrame) -> pd.DataFrame:
+def against_oracle(model_metrics: dict, frame: pd.DataFrame,
+                   implementation_gap_db=physics.IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
     """A model's per-target metrics beside the oracle's on the same rows.
 
     ``model_metrics`` is {target: {"mae", "rmse", "r2", ["mae_vs_median"]}} as the trainer's
     ``evaluate`` returns; the ratio column is model MAE / oracle MAE (1 = at the noise floor).
+    ``implementation_gap_db``: the data set's (the oracle's qos), as for ``oracle_predictions``.
     """
-    oracle = score(frame, oracle_predictions(frame))
+    oracle = score(frame, oracle_predictions(frame, implementation_gap_db))
     rows = {}
     for t in TARGETS:
         m = model_metrics[t]
@@ -79,11 +82,13 @@ def against_oracle(model_metrics: dict, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def compare_models(model_metrics: dict, frame: pd.DataFrame, stat: str = "mae") -> pd.DataFrame:
+def compare_models(model_metrics: dict, frame: pd.DataFrame, stat: str = "mae",
+                   implementation_gap_db=physics.IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
     """One metric (``mae``, ``rmse``, ``r2`` or ``mae_vs_median``) per target: the oracle's
     and each model's, side by side. ``model_metrics`` maps a model's name to its per-target
-    metrics as the trainer's ``evaluate`` returns them."""
-    oracle = score(frame, oracle_predictions(frame))
+    metrics as the trainer's ``evaluate`` returns them; ``implementation_gap_db``: the data
+    set's (the oracle's qos)."""
+    oracle = score(frame, oracle_predictions(frame, implementation_gap_db))
     table = {"oracle": oracle[stat] if stat in oracle else pd.Series(0.0, index=TARGETS)}
     for name, m in model_metrics.items():
         table[name] = pd.Series({t: m[t].get(stat, float("nan")) for t in TARGETS})

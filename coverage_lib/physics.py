@@ -14,6 +14,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from . import params
+
 SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 
 # Scenario codes of the ``scenario`` feature.
@@ -27,6 +29,7 @@ MAX_DISTANCE_M = {UMA: 5000.0, UMI: 5000.0, RMA: 10000.0}
 # This project's stated assumptions (book, methods page); parameters with these defaults.
 EDGE_SINR_DB = -6.0
 IMPLEMENTATION_GAP_DB = 3.0
+ASSUMPTIONS = {"edge_sinr_db": EDGE_SINR_DB, "implementation_gap_db": IMPLEMENTATION_GAP_DB}
 # Spectral efficiency at the top of TS 38.214 Table 5.2.2.1-3 (CQI table 2, 256QAM), bit/s/Hz.
 MAX_SPECTRAL_EFFICIENCY = 7.4063
 
@@ -35,6 +38,21 @@ RMA_BUILDING_HEIGHT_M = 5.0
 RMA_STREET_WIDTH_M = 20.0
 # 38.901 Table 7.4.1-1 note 1: effective environment height for UMa/UMi, fixed at 1 m here.
 ENVIRONMENT_HEIGHT_M = 1.0
+
+
+def assumptions(values: dict | None = None) -> dict:
+    """The two assumptions a data set is generated with, {"edge_sinr_db", "implementation_gap_db"}
+    (dB): ``values`` where given (a data set records its own in ``feature_stats.json`` under
+    "physics"), the defaults ``ASSUMPTIONS`` for any left out. An unknown name or a value that is
+    not a finite number → ValueError.
+    """
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(ASSUMPTIONS))
+    if unknown:
+        raise ValueError(f"unknown physics assumption {unknown[0]!r}; known: {list(ASSUMPTIONS)}")
+    for name, value in values.items():
+        params.number(name, value)
+    return {name: float(values.get(name, default)) for name, default in ASSUMPTIONS.items()}
 
 
 def max_distance_m(scenario):

@@ -5,6 +5,12 @@ units (a backbone's ``predict``, the Selector, a gradient-boosting model, the li
 Each rule is checked row by row with finite differences (other inputs held) or as an identity;
 the result gives, per rule, the share of rows that break it beyond its tolerance and the size
 of the violation. All tolerances are stated once, here.
+
+The qos identity depends on the implementation gap the data were generated with
+(``implementation_gap_db``). Left out, it is the predictor's own where the predictor is a
+model's bound ``predict`` (``CoverageModel.physics_assumptions``, the values of the data it was
+trained on), else ``physics.IMPLEMENTATION_GAP_DB``; pass the data set's value
+(``dataset.physics_assumptions(stats)``) to judge any other predictor against its data.
 """
 from __future__ import annotations
 
@@ -49,18 +55,29 @@ def _rule_row(excess: np.ndarray, tolerance: float) -> dict:
             "tolerance": tolerance}
 
 
+def implementation_gap_of(predict, implementation_gap_db: float | None = None) -> float:
+    """The gap the qos identity is judged with: ``implementation_gap_db`` if given, else the
+    assumptions of the model whose bound ``predict`` this is, else the library default."""
+    if implementation_gap_db is not None:
+        return float(implementation_gap_db)
+    assumptions = getattr(getattr(predict, "__self__", None), "physics_assumptions", None)
+    return physics.assumptions(assumptions)["implementation_gap_db"]
+
+
 def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
-                base: pd.DataFrame | None = None) -> pd.DataFrame:
+                base: pd.DataFrame | None = None,
+                implementation_gap_db: float | None = None) -> pd.DataFrame:
     """Per row and rule, how far ``predict``'s output goes beyond what the rule allows
     (0 = obeys; a row breaks a rule when its excess exceeds ``TOLERANCES[rule]``).
 
     ``check`` aggregates these per rule; the Selector routes on them row by row. Only the
     perturbed inputs that ``rules`` need are predicted. ``base``, if given, is
-    ``predict(features)`` already computed.
+    ``predict(features)`` already computed. ``implementation_gap_db``: see the module docstring.
     """
     unknown = [r for r in rules if r not in TOLERANCES]
     if unknown:
         raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
+    gap = implementation_gap_of(predict, implementation_gap_db)
     f = features[FEATURES].reset_index(drop=True)
     base = predict(f) if base is None else base.reset_index(drop=True)
     power = base["received_power_dbm"].to_numpy()
@@ -96,7 +113,7 @@ def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
             return np.abs(base["sinr_db"].to_numpy() - expected)
         qos = base["qos_score"].to_numpy()
         if rule == "qos_identity":
-            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy()))
+            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy(), gap))
         if rule == "qos_range":
             return np.maximum(np.maximum(-qos, qos - 1.0), 0)
         d_max = physics.max_distance_m(f["scenario"].to_numpy())
@@ -106,31 +123,39 @@ def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
 
 
 def rules_broken(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
-                 base: pd.DataFrame | None = None, tolerances: dict | None = None) -> pd.DataFrame:
+                 base: pd.DataFrame | None = None, tolerances: dict | None = None,
+                 implementation_gap_db: float | None = None) -> pd.DataFrame:
     """Per row and rule: True where ``predict`` breaks the rule beyond its tolerance
     (``TOLERANCES``, or ``tolerances`` where given)."""
-    table = rule_excess(predict, features, rules, base)
+    table = rule_excess(predict, features, rules, base, implementation_gap_db)
     limits = {**TOLERANCES, **(tolerances or {})}
     return table > pd.Series({rule: limits[rule] for rule in rules})
 
 
-def check(predict, features: pd.DataFrame) -> pd.DataFrame:
+def check(predict, features: pd.DataFrame,
+          implementation_gap_db: float | None = None) -> pd.DataFrame:
     """Per rule: violation rate, mean and max size of the violations, tolerance."""
-    table = rule_excess(predict, features, rules=list(TOLERANCES))
+    table = rule_excess(predict, features, rules=list(TOLERANCES),
+                        implementation_gap_db=implementation_gap_db)
     return pd.DataFrame({rule: _rule_row(table[rule].to_numpy(), TOLERANCES[rule])
                          for rule in TOLERANCES}).T
 
 
-def link_budget_predictor(features: pd.DataFrame) -> pd.DataFrame:
-    """The noise-free physics as a predictor (it obeys every rule)."""
-    return physics.link_budget(features)
+def link_budget_predictor(features: pd.DataFrame, edge_sinr_db: float = physics.EDGE_SINR_DB,
+                          implementation_gap_db: float = physics.IMPLEMENTATION_GAP_DB
+                          ) -> pd.DataFrame:
+    """The noise-free physics as a predictor (it obeys every rule); pass a data set's
+    assumptions (``**dataset.physics_assumptions(stats)``) to reproduce its medians."""
+    return physics.link_budget(features, edge_sinr_db, implementation_gap_db)
 
 
-def violation_rates(predictors: dict, row_sets: dict) -> pd.DataFrame:
+def violation_rates(predictors: dict, row_sets: dict,
+                    implementation_gap_db: float | None = None) -> pd.DataFrame:
     """Percentage of rows breaking each rule: one column per (row set, predictor) pair.
 
     ``predictors`` maps a name to a ``predict`` callable, ``row_sets`` a name to features.
     """
-    return pd.DataFrame({(where, name): 100.0 * check(predict, rows)["violation_rate"]
+    return pd.DataFrame({(where, name): 100.0 * check(predict, rows, implementation_gap_db)
+                         ["violation_rate"]
                          for where, rows in row_sets.items()
                          for name, predict in predictors.items()})

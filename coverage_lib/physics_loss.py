@@ -38,12 +38,18 @@ class PhysicsLoss:
 
     A pool of ``n_points`` collocation points is drawn once (seeded); each call takes a random
     batch from it with torch's global RNG, which the trainer saves and restores on resume.
+    The qos identity uses ``implementation_gap_db``; left out, the model's own
+    (``model.physics_assumptions``: its data set's), else the library default.
     """
 
     def __init__(self, normalizer, weight: float, n_points: int = 100_000,
-                 batch_size: int = 256, seed: int = 0):
+                 batch_size: int = 256, seed: int = 0,
+                 implementation_gap_db: float | None = None):
         params.non_negative_number("physics weight", weight)
+        if implementation_gap_db is not None:
+            params.number("implementation_gap_db", implementation_gap_db)
         self.weight, self.batch_size = float(weight), batch_size
+        self.implementation_gap_db = implementation_gap_db
         frame = draw_features(n_points, np.random.default_rng([seed, 2]))
         farther = frame.assign(distance_m=frame["distance_m"] * DISTANCE_FACTOR)
         rainier = frame.assign(rain_rate_mmh=frame["rain_rate_mmh"] + RAIN_STEP_MMH)
@@ -67,7 +73,11 @@ class PhysicsLoss:
         radius = torch.clamp(10.0 ** log_radius - RADIUS_OFFSET_M, min=0.0)
         area_from_radius = torch.log10(math.pi * radius ** 2 / 1e6 + AREA_OFFSET_KM2)
         sinr_from_power = phys[:, p] - self.noise_and_interference_db[idx]
-        qos_from_sinr = qos_score_torch(phys[:, s])
+        gap = self.implementation_gap_db
+        if gap is None:
+            gap = physics.assumptions(getattr(model, "physics_assumptions", None))[
+                "implementation_gap_db"]
+        qos_from_sinr = qos_score_torch(phys[:, s], gap)
         return {
             "power_vs_distance": torch.relu(y_far[:, p] - y[:, p]).pow(2).mean(),
             "power_vs_rain": torch.relu(y_rain[:, p] - y[:, p]).pow(2).mean(),

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import __version__, metrics, params
+from . import __version__, metrics, params, physics
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes, atomic_write_text
 from .models import REGISTRY
@@ -120,12 +120,20 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     (best epoch) and ``<run_name>_training_state.pth`` (resume) under ``out_dir``.
 
     ``extra_loss(model, x_batch) -> {name: weighted loss tensor}`` adds terms to the data
-    loss; each is recorded in the history under its name.
+    loss; each is recorded in the history under its name. ``dataset_stats`` (the data set's
+    ``feature_stats.json``) travels in the checkpoint; a model whose ``physics_assumptions``
+    differ from the ones recorded there → ValueError.
     """
     from tqdm.auto import tqdm
 
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    if dataset_stats and "physics" in dataset_stats:
+        data_assumptions = physics.assumptions(dataset_stats["physics"])
+        if model.physics_assumptions != data_assumptions:
+            raise ValueError(f"the model derives SINR and qos with {model.physics_assumptions}, "
+                             f"but the data set was generated with {data_assumptions}: build "
+                             f"it with physics_assumptions=dataset.physics_assumptions(stats)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     history_path = out_dir / f"{run_name}_training_history.json"
@@ -146,7 +154,8 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         optimizer, _warmup_cosine(total, max(1, int(config.warmup_fraction * total))))
     generator = torch.Generator().manual_seed(config.seed)
     fingerprint = {"train_config": asdict(config), "model_class": type(model).__name__,
-                   "model_config": model.config, "data_manifest_sha256": data_manifest_sha256,
+                   "model_config": model.config, "physics_assumptions": model.physics_assumptions,
+                   "data_manifest_sha256": data_manifest_sha256,
                    "n_train": len(x_train), "n_val": len(x_val)}
 
     history = {"train_loss": [], "val_loss": [], "val_mae": [], "val_mae_per_target": {
@@ -270,6 +279,7 @@ def _checkpoint(model, epoch, val_metrics, config, manifest_sha256, dataset_stat
         "model_config": model.config,
         "model_state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "feature_stats": model.normalizer.to_dict(),
+        "physics_assumptions": model.physics_assumptions,
         "dataset_stats": dataset_stats or {},
         "features": list(FEATURES),
         "targets": list(TARGETS),
@@ -296,6 +306,8 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
     an unknown model class or config, or (when ``data_manifest_sha256`` is given) another data
     set → ValueError saying what differs. ``model_overrides`` replaces config fields that do
     not change the weights (e.g. ``{"scan": "parallel"}`` for a Mamba-3 trained on a GPU).
+    The model serves with the physics assumptions it was trained with (``physics_assumptions``,
+    else its data set's; a checkpoint that records neither: the library defaults).
     """
     path = Path(path)
     if not path.is_file():
@@ -322,9 +334,16 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
         raise ValueError(f"checkpoint {path} holds model class {ckpt['model_class']!r}; "
                          f"known: {sorted(REGISTRY)}")
     model_cls, config_cls = REGISTRY[ckpt["model_class"]]
+    assumptions = ckpt.get("physics_assumptions")
+    recorded = (ckpt.get("dataset_stats") or {}).get("physics")
+    if assumptions is not None and recorded is not None \
+            and physics.assumptions(assumptions) != physics.assumptions(recorded):
+        raise ValueError(f"checkpoint {path}: its model serves with physics assumptions "
+                         f"{assumptions}, its data set was generated with {recorded}")
     try:
         config = config_cls(**{**ckpt["model_config"], **(model_overrides or {})})
-        model = model_cls(ckpt["feature_stats"], config)
+        model = model_cls(ckpt["feature_stats"], config,
+                          physics_assumptions=recorded if assumptions is None else assumptions)
         model.load_state_dict(ckpt["model_state_dict"])
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise ValueError(f"checkpoint {path}: its model config {ckpt['model_config']} does "

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import physics
+from .. import params, physics
 from ..normalization import Normalizer, check_features
 
 OUTPUTS = ("consistent", "raw")
@@ -25,11 +25,17 @@ class CoverageModel(nn.Module):
     (``outputs="consistent"``): received power and radius from their heads, SINR, area and
     qos derived from them by the identities of physics.md (``physics.consistent_targets``),
     radius clipped to [0, d_max]. ``outputs="raw"`` returns the five heads as they are.
+
+    ``physics_assumptions`` are the edge SINR and implementation gap of the data the model
+    learns from (``dataset.physics_assumptions``): qos is derived with that gap. Left out, the
+    library defaults (``physics.ASSUMPTIONS``). The trainer refuses a model whose assumptions
+    differ from its data set's, and checkpoints carry them.
     """
 
-    def __init__(self, stats: dict):
+    def __init__(self, stats: dict, physics_assumptions: dict | None = None):
         super().__init__()
         self.normalizer = Normalizer(stats)
+        self.physics_assumptions = physics.assumptions(physics_assumptions)
 
     @property
     def config(self) -> dict:
@@ -41,8 +47,7 @@ class CoverageModel(nn.Module):
 
         A missing or extra column, NaN or inf, or ``outputs`` not in OUTPUTS → ValueError.
         """
-        if outputs not in OUTPUTS:
-            raise ValueError(f"outputs must be one of {list(OUTPUTS)}; got {outputs!r}")
+        params.one_of(*OUTPUTS)("outputs", outputs)
         check_features(features)
         x = self.normalizer.features(features)
         was_training = self.training
@@ -54,5 +59,6 @@ class CoverageModel(nn.Module):
         raw = self.normalizer.targets_to_frame(y, index=features.index)
         if outputs == "raw":
             return raw
-        return physics.consistent_targets(features, raw["received_power_dbm"].to_numpy(),
-                                          raw["coverage_radius_m"].to_numpy())
+        return physics.consistent_targets(
+            features, raw["received_power_dbm"].to_numpy(), raw["coverage_radius_m"].to_numpy(),
+            self.physics_assumptions["implementation_gap_db"])

@@ -57,8 +57,9 @@ class MambaLayer(nn.Module):
 
 
 class CoverageMamba3(CoverageModel):
-    def __init__(self, stats: dict, config: Mamba3Config = Mamba3Config()):
-        super().__init__(stats)
+    def __init__(self, stats: dict, config: Mamba3Config = Mamba3Config(),
+                 physics_assumptions: dict | None = None):
+        super().__init__(stats, physics_assumptions)
         self.mamba_config = config
         n, d = len(FEATURES), config.d_model
         self.embed_weight = nn.Parameter(torch.randn(n, d) / d ** 0.5)

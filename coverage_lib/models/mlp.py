@@ -37,8 +37,9 @@ class CoverageMLP(CoverageModel):
     physical features to physical targets.
     """
 
-    def __init__(self, stats: dict, config: MLPConfig = MLPConfig()):
-        super().__init__(stats)
+    def __init__(self, stats: dict, config: MLPConfig = MLPConfig(),
+                 physics_assumptions: dict | None = None):
+        super().__init__(stats, physics_assumptions)
         self.mlp_config = config
         layers, width_in = [], len(FEATURES)
         for _ in range(config.depth):
