@@ -1,6 +1,7 @@
 """The trainer both backbones share: one straight loop, checkpoints and history in plain sight.
 
-AdamW with linear warm-up and cosine decay, gradient clipping, MSE or homoscedastic
+AdamW (weight decay on weight matrices only: ``no_weight_decay``) with linear warm-up and
+cosine decay, gradient clipping, MSE or homoscedastic
 multi-task loss (Kendall, Gal & Cipolla, CVPR 2018) on normalised targets, an optional extra
 loss term (the Mamba-3's physics loss), early stopping on validation MAE. After every epoch
 the history JSON and a resumable state are written atomically; the best epoch's checkpoint
@@ -87,6 +88,15 @@ def _warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
+def no_weight_decay(model) -> set[str]:
+    """Names of the parameters AdamW does not decay: every one of fewer than two dimensions
+    (linear biases, norm scales) and every one a module flags ``_no_weight_decay`` (the
+    mamba-ssm convention: the Mamba-3's Δ and B/C biases, D, the token-embedding biases).
+    Weight decay thus acts on weight matrices only."""
+    return {n for n, p in model.named_parameters()
+            if p.ndim < 2 or getattr(p, "_no_weight_decay", False)}
+
+
 def _batched(model, x, batch_size=PREDICT_BATCH):
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -143,8 +153,9 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     x_train, y_train = model.normalizer.features(train_frame), model.normalizer.targets(train_frame)
     x_val, y_val = model.normalizer.features(val_frame), model.normalizer.targets(val_frame)
     criterion = MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    undecayed = no_weight_decay(model)
+    decay = [p for n, p in model.named_parameters() if n not in undecayed]
+    no_decay = [p for n, p in model.named_parameters() if n in undecayed]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay},
          {"params": no_decay + list(criterion.parameters()), "weight_decay": 0.0}], lr=config.lr)
@@ -155,6 +166,7 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     generator = torch.Generator().manual_seed(config.seed)
     fingerprint = {"train_config": asdict(config), "model_class": type(model).__name__,
                    "model_config": model.config, "physics_assumptions": model.physics_assumptions,
+                   "no_weight_decay": sorted(undecayed),
                    "data_manifest_sha256": data_manifest_sha256,
                    "n_train": len(x_train), "n_val": len(x_val)}
 

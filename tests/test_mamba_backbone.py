@@ -125,3 +125,15 @@ def test_bad_physics_weight_and_config_refused(frames):
         Mamba3Config(scan="fast")
     with pytest.raises(ValueError, match="n_layers must be a positive integer; got 0"):
         Mamba3Config(n_layers=0)
+
+
+def test_weight_decay_acts_on_weight_matrices_only(frames):
+    model = CoverageMamba3(Normalizer.fit(frames[0]).to_dict(), SMALL)
+    decayed = {n for n, _ in model.named_parameters()} - training.no_weight_decay(model)
+    blocks = [f"layers.0.{scan}.{proj}.weight" for scan in ("forward_scan", "backward_scan")
+              for proj in ("in_proj", "out_proj")]
+    assert decayed == {"embed_weight", "head.0.weight", "head.2.weight", *blocks}
+    # The biases and D are flagged the mamba-ssm way; the B/C and embedding biases have 2+ dims.
+    for name in ("embed_bias", "layers.0.forward_scan.B_bias", "layers.0.forward_scan.C_bias",
+                 "layers.0.forward_scan.dt_bias", "layers.0.forward_scan.D"):
+        assert model.get_parameter(name)._no_weight_decay, name

@@ -46,6 +46,14 @@ def test_paper_architecture_shapes_and_parameter_count(frames):
     assert list(out.columns) == TARGETS and len(out) == 9
 
 
+def test_weight_decay_acts_on_the_linear_weights_only(frames):
+    model = make_model(frames[0], MLPConfig())
+    decayed = {n for n, _ in model.named_parameters()} - training.no_weight_decay(model)
+    linears = [i for i, m in enumerate(model.net) if isinstance(m, torch.nn.Linear)]
+    assert decayed == {f"net.{i}.weight" for i in linears}
+    assert not any(hasattr(p, "_no_weight_decay") for p in model.parameters())
+
+
 def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
     train, val = frames
     model = make_model(train)

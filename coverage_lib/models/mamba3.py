@@ -194,6 +194,8 @@ class Mamba3(nn.Module):
         # BC-norm biases b_B, b_C: per head, init 1; shape (nheads, mimo_rank=1, d_state) as upstream.
         self.B_bias = nn.Parameter(torch.ones(nheads, 1, d_state, device=device))
         self.C_bias = nn.Parameter(torch.ones(nheads, 1, d_state, device=device))
+        self.B_bias._no_weight_decay = True   # biases: decay would pull them from their init of 1
+        self.C_bias._no_weight_decay = True
         self.B_norm = nn.RMSNorm(d_state, eps=1e-5, **factory)   # keys B_norm.weight, like upstream
         self.C_norm = nn.RMSNorm(d_state, eps=1e-5, **factory)
         self.D = nn.Parameter(torch.ones(nheads, device=device))

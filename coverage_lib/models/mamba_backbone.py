@@ -64,6 +64,7 @@ class CoverageMamba3(CoverageModel):
         n, d = len(FEATURES), config.d_model
         self.embed_weight = nn.Parameter(torch.randn(n, d) / d ** 0.5)
         self.embed_bias = nn.Parameter(torch.zeros(n, d))
+        self.embed_bias._no_weight_decay = True  # a bias per token: not decayed (training.py)
         self.layers = nn.ModuleList(MambaLayer(config) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(d)
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, len(TARGETS)))
