@@ -125,14 +125,17 @@ def _save_torch(path: Path, obj) -> None:
 def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: TrainConfig,
           out_dir, run_name: str, checkpoint_name: str, *, data_manifest_sha256: str,
           dataset_stats: dict | None = None, extra_loss: Callable | None = None,
-          progress: bool = True, log=print) -> TrainResult:
+          on_epoch_end: Callable[[int], None] | None = None, progress: bool = True,
+          log=print) -> TrainResult:
     """Train ``model`` and write ``<run_name>_training_history.json``, ``checkpoint_name``
     (best epoch) and ``<run_name>_training_state.pth`` (resume) under ``out_dir``.
 
     ``extra_loss(model, x_batch) -> {name: weighted loss tensor}`` adds terms to the data
-    loss; each is recorded in the history under its name. ``dataset_stats`` (the data set's
-    ``feature_stats.json``) travels in the checkpoint; a model whose ``physics_assumptions``
-    differ from the ones recorded there → ValueError.
+    loss; each is recorded in the history under its name. ``on_epoch_end(epoch)`` is called
+    once an epoch's history, state and checkpoint are on disk (the resume test kills the
+    process there). ``dataset_stats`` (the data set's ``feature_stats.json``) travels in the
+    checkpoint; a model whose ``physics_assumptions`` differ from the ones recorded there →
+    ValueError.
     """
     from tqdm.auto import tqdm
 
@@ -248,6 +251,8 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
             "completed": False})
         atomic_write_text(history_path, json.dumps(history, indent=1))
         bar.set_postfix(val_mae=f"{val_mae:.4f}", best=best["epoch"])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
     bar.close()
 
     _mark_completed(state_path)

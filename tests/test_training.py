@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +169,9 @@ def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
         training.load_checkpoint(tampered(model_class="Nope"))
 
 
+KILL_AFTER_EPOCH = 4
 RUN_SCRIPT = textwrap.dedent("""
-    import sys, torch
+    import os, signal, sys, torch
     from coverage_lib import dataset, training
     from coverage_lib.models import CoverageMLP, MLPConfig
     from coverage_lib.normalization import Normalizer
@@ -181,8 +181,14 @@ RUN_SCRIPT = textwrap.dedent("""
     training.seed_everything(0)
     model = CoverageMLP(Normalizer.fit(train).to_dict(), MLPConfig(width=32, depth=2, dropout=0.1))
     config = training.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3)
+    kill_after = int(sys.argv[2]) if len(sys.argv) > 2 else None
+
+    def die_after(epoch):  # SIGKILL right after this epoch's files are written: no clean-up runs
+        if epoch == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
     result = training.train(model, train, val, config, sys.argv[1], "mlp", "best.pth",
-                            data_manifest_sha256="x", progress=False)
+                            data_manifest_sha256="x", on_epoch_end=die_after, progress=False)
     print("RESUMED_FROM", result.resumed_from_epoch, "BEST", result.best_epoch)
 """)
 
@@ -193,17 +199,15 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     subprocess.run([sys.executable, script, clean], check=True, capture_output=True)
 
-    proc = subprocess.Popen([sys.executable, script, killed], stdout=subprocess.PIPE)
+    # The run kills itself with SIGKILL after epoch KILL_AFTER_EPOCH (of 8): deterministic,
+    # whatever the machine's load.
+    killed_run = subprocess.run([sys.executable, script, killed, str(KILL_AFTER_EPOCH)],
+                                capture_output=True, text=True)
+    assert killed_run.returncode == -signal.SIGKILL, killed_run.stderr
+    assert "RESUMED_FROM" not in killed_run.stdout
     history_path = killed / "mlp_training_history.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if history_path.exists() and len(json.loads(history_path.read_text())["val_mae"]) >= 3:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     interrupted_at = len(json.loads(history_path.read_text())["val_mae"])
-    assert 3 <= interrupted_at < 8, "the run must be killed mid-training"
+    assert interrupted_at == KILL_AFTER_EPOCH
 
     resumed = subprocess.run([sys.executable, script, killed], check=True, capture_output=True,
                              text=True)
