@@ -62,6 +62,15 @@ def test_goals_report_each_value_and_whether_it_is_met():
     assert worse["MLP test MAE / LightGBM test MAE: qos_score"]["met"]
 
 
+@pytest.mark.parametrize("mlp, met", [(1.01004, True), (1.01006, False)])
+def test_goals_are_judged_on_the_value_as_the_table_shows_it(mlp, met):
+    goals = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=mlp, mamba=0.7, selector=mlp))}
+    row = goals["MLP received power test MAE / oracle MAE"]  # limit 1.01; 1.01004 shows as 1.01
+    assert row["value"] == pytest.approx(mlp, abs=1e-12)  # stored unrounded
+    shown = round(row["value"], evaluation.GOAL_DECIMALS)
+    assert row["met"] is met and met == (shown <= row["limit"])
+
+
 def test_metrics_json_round_trip_with_non_finite_numbers(tmp_path):
     results = {"profile": "x", "accuracy": {"test": {"oracle": {"r": float("inf")}}},
                "goals": [{"value": np.float64("nan"), "met": np.bool_(False)}],
