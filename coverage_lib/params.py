@@ -163,6 +163,7 @@ RULES = {
         "physics_weight": non_negative_number,
         "collocation_points": positive_int,
         "physics_batch_size": positive_int,
+        "physics_rows": positive_int,
     },
     "04_evaluate": {
         "seed": non_negative_int,

@@ -1,0 +1,51 @@
+"""Every notebook's ``parameters`` cell holds the quick profile: "Run All" by hand gives what
+``python -m coverage_lib run --profile quick`` gives, with outputs under data/quick."""
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+QUICK = yaml.safe_load((REPO / "params" / "quick.yaml").read_text())
+# The one deliberate difference: by hand the interactive notebook shows its widgets; the
+# pipeline (and the book, which is static) runs it with interactive=false.
+BY_HAND = {("06_interactive", "interactive"): True}
+
+
+def defaults(path: Path) -> dict:
+    """{name: value} of the notebook's parameters cell: literal assignments only."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells
+             if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} must have exactly one cell tagged 'parameters'"
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            and isinstance(node.targets[0], ast.Name), \
+            f"{path.name}: the parameters cell may hold only 'name = literal' lines"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def test_every_notebook_is_a_stage_of_the_quick_profile():
+    assert [p.stem for p in NOTEBOOKS] == list(QUICK)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_defaults_equal_the_quick_profile(path):
+    stage = path.stem
+    expected = {"profile": "quick", "data_dir": "data/quick", **QUICK[stage]}
+    expected.update({name: value for (s, name), value in BY_HAND.items() if s == stage})
+    found = defaults(path)
+    assert sorted(found) == sorted(expected), f"{path.name}: parameter names differ"
+    differ = {k: (found[k], expected[k]) for k in expected
+              if found[k] != expected[k] or type(found[k]) is not type(expected[k])}
+    assert not differ, f"{path.name}: defaults (notebook, expected) differ from " \
+                       f"params/quick.yaml: {differ}"
+
+
+def test_the_by_hand_exception_is_still_an_exception():
+    for (stage, name), value in BY_HAND.items():
+        assert QUICK[stage][name] != value, f"{stage}.{name} no longer needs an exception"
