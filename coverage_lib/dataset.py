@@ -180,10 +180,14 @@ def frame_to_json_bytes(df: pd.DataFrame) -> bytes:
 
 
 def read_frame(path) -> pd.DataFrame:
-    """Read a data file written by ``write_dataset``."""
-    with open(path, encoding="utf-8") as fh:
-        payload = json.load(fh)
-    return pd.DataFrame(payload["data"], columns=payload["columns"])
+    """Read a data file written by ``write_dataset`` (unchecked: ``load_split`` checks it
+    against the data set's MANIFEST first)."""
+    return frame_from_json_bytes(Path(path).read_bytes())
+
+
+def frame_from_json_bytes(payload: bytes) -> pd.DataFrame:
+    data = json.loads(payload)
+    return pd.DataFrame(data["data"], columns=data["columns"])
 
 
 def sha256_file(path) -> str:
@@ -238,11 +242,38 @@ def load_split(folder, name: str) -> pd.DataFrame:
     allowed = SPLITS + OOD_SPLITS
     if name not in allowed:
         raise ValueError(f"split must be one of {allowed}; got {name!r}")
-    return read_frame(Path(folder) / FILE_SPLIT.format(name))
+    return frame_from_json_bytes(verified_bytes(folder, FILE_SPLIT.format(name)))
+
+
+def verified_bytes(folder, name: str) -> bytes:
+    """The bytes of data file ``name`` in ``folder``, checked against the data set's
+    MANIFEST.txt (size and sha256). A file that differs, is missing or is not listed →
+    ValueError naming the file: it changed after the data stage wrote it."""
+    folder = Path(folder)
+    if not (folder / FILE_MANIFEST).is_file():
+        raise ValueError(f"{folder} holds no {FILE_MANIFEST}: not a data set written by the "
+                         f"data stage (notebooks/01_data.ipynb); run it first")
+    manifest = read_manifest(folder)
+    path = folder / name
+    if name not in manifest:
+        raise ValueError(f"{path} is not listed in {folder / FILE_MANIFEST}")
+    if not path.is_file():
+        raise ValueError(f"{path} is missing from the data set ({FILE_MANIFEST} lists it); "
+                         f"rerun the data stage")
+    payload = path.read_bytes()
+    size, digest = manifest[name]
+    actual = hashlib.sha256(payload).hexdigest()
+    if len(payload) != size or actual != digest:
+        raise ValueError(f"{path} does not match the data set's {FILE_MANIFEST}: "
+                         f"{len(payload)} bytes, sha256 {actual[:12]}…, where the MANIFEST "
+                         f"says {size} bytes, sha256 {digest[:12]}…; the file changed after "
+                         f"the data stage wrote it: rerun the data stage")
+    return payload
 
 
 def load_stats(folder) -> dict:
-    return json.loads((Path(folder) / FILE_STATS).read_text())
+    """The training-split statistics (``feature_stats.json``), checked against the MANIFEST."""
+    return json.loads(verified_bytes(folder, FILE_STATS))
 
 
 def build(n_samples: int, seed: int, split_fractions, id_ranges: dict,

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .dataset import FEATURES, TARGETS
+from .links import check_features  # noqa: F401  (re-exported: the one validation of links)
 
 FEATURE_TRANSFORMS = {"frequency_ghz": "log10", "distance_m": "log10",
                       "bandwidth_mhz": "log10", "rain_rate_mmh": "log1p"}
@@ -43,25 +44,6 @@ def inverse_transform(kind: str | None, y: np.ndarray) -> np.ndarray:
     if kind == "log10_area":
         return np.maximum(10.0 ** y - AREA_OFFSET_KM2, 0.0)
     raise ValueError(f"transform {kind!r} has no inverse here")
-
-
-def check_features(features: pd.DataFrame) -> pd.DataFrame:
-    """Refuse a frame whose columns are not exactly FEATURES or that holds NaN/inf."""
-    if not isinstance(features, pd.DataFrame):
-        raise ValueError(f"features must be a pandas DataFrame with columns {FEATURES}; got "
-                         f"{type(features).__name__}")
-    missing = [c for c in FEATURES if c not in features.columns]
-    if missing:
-        raise ValueError(f"features is missing column {missing[0]!r}; required: {FEATURES}")
-    extra = [c for c in features.columns if c not in FEATURES]
-    if extra:
-        raise ValueError(f"features has unexpected column {extra[0]!r}; allowed: {FEATURES}")
-    for c in FEATURES:
-        values = pd.to_numeric(features[c], errors="coerce").to_numpy(dtype=float)
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"column {c!r} holds NaN, inf or non-numeric values; every "
-                             f"feature must be a finite number")
-    return features
 
 
 class Normalizer:

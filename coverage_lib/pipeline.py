@@ -9,9 +9,13 @@ land in ``data/<profile>/executed/`` and are mirrored into the book's source tre
 from __future__ import annotations
 
 import ast
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -37,9 +41,9 @@ class Stage:
 STAGES = [
     Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
     Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",),
-          writes=("models/best_mlp_coverage.pth",)),
+          writes=("models/best_mlp_coverage.pth", "models/mlp_training_history.json")),
     Stage("03_train_mamba", "notebooks/03_train_mamba.ipynb",
-          reads=("dataset", "models/best_mlp_coverage.pth"), writes=("models/best_coverage.pth",)),
+          reads=("dataset", "models/best_mlp_coverage.pth"), writes=("models/best_coverage.pth", "models/mamba_training_history.json")),
     Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
           reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth"),
           writes=("models/lightgbm", "results/metrics.json", "results/selector_thresholds.json")),
@@ -56,6 +60,86 @@ BOOK_EXECUTED_DIR = "book/executed"
 
 class PipelineError(RuntimeError):
     """A stage failed; the message names the notebook and the cell."""
+
+
+class PipelineBusy(RuntimeError):
+    """Another run of the same profile holds its lock; the message names it."""
+
+
+LOCK_FILE = ".pipeline.lock"
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def profile_lock(profile: str, log=print):
+    """Hold ``data/<profile>/.pipeline.lock`` for the duration of a run: one run per profile.
+
+    The lock is the kernel's (``flock``, taken atomically and released when the process ends,
+    however it ends); the file says who holds it (PID, host, start time, command). A second
+    run is refused at once with ``PipelineBusy`` naming the running one. A file whose holder
+    is gone (a run killed with SIGKILL) is taken over with a warning.
+    """
+    data = resolve(data_dir_of(profile))
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock(fd)
+            raise PipelineBusy(
+                f"profile {profile!r} is already being run by PID {holder.get('pid', '?')} "
+                f"on {holder.get('host', '?')} (started {holder.get('started', '?')}: "
+                f"{holder.get('command', '?')}); it holds {path}. Wait for it to finish, or "
+                f"stop it, then run again.") from None
+        earlier = _read_lock(fd)
+        if earlier.get("pid") not in (None, os.getpid()):
+            state = "no longer running" if not _pid_alive(earlier["pid"]) else \
+                "not holding the lock"
+            log(f"warning: taking over the lock of an earlier run of profile {profile!r} "
+                f"(PID {earlier['pid']}, started {earlier.get('started', '?')}), "
+                f"{state}: it was interrupted")
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "command": " ".join(sys.argv) or "python"}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        os.fsync(fd)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # an empty file: nobody holds it
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _read_lock(fd) -> dict:
+    raw = os.pread(fd, 4096, 0)
+    try:
+        holder = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        holder = {"pid": "?", "started": "unreadable lock file"}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _remove_leftovers(data: Path, log=print) -> None:
+    """Partial files of an interrupted run (killed during a stage or during a write): the
+    executed notebook papermill was writing, and atomic writes' temporary files. Only called
+    under the profile's lock, so no other run can be writing them."""
+    leftovers = sorted(data.glob("executed/.*.running.ipynb")) + sorted(data.rglob(".*.tmp"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+        log(f"removed {path.relative_to(data)}, left behind by an interrupted run")
 
 
 def data_dir_of(profile: str) -> str:
@@ -184,6 +268,46 @@ def stage_hash(stage: Stage, p: dict) -> str:
     return h.hexdigest()
 
 
+def output_checksums(stage: Stage, data: Path) -> dict:
+    """{path under data/<profile>/: sha256} of every file a stage wrote (its ``writes`` and
+    its executed notebook): recorded in the stage's stamp, compared before skipping it."""
+    paths = [data / "executed" / f"{stage.name}.ipynb"]
+    for entry in stage.writes:
+        target = data / entry
+        paths += [target] if target.is_file() else sorted(
+            f for f in target.rglob("*") if f.is_file() and not f.name.endswith(".tmp"))
+    return {str(p.relative_to(data)): _sha256_of(p) for p in paths if p.is_file()}
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path) -> str | None:
+    """Why a stage must run again, or None if it is up to date: its inputs (the hash) or its
+    outputs (the recorded checksums) differ from its last success."""
+    if not stamp:
+        return "no record of a successful run"
+    if stamp.get("hash") != digest:
+        return "its notebook, parameters, library code or inputs changed"
+    recorded = stamp.get("outputs")
+    if not recorded:
+        return "its stamp records no output checksums (written by an older version)"
+    missing = [w for w in stage.writes if not (data / w).exists()]
+    if missing:
+        return f"{missing[0]} is missing"
+    current = output_checksums(stage, data)
+    for rel, sha in recorded.items():
+        if current.get(rel) != sha:
+            what = "is missing" if rel not in current else "changed"
+            return f"{rel} {what} since {stage.name} wrote it"
+    return None
+
+
 def _tag_parameters_cell(path: Path) -> None:
     """Hide the defaults (the ``parameters`` cell) in the executed copy: readers see the
     injected values instead."""
@@ -228,6 +352,21 @@ def _mirror_to_book(profile: str) -> None:
     atomic_write_text(book / "PROFILE.txt", profile + "\n")
 
 
+def _ipc_kernel_manager():
+    """A kernel manager that talks to its kernel over local IPC sockets (in Jupyter's runtime
+    folder) instead of loopback TCP: nothing listens on a port, and ipykernel has no reason to
+    print its "running over TCP without encryption" warning at every stage."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def run_stage(stage: Stage, p: dict, executed: Path) -> None:
     import papermill as pm
 
@@ -235,7 +374,8 @@ def run_stage(stage: Stage, p: dict, executed: Path) -> None:
     try:
         pm.execute_notebook(str(resolve(stage.notebook)), str(tmp), parameters=p,
                             kernel_name="python3", cwd=str(project_root()),
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False,
+                            kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as err:
         failed = executed.with_name(f"{executed.stem}.failed.ipynb")
         shutil.move(tmp, failed)
@@ -249,9 +389,18 @@ def run_stage(stage: Stage, p: dict, executed: Path) -> None:
 
 
 def run(profile: str, force: bool = False, log=print) -> dict:
-    """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times."""
+    """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times.
+
+    Bad parameters → ValueError before anything is touched; another run of the same profile
+    in progress → ``PipelineBusy``, also before anything is touched."""
     all_params = stage_params(profile)  # validation first: nothing is touched on bad input
+    with profile_lock(profile, log):
+        return _run_locked(profile, all_params, force, log)
+
+
+def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
     data = resolve(data_dir_of(profile))
+    _remove_leftovers(data, log)
     (data / "executed").mkdir(parents=True, exist_ok=True)
     (data / "stamps").mkdir(parents=True, exist_ok=True)
     summary = {}
@@ -261,20 +410,23 @@ def run(profile: str, force: bool = False, log=print) -> dict:
         stamp_path = data / "stamps" / f"{stage.name}.json"
         executed = data / "executed" / f"{stage.name}.ipynb"
         stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
-        outputs_present = executed.exists() and all((data / w).exists() for w in stage.writes)
         prefix = f"[{i}/{len(STAGES)}] {stage.name} ({stage.notebook})"
-        if not force and stamp.get("hash") == digest and outputs_present:
+        reason = "--force" if force else stale_reason(stage, stamp, digest, data)
+        if reason is None:
             log(f"{prefix}: unchanged since its last success, skipped")
             summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
             continue
-        log(f"{prefix}: running ...")
+        if reason.endswith("wrote it"):  # an output changed under a valid stamp
+            log(f"{prefix}: {reason}: rerunning {stage.name}")
+        log(f"{prefix}: running ({reason}) ...")
         stamp_path.unlink(missing_ok=True)
         start = time.perf_counter()
         run_stage(stage, p, executed)
         wall = time.perf_counter() - start
         atomic_write_text(stamp_path, json.dumps(
             {"hash": digest, "wall_s": round(wall, 2), "parameters": p, "git": git_state(),
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "outputs": output_checksums(stage, data)}, indent=1))
         log(f"{prefix}: done in {wall:.1f} s")
         summary[stage.name] = {"status": "ran", "wall_s": round(wall, 2)}
     _mirror_to_book(profile)
@@ -295,7 +447,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         run(args.profile, force=args.force)
-    except (ValueError, PipelineError) as err:
+    except (ValueError, PipelineError, PipelineBusy) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ValueError) else 1
+        return {ValueError: 2, PipelineBusy: 3}.get(type(err), 1)
     return 0

@@ -33,7 +33,8 @@ import pandas as pd
 from . import training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
-from .normalization import TARGET_TRANSFORMS, forward_transform, check_features
+from .links import check_features
+from .normalization import TARGET_TRANSFORMS, forward_transform
 from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rules_broken
 
 REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this order

@@ -23,7 +23,7 @@ TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "p
 TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
               "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
               "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
-              "collocation_points": 500, "physics_batch_size": 16}
+              "collocation_points": 500, "physics_batch_size": 16, "physics_rows": 200}
 TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
              "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
              "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
