@@ -417,8 +417,9 @@ def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
             summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
             continue
         if reason.endswith("wrote it"):  # an output changed under a valid stamp
-            log(f"{prefix}: {reason}: rerunning {stage.name}")
-        log(f"{prefix}: running ({reason}) ...")
+            log(f"{prefix}: {reason}: rerunning {stage.name} ...")
+        else:
+            log(f"{prefix}: running ({reason}) ...")
         stamp_path.unlink(missing_ok=True)
         start = time.perf_counter()
         run_stage(stage, p, executed)

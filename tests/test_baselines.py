@@ -87,17 +87,6 @@ def test_load_refuses_a_foreign_or_changed_save(fitted, tmp_path, spoil, manifes
         LightGBMBaseline.load(tmp_path, data_manifest_sha256=manifest)
 
 
-@pytest.mark.parametrize("mutate, column", [
-    (lambda f: f.drop(columns="inr_db"), "inr_db"),
-    (lambda f: f.assign(extra_feature=1.0), "extra_feature"),
-    (lambda f: f.assign(distance_m=np.nan), "distance_m"),
-    (lambda f: f.assign(rain_rate_mmh=np.inf), "rain_rate_mmh"),
-])
-def test_predict_refuses_bad_input_naming_the_column(frames, fitted, mutate, column):
-    with pytest.raises(ValueError, match=column):
-        fitted.predict(mutate(frames[2][FEATURES].head(5)))
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_threads=0), "num_threads must be a positive integer; got 0"),
     (dict(num_boost_round=1.5), "num_boost_round must be a positive integer; got 1.5"),

@@ -36,9 +36,9 @@ from test_pipeline import TINY, project, write_profile  # noqa: F401  (project: 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tree_digest(folder: Path, skip=()) -> dict:
+def tree_digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # -- 1. bad parameters: refused by name before any work -------------------------------------

@@ -233,17 +233,6 @@ def test_predict_without_thresholds_is_refused(data):
         selector_of(data, thresholds=None).predict(data[0]["test"][FEATURES].head(3))
 
 
-@pytest.mark.parametrize("mutate, column", [
-    (lambda f: f.drop(columns="inr_db"), "inr_db"),
-    (lambda f: f.assign(extra_feature=1.0), "extra_feature"),
-    (lambda f: f.assign(distance_m=np.nan), "distance_m"),
-    (lambda f: f.assign(rain_rate_mmh=np.inf), "rain_rate_mmh"),
-])
-def test_predict_refuses_bad_input_naming_the_column(data, mutate, column):
-    with pytest.raises(ValueError, match=column):
-        selector_of(data).predict(mutate(data[0]["test"][FEATURES].head(5)))
-
-
 def test_routing_tolerances_can_be_widened_per_rule(data):
     features = in_domain(selector_of(data), data[0]["test"][FEATURES])
     features = features[physics.link_budget(features)["coverage_area_km2"] > 1e-3].head(100)
