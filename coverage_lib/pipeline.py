@@ -249,12 +249,13 @@ def _code_digest(paths) -> str:
 
 
 def stage_hash(stage: Stage, p: dict) -> str:
-    """Content hash of what determines a stage's results: the notebook (narrative
-    included), its parameters, the code of the library modules it imports (``library_files``,
-    ``_code_digest``) and the stage's input files."""
+    """Content hash of what determines a stage's results: the notebook's code cells, its
+    parameters, the code of the library modules it imports (``library_files``,
+    ``_code_digest``) and the stage's input files. The notebook's prose is not hashed:
+    fixing a sentence retrains nothing (``refresh_prose`` puts it into the executed copy)."""
     nb = nbformat.read(resolve(stage.notebook), as_version=4)
-    cells = "\n".join(f"{c.cell_type}:{c.source}" for c in nb.cells)  # narrative included
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    cells = "\n".join(f"code:{c.source}" for c in nb.cells if c.cell_type == "code")
     library = library_files("\n".join(line for line in code.splitlines()
                                       if not line.lstrip().startswith(("%", "!"))))
     data = resolve(p["data_dir"])
@@ -306,6 +307,34 @@ def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path) -> str | No
             what = "is missing" if rel not in current else "changed"
             return f"{rel} {what} since {stage.name} wrote it"
     return None
+
+
+def _is_injected(cell) -> bool:
+    return "injected-parameters" in cell.metadata.get("tags", [])
+
+
+def refresh_prose(notebook, executed: Path) -> bool:
+    """Give the executed copy the notebook's current prose (markdown and raw cells), keeping
+    its code cells, outputs and injected parameters. Only when the code cells are the same
+    (otherwise the stage reruns anyway). Returns True if the copy changed."""
+    source = nbformat.read(resolve(notebook), as_version=4)
+    done = nbformat.read(executed, as_version=4)
+    ran = [c for c in done.cells if c.cell_type == "code" and not _is_injected(c)]
+    if [c.source for c in ran] != [c.source for c in source.cells if c.cell_type == "code"]:
+        return False
+    injected, ran_iter, cells = [c for c in done.cells if _is_injected(c)], iter(ran), []
+    for cell in source.cells:
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        cells.append(next(ran_iter))
+        if "parameters" in cell.metadata.get("tags", []):
+            cells.extend(injected)
+    if [(c.cell_type, c.source) for c in cells] == [(c.cell_type, c.source) for c in done.cells]:
+        return False
+    done.cells = cells
+    atomic_write_text(executed, nbformat.writes(done))
+    return True
 
 
 def _tag_parameters_cell(path: Path) -> None:
@@ -413,7 +442,12 @@ def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
         prefix = f"[{i}/{len(STAGES)}] {stage.name} ({stage.notebook})"
         reason = "--force" if force else stale_reason(stage, stamp, digest, data)
         if reason is None:
-            log(f"{prefix}: unchanged since its last success, skipped")
+            note = ""
+            if refresh_prose(stage.notebook, executed):  # its prose changed, not its code
+                stamp["outputs"] = output_checksums(stage, data)
+                atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
+                note = " (its prose was refreshed from the notebook)"
+            log(f"{prefix}: unchanged since its last success, skipped{note}")
             summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
             continue
         if reason.endswith("wrote it"):  # an output changed under a valid stamp

@@ -78,6 +78,21 @@ def test_run_skip_force_and_rerun_on_change(project):
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["skipped"] * STAGE_COUNT
     assert any("skipped" in line for line in logs)
+    # Prose is not hashed: a reworded sentence reruns nothing, yet the executed copy and the
+    # book show it.
+    source = project / "notebooks" / "05_plots.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    prose = next(c for c in nb.cells if c.cell_type == "markdown")
+    prose.source += "\n\nA sentence added after the run."
+    nbformat.write(nb, source)
+    assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
+        ["skipped"] * STAGE_COUNT
+    for copy in (data / "executed" / "05_plots.ipynb",
+                 project / "book" / "executed" / "05_plots.ipynb"):
+        assert "A sentence added after the run." in copy.read_text()
+        assert nbformat.read(copy, as_version=4).cells[-1].outputs is not None
+    assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
+        ["skipped"] * STAGE_COUNT
     assert pipeline.run("tiny", force=True, log=logs.append)["01_data"]["status"] == "ran"
     # Same seed, same bytes: the forced rerun reproduces every data file.
     assert (data / "dataset" / "MANIFEST.txt").read_text() == manifest
