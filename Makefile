@@ -12,22 +12,29 @@ BOOK_FLAGS := -W -n --keep-going
 
 .PHONY: paper test quick book pdf env clean
 
+# The book shows one profile, named: `coverage_lib book --profile P` puts P's finished run into
+# book/executed/ whole (refusing an unfinished one); `make book` shows paper once it has run.
 paper: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m coverage_lib run --profile paper
+	$(BIN)/python -m coverage_lib book --profile paper
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
 	@echo "book: _build/html/index.html"
 
+# The test book (quick profile) goes to build/test-book; `make book` puts paper back if it ran.
 test: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m coverage_lib run --profile quick
 	$(BIN)/python -m pytest --nbval data/quick/executed/
+	$(BIN)/python -m coverage_lib book --profile quick
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) --path-output build/test-book .
 
 quick: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m coverage_lib run --profile quick
+	$(BIN)/python -m coverage_lib book --profile quick
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
 
 book: $(INSTALLED) $(MATHJAX)
+	$(BIN)/python -m coverage_lib book $(if $(PROFILE),--profile $(PROFILE))
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
 
 # Optional: needs TeX Live with xelatex (see README); not part of `make paper` or `make test`.

@@ -1,4 +1,5 @@
-"""``python -m coverage_lib run --profile quick|paper [--force]``"""
+"""``python -m coverage_lib run --profile quick|paper [--force]`` and
+``python -m coverage_lib book [--profile quick|paper] [--check]``"""
 import sys
 
 from .pipeline import main

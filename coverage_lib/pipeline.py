@@ -1,10 +1,12 @@
 """The batch pipeline: execute the notebooks in order with papermill, one profile at a time.
 
 Every parameter is passed explicitly from ``params/<profile>.yaml`` (plus ``profile`` and
-``data_dir``), all of them validated before any stage runs. A stage whose notebook,
-parameters, library code and input files are unchanged since its last success is skipped
-(content hashes in ``data/<profile>/stamps/``); ``force`` reruns everything. Executed copies
-land in ``data/<profile>/executed/`` and are mirrored into the book's source tree.
+``data_dir``), all of them validated before any stage runs. A stage whose notebook's
+code cells, parameters, library code and input files are unchanged since its last success,
+and whose outputs are still the files it wrote, is skipped (content hashes and output
+checksums in ``data/<profile>/stamps/``); ``force`` reruns everything. One run per profile at a
+time (``profile_lock``). Executed copies land in ``data/<profile>/executed/``; ``publish``
+puts one finished profile into the book's source tree, whole.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,37 +351,126 @@ def _tag_parameters_cell(path: Path) -> None:
     atomic_write_text(path, nbformat.writes(nb))
 
 
-def _write_provenance(profile: str) -> str:
-    """data/<profile>/results/provenance.json, and its tables as markdown for the book."""
+def _write_provenance(profile: str) -> dict:
+    """data/<profile>/results/provenance.json: what produced this run."""
     from . import provenance
 
     prov = provenance.collect(profile, STAGES)
     atomic_write_text(resolve(data_dir_of(profile)) / "results" / "provenance.json",
                       json.dumps(prov, indent=1) + "\n")
-    return provenance.markdown(prov)
+    return prov
+
+
+def finished_profiles() -> list[str]:
+    """Profiles whose every stage has a recorded success (a stamp)."""
+    found = []
+    for profile in params_mod.available_profiles():
+        stamps = resolve(data_dir_of(profile)) / "stamps"
+        if all((stamps / f"{s.name}.json").is_file() for s in STAGES):
+            found.append(profile)
+    return found
+
+
+def publish(profile: str | None = None, log=print) -> str:
+    """Put one profile's finished run into the book's source (``book/executed/``), replacing
+    whatever profile was there, and return the profile's name.
+
+    ``profile`` None: the paper profile once it has finished, else the quick one (else any
+    finished one). A profile
+    whose run is not finished or not up to date (a stage that ``run`` would not skip) is
+    refused, naming the stage and why, and the book's source is left as it was. The executed
+    notebooks, figures, MANIFEST, provenance and the profile's headline for the first page
+    are written to a fresh folder that then replaces ``book/executed/`` whole, so the book
+    never mixes profiles (``check_book``).
+    """
+    if profile is None:
+        done = finished_profiles()
+        profile = next((p for p in ("paper", "quick", *done) if p in done), None)
+        if profile is None:
+            raise ValueError("no profile has finished a run yet: run "
+                             "`python -m coverage_lib run --profile quick` (or paper) first")
+    all_params = stage_params(profile)
+    data = resolve(data_dir_of(profile))
+    with profile_lock(profile, log):
+        for stage in STAGES:
+            stamp_path = data / "stamps" / f"{stage.name}.json"
+            stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+            reason = stale_reason(stage, stamp, stage_hash(stage, all_params[stage.name]), data)
+            if reason is not None:
+                raise ValueError(f"profile {profile!r} cannot be published: stage {stage.name}: "
+                                 f"{reason}; run `python -m coverage_lib run --profile "
+                                 f"{profile}` first")
+            executed = data / "executed" / f"{stage.name}.ipynb"
+            if refresh_prose(stage.notebook, executed):
+                stamp["outputs"] = output_checksums(stage, data)
+                atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
+        _mirror_to_book(profile)
+    check_book()
+    log(f"book source: {BOOK_EXECUTED_DIR}/ now holds profile {profile!r}")
+    return profile
 
 
 def _mirror_to_book(profile: str) -> None:
+    from . import provenance
+
     book = project_root() / BOOK_EXECUTED_DIR
-    book.mkdir(parents=True, exist_ok=True)
-    data = resolve(data_dir_of(profile))
-    atomic_write_text(book / "provenance.md", _write_provenance(profile))
+    book.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".executed.", dir=book.parent))
+    try:
+        data = resolve(data_dir_of(profile))
+        prov = _write_provenance(profile)
+        atomic_write_text(fresh / "provenance.md", provenance.markdown(prov))
+        atomic_write_text(fresh / "profile.md", provenance.headline(prov))
+        for stage in STAGES:
+            shutil.copyfile(data / "executed" / f"{stage.name}.ipynb",
+                            fresh / f"{stage.name}.ipynb")
+        (fresh / "figures").mkdir()
+        for figure in (data / "figures").glob("*.png"):  # what the pages show
+            shutil.copyfile(figure, fresh / "figures" / figure.name)
+        shutil.copyfile(data / "dataset" / "MANIFEST.txt", fresh / "MANIFEST.txt")
+        atomic_write_text(fresh / "PROFILE.txt", profile + "\n")
+        os.chmod(fresh, 0o755)
+        old = book.with_name(f".{book.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if book.exists():
+            book.rename(old)
+        fresh.rename(book)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _injected_profile(path: Path) -> str | None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if _is_injected(cell):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and any(
+                        getattr(t, "id", None) == "profile" for t in node.targets):
+                    return ast.literal_eval(node.value)
+    return None
+
+
+def check_book() -> str:
+    """The profile ``book/executed/`` holds; ValueError if it holds none, misses a stage's
+    notebook, or mixes profiles (a notebook executed for another profile than PROFILE.txt)."""
+    book = project_root() / BOOK_EXECUTED_DIR
+    if not (book / "PROFILE.txt").is_file():
+        raise ValueError(f"{BOOK_EXECUTED_DIR}/ holds no published run: run "
+                         f"`python -m coverage_lib book --profile <profile>` first")
+    profile = (book / "PROFILE.txt").read_text().strip()
     for stage in STAGES:
-        src = data / "executed" / f"{stage.name}.ipynb"
-        if src.exists():
-            atomic_write_bytes(book / src.name, src.read_bytes())
-    figures = book / "figures"  # the PNGs the book's pages show, as the last run drew them
-    figures.mkdir(exist_ok=True)
-    drawn = {f.name: f for f in (data / "figures").glob("*.png")}
-    for stale in figures.glob("*.png"):
-        if stale.name not in drawn:
-            stale.unlink()
-    for name, src in drawn.items():
-        atomic_write_bytes(figures / name, src.read_bytes())
-    manifest = data / "dataset" / "MANIFEST.txt"
-    if manifest.exists():
-        atomic_write_bytes(book / "MANIFEST.txt", manifest.read_bytes())
-    atomic_write_text(book / "PROFILE.txt", profile + "\n")
+        path = book / f"{stage.name}.ipynb"
+        if not path.is_file():
+            raise ValueError(f"{BOOK_EXECUTED_DIR}/ lacks {path.name}: publish a finished run "
+                             f"with `python -m coverage_lib book --profile {profile}`")
+        found = _injected_profile(path)
+        if found != profile:
+            raise ValueError(f"refusing to build a book from a mix of profiles: "
+                             f"{BOOK_EXECUTED_DIR}/{path.name} was executed for profile "
+                             f"{found!r}, the book is for {profile!r} (PROFILE.txt); publish one "
+                             f"profile with `python -m coverage_lib book --profile <profile>`")
+    return profile
 
 
 def _ipc_kernel_manager():
@@ -464,8 +556,9 @@ def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
              "outputs": output_checksums(stage, data)}, indent=1))
         log(f"{prefix}: done in {wall:.1f} s")
         summary[stage.name] = {"status": "ran", "wall_s": round(wall, 2)}
-    _mirror_to_book(profile)
-    log(f"executed notebooks: {data / 'executed'} (mirrored into {BOOK_EXECUTED_DIR}/)")
+    _write_provenance(profile)
+    log(f"executed notebooks: {data / 'executed'} (for the book: python -m coverage_lib book "
+        f"--profile {profile})")
     return summary
 
 
@@ -479,9 +572,21 @@ def main(argv=None) -> int:
     run_p.add_argument("--profile", required=True,
                        help=f"parameter profile: one of {params_mod.available_profiles()}")
     run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    book_p = sub.add_parser("book", help="put a finished run into the book's source "
+                                         "(book/executed/), one profile only")
+    book_p.add_argument("--profile", default=None,
+                        help="the profile the book shows (default: paper once it has "
+                             "finished, else quick)")
+    book_p.add_argument("--check", action="store_true",
+                        help="only check that book/executed/ holds one profile, whole")
     args = parser.parse_args(argv)
     try:
-        run(args.profile, force=args.force)
+        if args.command == "run":
+            run(args.profile, force=args.force)
+        elif args.check:
+            print(f"book/executed/ holds profile {check_book()!r}")
+        else:
+            publish(args.profile)
     except (ValueError, PipelineError, PipelineBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return {ValueError: 2, PipelineBusy: 3}.get(type(err), 1)

@@ -75,6 +75,22 @@ def _table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def headline(prov: dict) -> str:
+    """One paragraph for the book's first page: the profile it shows and the code that ran it
+    (full commit hash, and whether the working tree was clean)."""
+    git = prov["git"] or {}
+    if not git.get("commit"):
+        code = "outside a git checkout (no commit recorded)"
+    else:
+        state = {True: "with uncommitted changes to tracked files", False: "clean tree",
+                 None: "tree state unknown"}[git.get("uncommitted_changes")]
+        code = f"commit `{git['commit']}` ({state})"
+    finished = max((r["finished"] or "" for r in prov["stages"].values()), default="")
+    return (f"This copy of the book shows the **{prov['profile']}** profile "
+            f"(`params/{prov['profile']}.yaml`), run at {code}"
+            + (f"; its last stage finished {finished} UTC" if finished else "") + ".\n")
+
+
 def markdown(prov: dict) -> str:
     """The provenance as MyST markdown (tables only; included by the reproducibility page)."""
     m = prov["machine"]

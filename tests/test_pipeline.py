@@ -64,8 +64,14 @@ def test_run_skip_force_and_rerun_on_change(project):
     injected = next(c for c in executed.cells
                     if "injected-parameters" in c.metadata.get("tags", []))
     assert "n_samples = 3000" in injected.source
-    assert (project / "book" / "executed" / "01_data.ipynb").exists()
-    assert (project / "book" / "executed" / "MANIFEST.txt").read_text() == manifest
+    book = project / "book" / "executed"
+    assert not book.exists()  # a run does not touch the book: publishing names a profile
+    assert pipeline.publish(log=logs.append) == "tiny"  # the only finished profile
+    assert (book / "01_data.ipynb").exists()
+    assert (book / "MANIFEST.txt").read_text() == manifest
+    assert pipeline.check_book() == "tiny"
+    headline = (book / "profile.md").read_text()
+    assert "**tiny** profile" in headline
     # Evaluation, figures and provenance: the book's inputs.
     from coverage_lib import evaluation
     metrics = evaluation.read_metrics(data / "results" / "metrics.json")
@@ -87,8 +93,8 @@ def test_run_skip_force_and_rerun_on_change(project):
     nbformat.write(nb, source)
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["skipped"] * STAGE_COUNT
-    for copy in (data / "executed" / "05_plots.ipynb",
-                 project / "book" / "executed" / "05_plots.ipynb"):
+    pipeline.publish("tiny", log=logs.append)
+    for copy in (data / "executed" / "05_plots.ipynb", book / "05_plots.ipynb"):
         assert "A sentence added after the run." in copy.read_text()
         assert nbformat.read(copy, as_version=4).cells[-1].outputs is not None
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
@@ -100,6 +106,9 @@ def test_run_skip_force_and_rerun_on_change(project):
     # A changed MLP parameter reruns the MLP and the stage that reads its checkpoint; changed
     # data reruns everything.
     write_profile(project, "tiny", TINY, {**TINY_MLP, "lr": 0.001})
+    with pytest.raises(ValueError, match="stage 02_train_mlp: its notebook, parameters"):
+        pipeline.publish("tiny", log=logs.append)  # outdated: the book keeps what it had
+    assert pipeline.check_book() == "tiny" and (book / "MANIFEST.txt").read_text() == manifest
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["skipped"] + ["ran"] * (STAGE_COUNT - 1)
     write_profile(project, "tiny", {**TINY, "seed": 8}, {**TINY_MLP, "lr": 0.001})
@@ -184,3 +193,29 @@ def test_library_hash_ignores_docstrings_and_comments_but_not_code(tmp_path, mon
     assert digest('"""Other doc."""\n# a comment\ndef f(x):\n    """New words."""\n\n'
                   '    return x + 1  # same\n') == base
     assert digest('"""Doc."""\ndef f(x):\n    """Old words."""\n    return x + 2\n') != base
+
+
+def test_the_book_refuses_an_unfinished_run_and_a_mix_of_profiles(project):
+    with pytest.raises(ValueError, match="no profile has finished a run yet"):
+        pipeline.publish(log=lambda *_: None)
+    with pytest.raises(ValueError, match="stage 01_data: no record of a successful run"):
+        pipeline.publish("tiny", log=lambda *_: None)
+    with pytest.raises(ValueError, match="holds no published run"):
+        pipeline.check_book()
+    book = project / "book" / "executed"
+    book.mkdir(parents=True)
+    (book / "PROFILE.txt").write_text("paper\n")
+    for stage in pipeline.STAGES:  # notebooks executed for two profiles
+        nb = nbformat.v4.new_notebook()
+        profile = "quick" if stage.name == "04_evaluate" else "paper"
+        cell = nbformat.v4.new_code_cell(f'profile = "{profile}"\ndata_dir = "data/{profile}"')
+        cell.metadata["tags"] = ["injected-parameters"]
+        nb.cells.append(cell)
+        nbformat.write(nb, book / f"{stage.name}.ipynb")
+    with pytest.raises(ValueError, match="refusing to build a book from a mix of profiles: "
+                                         "book/executed/04_evaluate.ipynb was executed for "
+                                         "profile 'quick'"):
+        pipeline.check_book()
+    result = subprocess.run([sys.executable, "-m", "coverage_lib", "book", "--check"],
+                            capture_output=True, text=True, cwd=project)
+    assert result.returncode == 2 and "mix of profiles" in result.stderr
