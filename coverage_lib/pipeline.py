@@ -46,7 +46,7 @@ STAGES = [
     Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",),
           writes=("models/best_mlp_coverage.pth", "models/mlp_training_history.json")),
     Stage("03_train_mamba", "notebooks/03_train_mamba.ipynb",
-          reads=("dataset", "models/best_mlp_coverage.pth"), writes=("models/best_coverage.pth", "models/mamba_training_history.json")),
+          reads=("dataset",), writes=("models/best_coverage.pth", "models/mamba_training_history.json")),
     Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
           reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth"),
           writes=("models/lightgbm", "results/metrics.json", "results/selector_thresholds.json")),

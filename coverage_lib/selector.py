@@ -78,6 +78,12 @@ class Selector:
             ranges[column] = (max(ranges[column][0], low), min(ranges[column][1], high))
         self.domain = ranges  # {feature: (low, high)}: the tighter of the two bounds
 
+    @property
+    def physics_assumptions(self) -> dict:
+        """The edge SINR and implementation gap of the data both backbones learnt from (the
+        MLP's; ``physics_checks`` judges ``selector.predict`` with them)."""
+        return self.mlp.physics_assumptions
+
     def _set_thresholds(self, thresholds: dict) -> None:
         value = thresholds.get("divergence") if isinstance(thresholds, dict) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
