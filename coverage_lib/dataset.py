@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import params, physics
+from . import domain, params, physics
 from .io import atomic_write_bytes, atomic_write_text
 
 FEATURES = [
@@ -30,14 +30,9 @@ ORACLE_COLUMNS = [
 ]
 COLUMNS = FEATURES + TARGETS + ORACLE_COLUMNS
 
-BANDWIDTHS_MHZ = np.array([5, 10, 20, 40, 50, 100, 200, 400], dtype=float)
-
-# The physical domain each feature is drawn from (physics.md), over all scenarios.
-DOMAIN = {
-    "frequency_ghz": (0.5, 100.0),
-    "distance_m": (10.0, 10000.0),
-    "rain_rate_mmh": (0.0, 150.0),
-}
+BANDWIDTHS_MHZ = np.array(domain.BANDWIDTHS_MHZ, dtype=float)
+# The physical domain each feature is drawn from, over all scenarios (``domain``).
+DOMAIN = domain.DOMAIN
 # Features whose in-distribution range is a parameter; rows beyond it are OOD test sets.
 OOD_FEATURES = {"frequency": "frequency_ghz", "rain": "rain_rate_mmh", "distance": "distance_m"}
 SPLITS = ["train", "val", "test"]
@@ -55,24 +50,35 @@ def _log_uniform(rng, low, high):
 
 
 def draw_features(n_samples: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Draw ``n_samples`` links as in physics.md's feature table (one fixed draw order)."""
-    n = n_samples
-    scenario = rng.integers(0, 3, n)
-    uma, umi, rma = (scenario == s for s in (physics.UMA, physics.UMI, physics.RMA))
-    frequency = _log_uniform(rng, 0.5, np.where(rma, 30.0, 100.0))
-    distance = _log_uniform(rng, 10.0, physics.max_distance_m(scenario))
-    bs_height = np.select([uma, umi], [25.0, 10.0], rng.uniform(10.0, 150.0, n))
-    ue_height = np.where(rma, rng.uniform(1.0, 10.0, n), rng.uniform(1.5, 22.5, n))
-    tx_power = np.where(umi, rng.uniform(30.0, 44.0, n), rng.uniform(40.0, 49.0, n))
-    gain = rng.uniform(0.0, 25.0, n)
+    """Draw ``n_samples`` links over the physical domain (``domain``: the book's feature
+    table), in one fixed draw order: the same generator state gives the same links."""
+    n, by, common = n_samples, domain.BY_SCENARIO, domain.COMMON
+    uma_, umi_, rma_ = domain.UMA, domain.UMI, domain.RMA
+    scenario = rng.integers(common["scenario"][0], common["scenario"][1] + 1, n)
+    uma, umi, rma = (scenario == s for s in (uma_, umi_, rma_))
+
+    def per_row(feature, bound):  # each row's scenario's bound (0 low, 1 high)
+        return np.choose(scenario, [by[feature][s][bound] for s in (uma_, umi_, rma_)])
+
+    frequency = _log_uniform(rng, per_row("frequency_ghz", 0), per_row("frequency_ghz", 1))
+    distance = _log_uniform(rng, per_row("distance_m", 0), per_row("distance_m", 1))
+    # Fixed in UMa and UMi, drawn in RMa; then each draw's scenarios (one array per range).
+    bs_height = np.select([uma, umi], [by["bs_height_m"][uma_][0], by["bs_height_m"][umi_][0]],
+                          rng.uniform(*by["bs_height_m"][rma_], n))
+    ue_height = np.where(rma, rng.uniform(*by["ue_height_m"][rma_], n),
+                         rng.uniform(*by["ue_height_m"][uma_], n))
+    tx_power = np.where(umi, rng.uniform(*by["tx_power_dbm"][umi_], n),
+                        rng.uniform(*by["tx_power_dbm"][uma_], n))
+    gain = rng.uniform(*common["antenna_gain_dbi"], n)
     bandwidth = rng.choice(BANDWIDTHS_MHZ, n)
-    noise_figure = rng.uniform(5.0, 13.0, n)
-    rainy = rng.random(n) < 0.5
-    rain = np.where(rainy, np.minimum(rng.exponential(10.0, n), 150.0), 0.0)
-    water_vapour = rng.uniform(0.0, 25.0, n)
+    noise_figure = rng.uniform(*common["noise_figure_db"], n)
+    rainy = rng.random(n) < 1.0 - domain.RAIN_FREE_FRACTION
+    rain = np.where(rainy, np.minimum(rng.exponential(domain.RAIN_MEAN_MMH, n),
+                                      common["rain_rate_mmh"][1]), 0.0)
+    water_vapour = rng.uniform(*common["water_vapour_gm3"], n)
     p_los = physics.los_probability(scenario, distance, ue_height)
     los = (rng.random(n) < p_los).astype(np.int64)
-    inr = rng.uniform(-10.0, 20.0, n)
+    inr = rng.uniform(*common["inr_db"], n)
     return pd.DataFrame({
         "frequency_ghz": frequency, "distance_m": distance, "bs_height_m": bs_height,
         "ue_height_m": ue_height, "tx_power_dbm": tx_power, "antenna_gain_dbi": gain,

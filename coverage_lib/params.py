@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .domain import DOMAIN
 from .paths import project_root
 
 PARAMS_DIR = "params"
@@ -138,9 +139,9 @@ RULES = {
         "n_samples": positive_int,
         "seed": non_negative_int,
         "split_fractions": fractions,
-        "id_frequency_ghz": range_within(0.5, 100.0),
-        "id_rain_rate_mmh": range_within(0.0, 150.0),
-        "id_distance_m": range_within(10.0, 10000.0),
+        "id_frequency_ghz": range_within(*DOMAIN["frequency_ghz"]),
+        "id_rain_rate_mmh": range_within(*DOMAIN["rain_rate_mmh"]),
+        "id_distance_m": range_within(*DOMAIN["distance_m"]),
         "edge_sinr_db": number,
         "implementation_gap_db": number,
         "n_plot_rows": positive_int,

@@ -15,16 +15,13 @@ import numpy as np
 import pandas as pd
 
 from . import params
+from .domain import BY_SCENARIO, RMA, SCENARIO_NAMES, UMA, UMI  # noqa: F401  (scenario codes)
 
 SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 
-# Scenario codes of the ``scenario`` feature.
-UMA, UMI, RMA = 0, 1, 2
-SCENARIO_NAMES = {UMA: "UMa", UMI: "UMi street canyon", RMA: "RMa"}
-
-# Largest 2-D distance searched for the coverage radius (the generator's distance range), m.
-MIN_DISTANCE_M = 10.0
-MAX_DISTANCE_M = {UMA: 5000.0, UMI: 5000.0, RMA: 10000.0}
+# Range of 2-D distances searched for the coverage radius (the generator's distance range), m.
+MIN_DISTANCE_M = min(low for low, _ in BY_SCENARIO["distance_m"].values())
+MAX_DISTANCE_M = {scenario: high for scenario, (_, high) in BY_SCENARIO["distance_m"].items()}
 
 # This project's stated assumptions (book, methods page); parameters with these defaults.
 EDGE_SINR_DB = -6.0

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import physics
+from . import domain, physics
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes
 from .plots import OKABE_ITO, label
@@ -147,9 +147,11 @@ def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
     of each axis shaded. ``predictors`` maps a name to ``predict(features) -> targets``. The
     rain sweep uses the link at ``RAIN_PANEL``'s frequency (28 GHz), where rain matters."""
     link = {**REFERENCE_LINK, **(link or {})}
-    axes_spec = {"distance_m": np.geomspace(10.0, physics.MAX_DISTANCE_M[int(link["scenario"])], n),
-                 "rain_rate_mmh": np.linspace(0.0, 100.0, n),
-                 "frequency_ghz": np.geomspace(0.5, 100.0, n)}
+    ranges = {c: domain.BY_SCENARIO[c][int(link["scenario"])]  # the link's scenario's domain
+              for c in ("distance_m", "frequency_ghz")}
+    axes_spec = {"distance_m": np.geomspace(*ranges["distance_m"], n),
+                 "rain_rate_mmh": np.linspace(*domain.DOMAIN["rain_rate_mmh"], n),
+                 "frequency_ghz": np.geomspace(*ranges["frequency_ghz"], n)}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (column, values) in zip(axes, axes_spec.items()):
         rows = _link_rows({**link, **RAIN_PANEL} if column == "rain_rate_mmh" else link,

@@ -1,0 +1,39 @@
+"""Widgets over the 13 features of one link, spanning the physical domain (``domain``), for
+the interactive notebook. ipywidgets is imported only when they are built."""
+from __future__ import annotations
+
+import math
+
+from . import domain
+from .dataset import FEATURES
+
+LOG_SCALE = ("frequency_ghz", "distance_m")  # sliders on a log10 axis
+
+
+def link_controls(link: dict) -> dict:
+    """{feature: widget} starting at ``link``'s values, over the whole physical domain,
+    out-of-distribution ranges included; scenario, LOS and bandwidth as drop-downs."""
+    import ipywidgets as w
+
+    controls = {}
+    for feature in FEATURES:
+        low, high = domain.DOMAIN[feature]
+        label = domain.LABELS[feature]
+        if feature == "scenario":
+            controls[feature] = w.Dropdown(options=[(n, s) for s, n in
+                                                    domain.SCENARIO_NAMES.items()],
+                                           value=int(link[feature]), description=label)
+        elif feature == "los":
+            controls[feature] = w.Dropdown(options=[("NLOS", 0), ("LOS", 1)],
+                                           value=int(link[feature]), description=label)
+        elif feature == "bandwidth_mhz":
+            controls[feature] = w.Dropdown(options=list(domain.BANDWIDTHS_MHZ),
+                                           value=float(link[feature]), description=label)
+        elif feature in LOG_SCALE:
+            controls[feature] = w.FloatLogSlider(value=link[feature], base=10,
+                                                 min=math.log10(low), max=math.log10(high),
+                                                 step=0.01, description=label)
+        else:
+            controls[feature] = w.FloatSlider(value=link[feature], min=low, max=high,
+                                              description=label)
+    return controls
