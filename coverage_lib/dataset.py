@@ -306,6 +306,15 @@ def ood_ranges(id_ranges: dict) -> dict:
     return out
 
 
+def range_table(id_ranges: dict) -> pd.DataFrame:
+    """Per OOD-controlled feature: its in-distribution range and the rest of its physical
+    domain, the out-of-distribution part."""
+    ood = ood_ranges(id_ranges)
+    return pd.DataFrame({"in distribution": {c: f"[{lo:g}, {hi:g}]"
+                                             for c, (lo, hi) in id_ranges.items()},
+                         "out of distribution": ood})
+
+
 def describe_splits(df: pd.DataFrame, indices: dict, id_ranges: dict) -> pd.DataFrame:
     """Rows per split and the range of each OOD-controlled feature in it."""
     rows = []

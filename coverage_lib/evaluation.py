@@ -27,20 +27,50 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import params
-from .dataset import OOD_SPLITS, TARGETS
+from . import dataset, latency, metrics, params, paths, physics_checks, registry, training
+from .baselines import LightGBMBaseline
+from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_text
+from .selector import Selector
 
 FORMAT = "d2tl-coverage-metrics/1"
-MODELS = ("oracle", "lightgbm", "mlp", "mamba3", "selector")
-MODEL_NAMES = {"oracle": "oracle (noise floor)", "physics": "physics (link budget)",
-               "lightgbm": "LightGBM", "mlp": "CoverageMLP", "mamba3": "CoverageMamba3",
-               "selector": "Selector"}
+
+
+def model_keys() -> tuple:
+    """Keys of every model scored, in the order tables show them: the oracle, LightGBM, each
+    registered backbone, the Selector."""
+    return ("oracle", "lightgbm", *registry.BACKBONES, "selector")
+
+
+def model_names() -> dict:
+    """{key: display name} of every model, and of the physics (link budget)."""
+    return registry.display_names()
+
+
+def named(by_key: dict, skip=()) -> dict:
+    """The same mapping keyed by display names (the figures' legends), without ``skip``."""
+    names = model_names()
+    return {names.get(k, k): v for k, v in by_key.items() if k not in skip}
+
+
+def read_results(data_dir) -> dict:
+    """``results/metrics.json`` of ``data_dir``, refused if it was computed on another data
+    set than the one there now."""
+    path = paths.resolve(data_dir) / "results" / "metrics.json"
+    results = read_metrics(path)
+    if results["data_manifest_sha256"] != dataset.manifest_sha256(paths.dataset_dir(data_dir)):
+        raise ValueError(f"{path} was computed on another data set; rerun the evaluation "
+                         f"notebook (04_evaluate)")
+    return results
+
+
 EVAL_SPLITS = ("test", *OOD_SPLITS)
 STATS = ("mae", "rmse", "r2", "mae_vs_median")
 # Decimals the goals table shows (notebooks 04 and 05); ``goals`` judges the value so rounded,
@@ -52,28 +82,31 @@ def table(accuracy: dict, split: str, stat: str = "mae", models=None) -> pd.Data
     """One statistic on one split: a row per target, a column per model (display names)."""
     params.one_of(*STATS)("stat", stat)
     params.one_of(*accuracy)("split", split)
-    models = [m for m in (models or MODELS) if m in accuracy[split]]
-    return pd.DataFrame({MODEL_NAMES.get(m, m): [accuracy[split][m][t].get(stat, np.nan)
-                                                 for t in TARGETS] for m in models},
+    names = model_names()
+    chosen = [m for m in (models or model_keys()) if m in accuracy[split]]
+    return pd.DataFrame({names.get(m, m): [accuracy[split][m][t].get(stat, np.nan)
+                                           for t in TARGETS] for m in chosen},
                         index=pd.Index(TARGETS, name=stat))
 
 
 def violation_table(physics: dict, split: str) -> pd.DataFrame:
     """Violation rates (%) on one split: a row per rule, a column per model."""
-    return pd.DataFrame({MODEL_NAMES.get(m, m): {rule: 100.0 * r["violation_rate"]
-                                                 for rule, r in rules.items()}
-                         for m, rules in physics[split].items()})
+    names, found = model_names(), physics[split]
+    return pd.DataFrame({names.get(m, m): {rule: 100.0 * r["violation_rate"]
+                                           for rule, r in found[m].items()}
+                         for m in ("physics", *model_keys()) if m in found})
 
 
 def routing_entry(flags: pd.DataFrame) -> dict:
     """The Selector's routing on a split as JSON: fractions to each backbone and per reason
     (``selector.routing_summary`` of ``route``'s flags)."""
-    from .selector import REASONS, routing_summary
+    from .selector import REASONS, routes, routing_summary
     summary = routing_summary(flags)
     n = max(len(flags), 1)
-    return {"rows": int(len(flags)), "to_mlp": float(summary.loc[("mlp", ""), "fraction"]),
-            "to_mamba": float(summary.loc["mamba", "rows"].sum() / n),
-            "reasons": {r: float(summary.loc[("mamba", r), "fraction"]) for r in REASONS}}
+    primary, backup = routes()
+    return {"rows": int(len(flags)), "to_mlp": float(summary.loc[(primary, ""), "fraction"]),
+            "to_mamba": float(summary.loc[backup, "rows"].sum() / n),
+            "reasons": {r: float(summary.loc[(backup, r), "fraction"]) for r in REASONS}}
 
 
 def _mae(accuracy, split, model, target):
@@ -87,6 +120,7 @@ def goals(accuracy: dict) -> list[dict]:
     (``GOAL_DECIMALS``). A goal whose models or splits are absent is left out.
     """
     rows = []
+    mlp, mamba3 = registry.by_role("primary").key, registry.by_role("backup").key
 
     def add(goal, value, limit, kind):
         shown = round(float(value), GOAL_DECIMALS)
@@ -95,28 +129,28 @@ def goals(accuracy: dict) -> list[dict]:
                      "kind": kind, "met": bool(ok)})
 
     test = accuracy.get("test", {})
-    if {"mlp", "oracle"} <= set(test):
+    if {mlp, "oracle"} <= set(test):
         for target, label in (("received_power_dbm", "received power"), ("sinr_db", "SINR")):
             add(f"MLP {label} test MAE / oracle MAE",
-                _mae(accuracy, "test", "mlp", target) / _mae(accuracy, "test", "oracle", target),
+                _mae(accuracy, "test", mlp, target) / _mae(accuracy, "test", "oracle", target),
                 1.01, "max")
             add(f"MLP {label} test MAE vs the median (dB)",
-                test["mlp"][target]["mae_vs_median"], 0.3, "max")
-        add("MLP radius test R²", test["mlp"]["coverage_radius_m"]["r2"], 0.999, "min")
-    if {"mlp", "lightgbm"} <= set(test):
+                test[mlp][target]["mae_vs_median"], 0.3, "max")
+        add("MLP radius test R²", test[mlp]["coverage_radius_m"]["r2"], 0.999, "min")
+    if {mlp, "lightgbm"} <= set(test):
         for target in TARGETS:
             add(f"MLP test MAE / LightGBM test MAE: {target}",
-                _mae(accuracy, "test", "mlp", target) / _mae(accuracy, "test", "lightgbm", target),
+                _mae(accuracy, "test", mlp, target) / _mae(accuracy, "test", "lightgbm", target),
                 1.0, "max")
     for split in ("ood_frequency", "ood_rain"):
-        if {"mlp", "mamba3"} <= set(accuracy.get(split, {})):
-            ratio = np.mean([_mae(accuracy, split, "mamba3", t) / _mae(accuracy, split, "mlp", t)
+        if {mlp, mamba3} <= set(accuracy.get(split, {})):
+            ratio = np.mean([_mae(accuracy, split, mamba3, t) / _mae(accuracy, split, mlp, t)
                              for t in TARGETS])
             add(f"Mamba-3 / MLP MAE on {split} (mean over targets)", ratio, 0.8, "max")
     for split in accuracy:
-        if {"mlp", "mamba3", "selector"} <= set(accuracy[split]):
+        if {mlp, mamba3, "selector"} <= set(accuracy[split]):
             worst = max(_mae(accuracy, split, "selector", t)
-                        / min(_mae(accuracy, split, "mlp", t), _mae(accuracy, split, "mamba3", t))
+                        / min(_mae(accuracy, split, mlp, t), _mae(accuracy, split, mamba3, t))
                         for t in TARGETS)
             add(f"Selector / better single model MAE on {split} (worst target)", worst, 1.02,
                 "max")
@@ -157,3 +191,315 @@ def read_metrics(path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a D2TL Coverage metrics file (format {FORMAT!r})")
     return payload
+
+
+# -- every model on every split: what notebook 04 runs --------------------------------------
+
+@dataclass
+class Models:
+    """Everything that predicts, loaded once: the registered backbones (key → model), the
+    Selector over the primary and the backup, and the LightGBM baseline (None until fitted)."""
+    backbones: dict
+    selector: object
+    lightgbm: object = None
+
+    def predictors(self, physics_assumptions: dict | None = None) -> dict:
+        """{display name: predict} of LightGBM, each backbone and the Selector, with the noise-free
+        physics first when its assumptions are given."""
+        names = model_names()
+        out = {} if physics_assumptions is None else {names["physics"]: partial(
+            physics_checks.link_budget_predictor, **physics_assumptions)}
+        if self.lightgbm is not None:
+            out[names["lightgbm"]] = self.lightgbm.predict
+        out.update({names[k]: m.predict for k, m in self.backbones.items()})
+        out[names["selector"]] = self.selector.predict
+        return out
+
+
+def load_models(data_dir, thresholds: bool = True, lightgbm: bool = True) -> Models:
+    """Every registered backbone from its checkpoint (refused if trained on another data set),
+    the Selector (with its saved validation thresholds if ``thresholds``) and, if
+    ``lightgbm``, the saved LightGBM baseline."""
+    data = paths.dataset_dir(data_dir)
+    manifest = dataset.manifest_sha256(data)
+    primary, backup = registry.by_role("primary"), registry.by_role("backup")
+    results = paths.resolve(data_dir) / "results"
+    selector = Selector.from_checkpoints(
+        primary.checkpoint_path(data_dir), backup.checkpoint_path(data_dir),
+        data_manifest_sha256=manifest,
+        thresholds_path=results / "selector_thresholds.json" if thresholds else None)
+    backbones = {}
+    for key, backbone in registry.BACKBONES.items():
+        backbones[key] = {primary.key: selector.mlp, backup.key: selector.mamba}.get(key) or \
+            training.load_checkpoint(backbone.checkpoint_path(data_dir), manifest)["model"]
+    booster = LightGBMBaseline.load(paths.models_dir(data_dir) / "lightgbm",
+                                    data_manifest_sha256=manifest) if lightgbm else None
+    return Models(backbones, selector, booster)
+
+
+def predictions(frame: pd.DataFrame, models: Models, implementation_gap_db: float,
+                oracle: bool = True) -> tuple[dict, pd.DataFrame]:
+    """({model key: predictions} on ``frame``'s rows for every model of ``model_keys()``, the
+    Selector's routing flags). The oracle (if ``oracle``) scores ``frame``'s medians; LightGBM
+    is left out if ``models`` has none. The Selector's two backbones run once: their own
+    answers are the ones it routes between."""
+    features = frame[FEATURES]
+    selector = models.selector
+    primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    mlp_pred, mamba_pred, flags = selector.route(features)
+    out = {"oracle": metrics.oracle_predictions(frame, implementation_gap_db)} if oracle else {}
+    if models.lightgbm is not None:
+        out["lightgbm"] = models.lightgbm.predict(features)
+    for key, model in models.backbones.items():
+        out[key] = {primary: mlp_pred, backup: mamba_pred}.get(key)
+        if out[key] is None:
+            out[key] = model.predict(features)
+    out["selector"] = selector.combine(mlp_pred, mamba_pred, flags)
+    return out, flags
+
+
+def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
+             lightgbm_learning_rate: list, lightgbm_min_child_samples: list,
+             lightgbm_search_rows: int, lightgbm_max_rounds: int, lightgbm_early_stopping: int,
+             selector_quantile: float, physics_rows: int, latency_repeats: int,
+             log=print) -> dict:
+    """Every model on the test split and every OOD set; writes ``results/metrics.json`` (the
+    schema above), ``results/selector_thresholds.json`` and ``models/lightgbm/``, and returns
+    the results. The arguments are the evaluation stage's parameters (``params.RULES``), checked
+    here too, and recorded in metrics.json.
+
+    In order: the Selector's divergence threshold from the validation split only; LightGBM
+    searched on ``lightgbm_search_rows`` training rows and refitted on all; accuracy of every
+    model on every split (all rows); the raw heads on test; the physics rules on the first
+    ``physics_rows`` rows of each split; the routing; latency; the goals.
+    """
+    parameters = params.validate("04_evaluate", {
+        "profile": profile, "data_dir": data_dir, "seed": seed,
+        "lightgbm_num_leaves": lightgbm_num_leaves,
+        "lightgbm_learning_rate": lightgbm_learning_rate,
+        "lightgbm_min_child_samples": lightgbm_min_child_samples,
+        "lightgbm_search_rows": lightgbm_search_rows, "lightgbm_max_rounds": lightgbm_max_rounds,
+        "lightgbm_early_stopping": lightgbm_early_stopping,
+        "selector_quantile": selector_quantile, "physics_rows": physics_rows,
+        "latency_repeats": latency_repeats})
+    lightgbm_grid = {"num_leaves": lightgbm_num_leaves, "learning_rate": lightgbm_learning_rate,
+                     "min_child_samples": lightgbm_min_child_samples}
+    data = paths.dataset_dir(data_dir)
+    models_dir, results_dir = paths.models_dir(data_dir), paths.resolve(data_dir) / "results"
+    manifest = dataset.manifest_sha256(data)
+    assumptions = dataset.physics_assumptions(dataset.load_stats(data))
+    gap = assumptions["implementation_gap_db"]
+    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
+    models = load_models(data_dir, thresholds=False, lightgbm=False)
+    selector = models.selector
+    log(f"train {len(train)}, validation {len(val)} rows; evaluation sets: "
+        + ", ".join(f"{s} {len(f)}" for s, f in frames.items()))
+
+    selector.fit_thresholds(val, quantile=selector_quantile)
+    selector.save_thresholds(results_dir / "selector_thresholds.json")
+    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,
+                                       num_boost_round=lightgbm_max_rounds,
+                                       early_stopping_rounds=lightgbm_early_stopping)
+    models.lightgbm.fit(train, val, search=lightgbm_grid, data_manifest_sha256=manifest,
+                        search_rows=lightgbm_search_rows)
+    models.lightgbm.save(models_dir / "lightgbm")
+
+    accuracy, routing = {}, {}
+    for split, frame in frames.items():
+        answers, flags = predictions(frame, models, gap)
+        accuracy[split] = {m: metrics.target_metrics(frame, p) for m, p in answers.items()}
+        routing[split] = routing_entry(flags)
+    test_features = frames["test"][FEATURES]
+    raw_heads = {k: metrics.target_metrics(frames["test"], m.predict(test_features, outputs="raw"))
+                 for k, m in models.backbones.items()}
+    checkers = {"physics": partial(physics_checks.link_budget_predictor, **assumptions),
+                "lightgbm": models.lightgbm.predict,
+                **{k: m.predict for k, m in models.backbones.items()},
+                "selector": selector.predict}
+    physics = {split: {m: physics_checks.check(p, frame[FEATURES].iloc[:physics_rows], gap)
+                       .to_dict(orient="index") for m, p in checkers.items()}
+               for split, frame in frames.items()}
+    rows = frames["test"][FEATURES].sample(n=4096, replace=len(frames["test"]) < 4096,
+                                           random_state=seed)
+    timings = latency.measure(latency.variants(models), rows, batches=(1, 4096),
+                              repeats={1: latency_repeats, 4096: max(5, latency_repeats // 10)})
+    checkpoints = {k: dataset.sha256_file(b.checkpoint_path(data_dir))
+                   for k, b in registry.BACKBONES.items()}
+    checkpoints["lightgbm"] = dataset.sha256_file(models_dir / "lightgbm"
+                                                  / "lightgbm_baseline.json")
+    results = {
+        "profile": profile, "data_manifest_sha256": manifest, "checkpoints": checkpoints,
+        "parameters": parameters,
+        "splits": {s: {"rows": len(f), "physics_rows": min(physics_rows, len(f))}
+                   for s, f in frames.items()},
+        "accuracy": accuracy, "raw_heads": {"test": raw_heads}, "physics": physics,
+        "routing": routing,
+        "selector": {"thresholds": selector.thresholds, "rules": list(selector.rules),
+                     "routing_tolerances": {r: selector.tolerances[r] for r in selector.rules}},
+        "lightgbm": {"chosen": models.lightgbm.chosen, "search": models.lightgbm.search_results,
+                     "search_rows": models.lightgbm.search_rows, "grid": lightgbm_grid},
+        "latency": timings.to_dict(orient="records"), "machine": latency.machine(),
+        "goals": goals(accuracy),
+    }
+    path = write_metrics(results_dir / "metrics.json", results)
+    log(f"wrote {path.relative_to(paths.project_root())}")
+    return read_metrics(path)  # as the book will read it: JSON types, inf/NaN as None
+
+
+# -- the tables the evaluation notebook and the book show -----------------------------------
+
+def ood_table(accuracy: dict, stat: str = "mae") -> pd.DataFrame:
+    """``table`` of every OOD split, one block of rows per split."""
+    return pd.concat({s: table(accuracy, s, stat) for s in OOD_SPLITS if s in accuracy})
+
+
+def ood_violation_table(physics: dict) -> pd.DataFrame:
+    """``violation_table`` of every OOD split, one block of columns per split."""
+    return pd.concat({s: violation_table(physics, s) for s in OOD_SPLITS if s in physics},
+                     axis=1)
+
+
+def raw_heads_table(results: dict) -> pd.DataFrame:
+    """Test MAE of each backbone's raw heads beside the physics-consistent outputs it serves."""
+    names, raw, served = model_names(), results["raw_heads"]["test"], results["accuracy"]["test"]
+    return pd.DataFrame({(names[m], kind): {t: source[m][t]["mae"] for t in TARGETS}
+                         for m in raw for kind, source in (("raw heads", raw),
+                                                           ("served", served))})
+
+
+def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
+    """Per split: the share of rows each backbone answered and of each routing reason."""
+    names = model_names()
+    primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    scale = 100.0 if percent else 1.0
+    return pd.DataFrame({s: {f"to {names[primary]}": scale * r["to_mlp"],
+                             f"to {names[backup]}": scale * r["to_mamba"],
+                             **{f"reason: {k}": scale * v for k, v in r["reasons"].items()}}
+                         for s, r in ((s, results["routing"][s]) for s in EVAL_SPLITS
+                                      if s in results["routing"])})
+
+
+def selector_table(results: dict) -> pd.DataFrame:
+    """The Selector's routing rules with their tolerances, and its divergence threshold."""
+    sel = results["selector"]
+    rows = {rule: sel["routing_tolerances"][rule] for rule in sel["rules"]}
+    rows["divergence threshold (normalised)"] = sel["thresholds"]["divergence"]
+    return pd.Series(rows, name="routing tolerance").to_frame()
+
+
+def lightgbm_table(results: dict) -> pd.DataFrame:
+    """LightGBM's chosen parameters per target, its trees and validation MAE."""
+    return pd.DataFrame({t: {**c["params"], "trees": c["best_iteration"], "val MAE": c["val_mae"]}
+                         for t, c in results["lightgbm"]["chosen"].items()}).T
+
+
+def goals_table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame(results["goals"]).set_index("goal")[["value", "limit", "met"]]
+
+
+def book_tables(results: dict) -> dict:
+    """The tables the book's pages paste (myst-nb glue names → DataFrames), rounded as shown."""
+    acc = results["accuracy"]
+    return {
+        "table_test_mae": table(acc, "test", "mae").round(4),
+        "table_test_vs_median": table(acc, "test", "mae_vs_median")
+        .loc[["received_power_dbm", "sinr_db"]].round(4),
+        "table_test_r2": table(acc, "test", "r2").round(5),
+        "table_ood_mae": ood_table(acc).round(4),
+        "table_goals": goals_table(results).round(GOAL_DECIMALS),
+        "table_physics_test": violation_table(results["physics"], "test").round(2),
+        "table_routing": routing_table(results, percent=True).round(2),
+        "table_lightgbm": lightgbm_table(results),
+        "table_latency": latency.table(results["latency"]).round(3),
+    }
+
+
+def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> dict:
+    """The numbers the book's prose pastes (glue names → values), all from ``results`` (the
+    metrics.json content) and the training ``histories`` ({backbone key: history})."""
+    acc, test = results["accuracy"], results["accuracy"]["test"]
+    mlp, mamba = registry.by_role("primary").key, registry.by_role("backup").key
+
+    def ratio(split, model, target, over="oracle"):
+        return acc[split][model][target]["mae"] / acc[split][over][target]["mae"]
+
+    numbers = {
+        "n_train": n_train, "n_test": n_test,
+        "mlp_power_mae": test[mlp]["received_power_dbm"]["mae"],
+        "mlp_power_vs_median": test[mlp]["received_power_dbm"]["mae_vs_median"],
+        "mlp_power_ratio": ratio("test", mlp, "received_power_dbm"),
+        "oracle_power_mae": test["oracle"]["received_power_dbm"]["mae"],
+        "mlp_sinr_vs_median": test[mlp]["sinr_db"]["mae_vs_median"],
+        "mlp_sinr_ratio": ratio("test", mlp, "sinr_db"),
+        "mlp_radius_r2": test[mlp]["coverage_radius_m"]["r2"],
+        "mlp_radius_mae": test[mlp]["coverage_radius_m"]["mae"],
+        "mlp_area_r2": test[mlp]["coverage_area_km2"]["r2"],
+        "mlp_qos_ratio": ratio("test", mlp, "qos_score"),
+        "lightgbm_power_vs_median": test["lightgbm"]["received_power_dbm"]["mae_vs_median"],
+        "lightgbm_radius_over_mlp": ratio("test", "lightgbm", "coverage_radius_m", over=mlp),
+        "mamba_power_vs_median": test[mamba]["received_power_dbm"]["mae_vs_median"],
+        "mamba_radius_over_mlp": ratio("test", mamba, "coverage_radius_m", over=mlp),
+        "selector_test_to_mamba": results["routing"]["test"]["to_mamba"],
+        "selector_divergence_threshold": results["selector"]["thresholds"]["divergence"],
+        "goals_met": sum(g["met"] for g in results["goals"]),
+        "goals_total": len(results["goals"]),
+        "mlp_best_epoch": histories[mlp]["best_epoch"],
+        "mamba_best_epoch": histories[mamba]["best_epoch"],
+        "mlp_epochs": len(histories[mlp]["val_mae"]),
+        "mamba_epochs": len(histories[mamba]["val_mae"]),
+    }
+    for split in acc:
+        if split != "test":
+            numbers[f"mamba_over_mlp_{split}"] = float(np.mean(
+                [ratio(split, mamba, t, over=mlp) for t in TARGETS]))
+            numbers[f"lightgbm_over_mlp_{split}"] = float(np.mean(
+                [ratio(split, "lightgbm", t, over=mlp) for t in TARGETS]))
+    for reason, fraction in results["routing"]["test"]["reasons"].items():
+        numbers[f"selector_test_{reason}"] = fraction
+    return numbers
+
+
+def latency_numbers(results: dict) -> dict:
+    """The latency figures the book's prose pastes (they vary from run to run)."""
+    names = model_names()
+    mlp, mamba = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
+
+    def timing(model, variant, batch, column):
+        return next(r[column] for r in results["latency"] if r["model"] == model
+                    and r["variant"] == variant and r["batch"] == batch)
+
+    return {
+        "mlp_network_b1_us": 1e3 * timing(mlp, "network, frozen TorchScript", 1, "median_ms"),
+        "mlp_predict_b1_ms": timing(mlp, "predict", 1, "median_ms"),
+        "mlp_predict_rows_per_s": timing(mlp, "predict", 4096, "rows_per_s"),
+        "mamba_predict_b1_ms": timing(mamba, "predict (parallel scan)", 1, "median_ms"),
+        "mamba_predict_rows_per_s": timing(mamba, "predict (parallel scan)", 4096, "rows_per_s"),
+        "selector_predict_b1_ms": timing("Selector", "predict", 1, "median_ms"),
+        "selector_predict_rows_per_s": timing("Selector", "predict", 4096, "rows_per_s"),
+        "lightgbm_predict_b1_ms": timing("LightGBM", "predict", 1, "median_ms"),
+        "torch_threads": results["machine"]["torch_threads"],
+    }
+
+
+def load_histories(data_dir) -> dict:
+    """{backbone key: its training history} of every registered backbone."""
+    return {k: json.loads(b.history_path(data_dir).read_text())
+            for k, b in registry.BACKBONES.items()}
+
+
+def one_link(models: Models, link: dict, physics_assumptions: dict) -> pd.DataFrame:
+    """The five targets of one link (a {feature: value} mapping) from the physics (noise-free
+    median), each backbone and the Selector, with the backbone that answered and why."""
+    row = pd.DataFrame([{c: float(link[c]) for c in FEATURES}])
+    answers, flags = predictions(row, models, physics_assumptions["implementation_gap_db"],
+                                 oracle=False)
+    names = model_names()
+    truth = physics_checks.link_budget_predictor(row, **physics_assumptions)
+    table = pd.DataFrame({"physics (median)": truth[TARGETS].iloc[0],
+                          **{names[k]: p[TARGETS].iloc[0] for k, p in answers.items()}})
+    table = table.round(3).astype(object)
+    table.loc["answered by", :] = [""] * (len(table.columns) - 1) + [flags["routed_to"].iloc[0]]
+    table.loc["reason", :] = [""] * (len(table.columns) - 1) + [
+        flags["reason"].iloc[0] or "none: the MLP answers"]
+    return table

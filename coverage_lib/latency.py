@@ -8,6 +8,7 @@ per second. Timings vary run to run; notebooks mark the cells that print them fo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import platform
 import statistics
@@ -81,3 +82,70 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _network(model):
+    def run(x):
+        with torch.inference_mode():
+            return model(x)
+    return run
+
+
+def _scanned(model, scan):
+    def run(x):
+        with scan_form(model, scan), torch.inference_mode():
+            return model(x)
+    return run
+
+
+def _frame(features):
+    return features
+
+
+def backbone_variants(name: str, model) -> dict:
+    """The timed forms of one backbone: for a Mamba-3, ``predict`` and the network under each
+    CPU scan form (the fused mamba-ssm kernel needs CUDA); for any other network, ``predict``,
+    the network in eager mode and, where its module offers ``inference_module``, as frozen
+    TorchScript. Networks time on a prepared normalised tensor."""
+    tensor = model.normalizer.features
+    if any(isinstance(m, Mamba3) for m in model.modules()):
+        return {(name, "predict (parallel scan)"): (model.predict, _frame),
+                (name, "network, parallel scan"): (_scanned(model, "parallel"), tensor),
+                (name, "network, recurrent scan"): (_scanned(model, "recurrent"), tensor)}
+    out = {(name, "predict"): (model.predict, _frame),
+           (name, "network, eager"): (_network(model), tensor)}
+    freeze = getattr(importlib.import_module(type(model).__module__), "inference_module", None)
+    if freeze is not None:
+        out[(name, "network, frozen TorchScript")] = (freeze(model), tensor)
+    return out
+
+
+def variants(models) -> dict:
+    """Every timed variant of an ``evaluation.Models``: each registered backbone
+    (``backbone_variants``), the Selector's ``predict``, LightGBM's ``predict`` and its raw
+    boosters on a numpy array."""
+    from . import registry
+
+    out = {}
+    for key, model in models.backbones.items():
+        out.update(backbone_variants(registry.get(key).name, model))
+    some_network = next(iter(models.backbones.values()))
+    out[("Selector", "predict")] = (models.selector.predict, _frame)
+    out[("LightGBM", "predict")] = (models.lightgbm.predict, _frame)
+    out[("LightGBM", "boosters on numpy")] = (
+        lambda x: [b.predict(x) for b in models.lightgbm.boosters.values()],
+        lambda f: some_network.normalizer.features(f).numpy())
+    return out
+
+
+UNITS = {"median_ms": "ms", "us_per_row": "µs/row", "rows_per_s": "rows/s"}
+
+
+def table(rows: list, values=("median_ms",)) -> pd.DataFrame:
+    """``measure``'s rows (or metrics.json's ``latency``) as a table: a row per model and
+    variant, a column per batch size (per value and batch size if several ``values``)."""
+    frame = pd.DataFrame(rows).pivot_table(index=["model", "variant"], columns="batch",
+                                           values=list(values), sort=False)
+    if len(values) > 1:
+        return frame
+    return frame[values[0]].rename(columns=lambda b: f"batch {b} [{UNITS[values[0]]}]")

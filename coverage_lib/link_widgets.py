@@ -37,3 +37,15 @@ def link_controls(link: dict) -> dict:
             controls[feature] = w.FloatSlider(value=link[feature], min=low, max=high,
                                               description=label)
     return controls
+
+
+def explorer(compare, link: dict):
+    """The widgets of ``link_controls`` beside the table ``compare(link)`` gives for the link
+    they set, redrawn on every change (ipywidgets' ``interactive_output``)."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    controls = link_controls(link)
+    widgets = list(controls.values())
+    output = w.interactive_output(lambda **chosen: display(compare(chosen)), controls)
+    return w.VBox([w.HBox([w.VBox(widgets[:7]), w.VBox(widgets[7:])]), output])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import physics
-from .dataset import FEATURES
+from .dataset import FEATURES, draw_features
 
 DISTANCE_FACTOR = 1.1        # finite-difference step in distance (×)
 RAIN_STEP_MMH = 5.0          # finite-difference step in rain rate (+)
@@ -159,3 +159,12 @@ def violation_rates(predictors: dict, row_sets: dict,
                          ["violation_rate"]
                          for where, rows in row_sets.items()
                          for name, predict in predictors.items()})
+
+
+def validation_and_domain(val_frame: pd.DataFrame, rows: int, seed: int) -> dict:
+    """Two row sets for the rule checks of a training notebook: up to ``rows`` validation rows
+    (seeded sample) and as many links drawn from the whole physical domain, out-of-distribution
+    ranges included."""
+    n = min(len(val_frame), rows)  # each check predicts five perturbed copies
+    return {"validation": val_frame.sample(n, random_state=seed),
+            "whole domain": draw_features(n, np.random.default_rng([seed, 3]))}

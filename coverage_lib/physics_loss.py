@@ -64,7 +64,9 @@ class PhysicsLoss:
 
     def penalties(self, model, idx) -> dict:
         """Each rule's mean penalty on the points ``idx`` (unweighted, normalised units)."""
-        p, s, r, a, q = range(len(TARGETS))  # TARGETS order: power, SINR, radius, area, qos
+        p, s, r, a, q = (TARGETS.index(t) for t in ("received_power_dbm", "sinr_db",
+                                                    "coverage_radius_m", "coverage_area_km2",
+                                                    "qos_score"))
         y = model(self.x[idx])
         y_far = model(self.x_farther[idx])
         y_rain = model(self.x_rainier[idx])

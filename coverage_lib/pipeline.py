@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 
 from . import params as params_mod
+from . import registry
 from .io import atomic_write_bytes, atomic_write_text
 from .paths import project_root, resolve
 from .provenance import git_state
@@ -40,23 +41,30 @@ class Stage:
     writes: tuple = ()  # files or folders under data/<profile>/ this stage writes
 
 
-# Adding a notebook to the pipeline is one line here (and its rules in params.RULES).
-STAGES = [
-    Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
-    Stage("02_train_mlp", "notebooks/02_train_mlp.ipynb", reads=("dataset",),
-          writes=("models/best_mlp_coverage.pth", "models/mlp_training_history.json")),
-    Stage("03_train_mamba", "notebooks/03_train_mamba.ipynb",
-          reads=("dataset",), writes=("models/best_coverage.pth", "models/mamba_training_history.json")),
-    Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
-          reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth"),
-          writes=("models/lightgbm", "results/metrics.json", "results/selector_thresholds.json")),
-    Stage("05_plots", "notebooks/05_plots.ipynb",
-          reads=("dataset", "models", "results/metrics.json", "results/selector_thresholds.json"),
-          writes=("figures",)),
-    Stage("06_interactive", "notebooks/06_interactive.ipynb",
-          reads=("dataset", "models/best_mlp_coverage.pth", "models/best_coverage.pth",
-                 "results/selector_thresholds.json")),
-]
+def stages() -> list[Stage]:
+    """The stages in order: the data; one training stage per registered backbone
+    (``registry``: its notebook, checkpoint and history); the evaluation, the figures and the
+    interactive page, which read every backbone. A new notebook stage is one entry here, its
+    rules in ``params.RULES``, its section in each profile and its page in ``_toc.yml``."""
+    backbones = list(registry.BACKBONES.values())
+    checkpoints = tuple(f"models/{b.checkpoint}" for b in backbones)
+    routed = tuple(f"models/{registry.by_role(r).checkpoint}" for r in ("primary", "backup"))
+    return [
+        Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",)),
+        *(Stage(b.stage, b.notebook, reads=("dataset",),
+                writes=(f"models/{b.checkpoint}", f"models/{b.history}")) for b in backbones),
+        Stage("04_evaluate", "notebooks/04_evaluate.ipynb",
+              reads=("dataset", *checkpoints),
+              writes=("models/lightgbm", "results/metrics.json",
+                      "results/selector_thresholds.json")),
+        Stage("05_plots", "notebooks/05_plots.ipynb",
+              reads=("dataset", "models", "results/metrics.json",
+                     "results/selector_thresholds.json"),
+              writes=("figures",)),
+        Stage("06_interactive", "notebooks/06_interactive.ipynb",
+              reads=("dataset", *routed, "results/selector_thresholds.json")),
+    ]
+
 
 BOOK_EXECUTED_DIR = "book/executed"
 
@@ -154,16 +162,16 @@ def stage_params(profile: str) -> dict:
     from papermill import inspect_notebook
 
     config = params_mod.load_profile(profile)
-    unknown = sorted(set(config) - {s.name for s in STAGES})
+    unknown = sorted(set(config) - {s.name for s in stages()})
     if unknown:
         raise ValueError(f"params/{profile}.yaml names unknown stage {unknown[0]!r}; stages: "
-                         f"{[s.name for s in STAGES]}")
-    absent = [s.name for s in STAGES if s.name not in config]
+                         f"{[s.name for s in stages()]}")
+    absent = [s.name for s in stages() if s.name not in config]
     if absent:
         raise ValueError(f"params/{profile}.yaml has no section for stage {absent[0]!r}: every "
                          f"stage's parameters are passed explicitly")
     out = {}
-    for stage in STAGES:
+    for stage in stages():
         if not resolve(stage.notebook).exists():
             raise ValueError(f"stage {stage.name}: notebook {stage.notebook} does not exist")
         p = {**config[stage.name], "profile": profile,
@@ -355,7 +363,7 @@ def _write_provenance(profile: str) -> dict:
     """data/<profile>/results/provenance.json: what produced this run."""
     from . import provenance
 
-    prov = provenance.collect(profile, STAGES)
+    prov = provenance.collect(profile, stages())
     atomic_write_text(resolve(data_dir_of(profile)) / "results" / "provenance.json",
                       json.dumps(prov, indent=1) + "\n")
     return prov
@@ -366,7 +374,7 @@ def finished_profiles() -> list[str]:
     found = []
     for profile in params_mod.available_profiles():
         stamps = resolve(data_dir_of(profile)) / "stamps"
-        if all((stamps / f"{s.name}.json").is_file() for s in STAGES):
+        if all((stamps / f"{s.name}.json").is_file() for s in stages()):
             found.append(profile)
     return found
 
@@ -392,7 +400,7 @@ def publish(profile: str | None = None, log=print) -> str:
     all_params = stage_params(profile)
     data = resolve(data_dir_of(profile))
     with profile_lock(profile, log):
-        for stage in STAGES:
+        for stage in stages():
             stamp_path = data / "stamps" / f"{stage.name}.json"
             stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
             reason = stale_reason(stage, stamp, stage_hash(stage, all_params[stage.name]), data)
@@ -421,7 +429,7 @@ def _mirror_to_book(profile: str) -> None:
         prov = _write_provenance(profile)
         atomic_write_text(fresh / "provenance.md", provenance.markdown(prov))
         atomic_write_text(fresh / "profile.md", provenance.headline(prov))
-        for stage in STAGES:
+        for stage in stages():
             shutil.copyfile(data / "executed" / f"{stage.name}.ipynb",
                             fresh / f"{stage.name}.ipynb")
         (fresh / "figures").mkdir()
@@ -459,7 +467,7 @@ def check_book() -> str:
         raise ValueError(f"{BOOK_EXECUTED_DIR}/ holds no published run: run "
                          f"`python -m coverage_lib book --profile <profile>` first")
     profile = (book / "PROFILE.txt").read_text().strip()
-    for stage in STAGES:
+    for stage in stages():
         path = book / f"{stage.name}.ipynb"
         if not path.is_file():
             raise ValueError(f"{BOOK_EXECUTED_DIR}/ lacks {path.name}: publish a finished run "
@@ -525,13 +533,14 @@ def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
     (data / "executed").mkdir(parents=True, exist_ok=True)
     (data / "stamps").mkdir(parents=True, exist_ok=True)
     summary = {}
-    for i, stage in enumerate(STAGES, 1):
+    plan = stages()
+    for i, stage in enumerate(plan, 1):
         p = all_params[stage.name]
         digest = stage_hash(stage, p)
         stamp_path = data / "stamps" / f"{stage.name}.json"
         executed = data / "executed" / f"{stage.name}.ipynb"
         stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
-        prefix = f"[{i}/{len(STAGES)}] {stage.name} ({stage.notebook})"
+        prefix = f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})"
         reason = "--force" if force else stale_reason(stage, stamp, digest, data)
         if reason is None:
             note = ""

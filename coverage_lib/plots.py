@@ -139,3 +139,8 @@ def loss_terms(history: dict, terms=("train_data_loss", "train_physics_loss")):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def series(values: dict):
+    """Named values as a one-column table, for a notebook to show what it glued."""
+    return pd.Series(values).to_frame("value")

@@ -46,7 +46,7 @@ def versions() -> dict:
 
 
 def collect(profile: str, stages) -> dict:
-    """Provenance of the latest run of ``profile`` over ``stages`` (pipeline.STAGES)."""
+    """Provenance of the latest run of ``profile`` over ``stages`` (pipeline.stages())."""
     from .latency import machine
 
     data = resolve(f"data/{profile}")

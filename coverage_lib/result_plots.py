@@ -13,15 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import domain, physics
-from .dataset import FEATURES, TARGETS
+from . import domain, paths, physics, plots, registry
+from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_bytes
 from .plots import OKABE_ITO, label
-
-# One colour per model, the same in every figure.
-MODEL_COLOURS = {"physics": "#000000", "oracle": "#000000", "LightGBM": OKABE_ITO[1],
-                 "CoverageMLP": OKABE_ITO[0], "CoverageMamba3": OKABE_ITO[3],
-                 "Selector": OKABE_ITO[2]}
 OOD_SHADE = {"color": OKABE_ITO[6], "alpha": 0.25, "lw": 0}
 # A representative urban-macro link for the physics curves and the coverage map.
 REFERENCE_LINK = {"frequency_ghz": 3.5, "distance_m": 500.0, "bs_height_m": 25.0,
@@ -31,7 +26,24 @@ REFERENCE_LINK = {"frequency_ghz": 3.5, "distance_m": 500.0, "bs_height_m": 25.0
 
 
 def colour(name: str, i: int = 0) -> str:
-    return MODEL_COLOURS.get(name, OKABE_ITO[(i + 4) % len(OKABE_ITO)])
+    """The model's colour from the registry (the same in every figure); a fallback for names
+    it does not know."""
+    return registry.colours().get(name, OKABE_ITO[(i + 4) % len(OKABE_ITO)])
+
+
+def keep(fig, data_dir, name: str) -> None:
+    """Save ``fig`` as ``<data_dir>/figures/<name>.png`` and ``.pdf`` (the book shows the PNG)
+    and show it."""
+    save(fig, paths.resolve(data_dir) / "figures", name)
+    plots.show(fig)
+
+
+def glue_all(values: dict) -> None:
+    """Glue every value (number or table) under its name for the book's pages (myst-nb)."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
 
 
 def save(fig, folder, name: str) -> list[Path]:
@@ -196,6 +208,24 @@ def map_features(extent_m: float, points: int, link: dict | None = None) -> tupl
     return rows, axis
 
 
+def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: int,
+                    id_distance_m: float):
+    """The coverage map (``coverage_map``) of an ``evaluation.Models``: SINR from the physics,
+    each backbone and the Selector over ``map_features``' grid, and the Selector's routing."""
+    grid, axis = map_features(extent_m, points)
+    routed = models.selector.route(grid)
+    answer = models.selector.combine(*routed)
+    own = {models.selector.mlp: routed[0], models.selector.mamba: routed[1]}
+    names = registry.display_names()
+    sinr = {"physics (median)": physics.link_budget(grid, **physics_assumptions)["sinr_db"]}
+    for key, model in models.backbones.items():
+        sinr[names[key]] = (own[model] if model in own else model.predict(grid))["sinr_db"]
+    sinr[names["selector"]] = answer["sinr_db"]
+    to_backup = (answer["routed_to"] == registry.by_role("backup").key).to_numpy()
+    return coverage_map({k: v.to_numpy() for k, v in sinr.items()}, to_backup, axis,
+                        id_distance_m)
+
+
 def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
                  id_distance_m: float):
     """SINR over the area around one site, one panel per source (physics first), and a last
@@ -225,14 +255,18 @@ def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
     return fig
 
 
-def accuracy_bars(accuracy: dict, models: list, names: dict):
-    """MAE relative to the MLP's, per target, on every split (log scale; 1 = the MLP)."""
-    splits = list(accuracy)
+def accuracy_bars(accuracy: dict):
+    """MAE of every model but the oracle relative to the primary backbone's (the MLP), per
+    target, on every split (log scale; 1 = the MLP)."""
+    names, primary = registry.display_names(), registry.by_role("primary").key
+    splits = [s for s in ("test", *OOD_SPLITS) if s in accuracy]
+    models = [m for m in ("lightgbm", *registry.BACKBONES, "selector")
+              if m != primary and m in accuracy[splits[0]]]
     fig, axes = plt.subplots(1, len(splits), figsize=(3.0 * len(splits), 3.4), sharey=True)
     width = 0.8 / len(models)
     for ax, split in zip(np.atleast_1d(axes), splits):
         for i, model in enumerate(models):
-            ratios = [accuracy[split][model][t]["mae"] / accuracy[split]["mlp"][t]["mae"]
+            ratios = [accuracy[split][model][t]["mae"] / accuracy[split][primary][t]["mae"]
                       for t in TARGETS]
             ax.bar(np.arange(len(TARGETS)) + (i - (len(models) - 1) / 2) * width, ratios,
                    width, color=colour(names[model], i), label=names[model])
@@ -241,7 +275,7 @@ def accuracy_bars(accuracy: dict, models: list, names: dict):
         ax.set_xticks(np.arange(len(TARGETS)))
         ax.set_xticklabels([t.split("_")[0] for t in TARGETS], rotation=45, fontsize=7)
         ax.set_title(split, fontsize=9)
-    np.atleast_1d(axes)[0].set_ylabel("MAE / CoverageMLP's MAE")
+    np.atleast_1d(axes)[0].set_ylabel(f"MAE / {names[primary]}'s MAE")
     np.atleast_1d(axes)[-1].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import training
+from . import registry, training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
 from .links import check_features
@@ -41,6 +41,11 @@ REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this ord
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
                  "sinr_identity", "qos_identity", "qos_range", "radius_range")
 THRESHOLDS_FORMAT = "d2tl-coverage-selector-thresholds/1"
+
+
+def routes() -> tuple[str, str]:
+    """The ``routed_to`` labels: the registry keys of the primary and the backup backbone."""
+    return registry.by_role("primary").key, registry.by_role("backup").key
 
 
 class Selector:
@@ -163,11 +168,13 @@ class Selector:
                             flags["divergence"].to_numpy() > self.thresholds["divergence"]],
                            REASONS, "")
         flags["reason"] = reason.astype(object)
-        flags["routed_to"] = np.where(reason == "", "mlp", "mamba").astype(object)
+        primary, backup = routes()
+        flags["routed_to"] = np.where(reason == "", primary, backup).astype(object)
         return mlp_pred, mamba_pred, flags
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The five targets in physical units, plus ``routed_to`` ("mlp"/"mamba") and ``reason``
+        """The five targets in physical units, plus ``routed_to`` (the registry key of the backbone
+        that answered: "mlp" or "mamba3") and ``reason``
         ("", "physics_rule", "out_of_domain", "divergence": the first that held). A missing or
         extra column, NaN or inf → ValueError naming the column."""
         return self.combine(*self.route(features))
@@ -178,7 +185,7 @@ class Selector:
         """``predict``'s answer from ``route``'s three frames (so a caller that also needs
         both backbones' own predictions runs them once): per row the routed backbone's five
         targets, plus ``routed_to`` and ``reason``."""
-        use_mamba = (flags["routed_to"] == "mamba").to_numpy()
+        use_mamba = (flags["routed_to"] == routes()[1]).to_numpy()
         out = mlp_pred[TARGETS].copy()
         out.loc[use_mamba, TARGETS] = mamba_pred.loc[use_mamba, TARGETS].to_numpy()
         out["routed_to"], out["reason"] = flags["routed_to"], flags["reason"]
@@ -237,7 +244,8 @@ def routing_summary(predictions: pd.DataFrame) -> pd.DataFrame:
     if "routed_to" not in predictions or "reason" not in predictions:
         raise ValueError("predictions must be the Selector's output, with 'routed_to' and "
                          "'reason' columns")
-    keys = [("mlp", "")] + [("mamba", reason) for reason in REASONS]
+    primary, backup = routes()
+    keys = [(primary, "")] + [(backup, reason) for reason in REASONS]
     counts = predictions.groupby(["routed_to", "reason"]).size()
     rows = [counts.get(key, 0) for key in keys]
     n = max(len(predictions), 1)

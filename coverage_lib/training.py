@@ -24,10 +24,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import __version__, metrics, params, physics
+from . import __version__, dataset, metrics, params, paths, physics, registry
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes, atomic_write_text
-from .models import REGISTRY
 from .models.base import PREDICT_BATCH
 
 CHECKPOINT_FORMAT = "d2tl-coverage-checkpoint/1"
@@ -347,10 +346,11 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
         raise ValueError(f"checkpoint {path} was trained on data set MANIFEST sha256 "
                          f"{ckpt['data_manifest_sha256']}, not on the one given "
                          f"({data_manifest_sha256})")
-    if ckpt["model_class"] not in REGISTRY:
-        raise ValueError(f"checkpoint {path} holds model class {ckpt['model_class']!r}; "
-                         f"known: {sorted(REGISTRY)}")
-    model_cls, config_cls = REGISTRY[ckpt["model_class"]]
+    try:  # only the registered backbones' classes can be rebuilt from a checkpoint
+        model_cls, config_cls = registry.by_class_name(ckpt["model_class"]).classes()
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path} holds model class {ckpt['model_class']!r}: "
+                         f"{err}") from None
     assumptions = ckpt.get("physics_assumptions")
     recorded = (ckpt.get("dataset_stats") or {}).get("physics")
     if assumptions is not None and recorded is not None \
@@ -369,3 +369,20 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
     model.eval()
     ckpt["model"] = model
     return ckpt
+
+
+def train_backbone(key: str, model, train_frame: pd.DataFrame, val_frame: pd.DataFrame,
+                   data_dir, stage_params: dict, *, extra_loss: Callable | None = None,
+                   progress: bool = True, log=print) -> TrainResult:
+    """Train the registered backbone ``key`` (``registry``) as its training stage does: the
+    trainer settings from ``stage_params`` (the notebook's validated parameters; the names of
+    ``params.TRAINER_RULES``), the checkpoint and history under the names the registry gives,
+    in ``<data_dir>/models``, pinned to the data set's MANIFEST and statistics."""
+    backbone = registry.get(key)
+    data = paths.dataset_dir(data_dir)
+    config = TrainConfig(**{name: stage_params[name] for name in params.TRAINER_RULES})
+    return train(model, train_frame, val_frame, config, paths.models_dir(data_dir),
+                 backbone.run_name, backbone.checkpoint,
+                 data_manifest_sha256=dataset.manifest_sha256(data),
+                 dataset_stats=dataset.load_stats(data), extra_loss=extra_loss,
+                 progress=progress, log=log)

@@ -154,7 +154,7 @@ def test_latency_measure_and_scan_form(frame):
 
 def test_provenance_markdown_has_every_section():
     from coverage_lib import pipeline
-    prov = provenance.collect("no-such-profile", pipeline.STAGES)
+    prov = provenance.collect("no-such-profile", pipeline.stages())
     text = provenance.markdown(prov)
     for heading in ("Wall time per stage", "Parameters per notebook", "Library versions",
                     "Data set checksums", "git commit"):

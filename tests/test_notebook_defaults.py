@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SHARED = REPO / "notebooks" / "train.ipynb"  # the shared training notebook: no stage of its own
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if p != SHARED)
 QUICK = yaml.safe_load((REPO / "params" / "quick.yaml").read_text())
 # The one deliberate difference: by hand the interactive notebook shows its widgets; the
 # pipeline (and the book, which is static) runs it with interactive=false.
@@ -49,3 +50,14 @@ def test_notebook_defaults_equal_the_quick_profile(path):
 def test_the_by_hand_exception_is_still_an_exception():
     for (stage, name), value in BY_HAND.items():
         assert QUICK[stage][name] != value, f"{stage}.{name} no longer needs an exception"
+
+
+def test_the_shared_training_notebook_defaults_to_the_quick_profiles_mlp():
+    from coverage_lib import params, registry
+
+    mlp = QUICK[registry.get("mlp").stage]
+    config_fields = {"width", "depth", "dropout"}
+    expected = {"profile": "quick", "data_dir": "data/quick", "model": "mlp",
+                "config": {k: v for k, v in mlp.items() if k in config_fields},
+                **{k: v for k, v in mlp.items() if k in params.TRAINER_RULES}}
+    assert defaults(SHARED) == expected

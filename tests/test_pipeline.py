@@ -75,7 +75,7 @@ def test_run_skip_force_and_rerun_on_change(project):
     # Evaluation, figures and provenance: the book's inputs.
     from coverage_lib import evaluation
     metrics = evaluation.read_metrics(data / "results" / "metrics.json")
-    assert set(metrics["accuracy"]["test"]) == set(evaluation.MODELS)
+    assert set(metrics["accuracy"]["test"]) == set(evaluation.model_keys())
     assert (project / "book" / "executed" / "figures" / "01_training_loss_and_val_mae.png").exists()
     assert (data / "figures" / "01_training_loss_and_val_mae.pdf").exists()
     provenance = (project / "book" / "executed" / "provenance.md").read_text()
@@ -155,7 +155,7 @@ def test_failing_notebook_names_the_notebook_and_cell(project):
 def test_params_rules_cover_every_notebook_parameter():
     from papermill import inspect_notebook
 
-    for stage in pipeline.STAGES:
+    for stage in pipeline.stages():
         declared = set(inspect_notebook(str(REPO / stage.notebook)))
         assert declared == set(params.RULES[stage.name]) | set(params.COMMON), stage.name
 
@@ -164,7 +164,7 @@ def test_params_rules_cover_every_notebook_parameter():
 def test_shipped_profiles_are_complete_and_valid(profile, monkeypatch):
     monkeypatch.delenv("COVERAGE_PROJECT_ROOT", raising=False)
     all_params = pipeline.stage_params(profile)
-    assert set(all_params) == {s.name for s in pipeline.STAGES}
+    assert set(all_params) == {s.name for s in pipeline.stages()}
     assert json.dumps(all_params)  # plain data, as the stamps store it
 
 
@@ -205,7 +205,7 @@ def test_the_book_refuses_an_unfinished_run_and_a_mix_of_profiles(project):
     book = project / "book" / "executed"
     book.mkdir(parents=True)
     (book / "PROFILE.txt").write_text("paper\n")
-    for stage in pipeline.STAGES:  # notebooks executed for two profiles
+    for stage in pipeline.stages():  # notebooks executed for two profiles
         nb = nbformat.v4.new_notebook()
         profile = "quick" if stage.name == "04_evaluate" else "paper"
         cell = nbformat.v4.new_code_cell(f'profile = "{profile}"\ndata_dir = "data/{profile}"')

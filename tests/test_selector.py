@@ -76,7 +76,7 @@ def test_a_row_outside_the_training_domain_goes_to_the_mamba(data, column, value
     features.loc[features.index[1], column] = value
     out = selector.predict(features)
     assert out["reason"].tolist() == ["", "out_of_domain", "", ""]
-    assert out["routed_to"].tolist() == ["mlp", "mamba", "mlp", "mlp"]
+    assert out["routed_to"].tolist() == ["mlp", "mamba3", "mlp", "mlp"]
     assert selector.out_of_domain(features).iloc[1] == column
     mamba = shift_power(features, physics.link_budget(features)[TARGETS])
     assert out["received_power_dbm"].iloc[1] == mamba["received_power_dbm"].iloc[1]
@@ -102,7 +102,7 @@ def test_a_row_whose_mlp_output_breaks_a_rule_goes_to_the_mamba(data, rule):
     assert flags[rule].mean() > 0.3, "the edit should break the rule on many rows"
     out = selector.predict(features)
     np.testing.assert_array_equal(out["reason"] == "physics_rule", flags.any(axis=1))
-    np.testing.assert_array_equal(out["routed_to"] == "mamba", flags.any(axis=1))
+    np.testing.assert_array_equal(out["routed_to"] == "mamba3", flags.any(axis=1))
     good = physics.link_budget(features)[TARGETS]
     pd.testing.assert_frame_equal(out[TARGETS][flags[rule]], good[flags[rule]])
     _, _, details = selector.route(features)
@@ -128,7 +128,7 @@ def test_a_row_where_the_backbones_diverge_goes_to_the_mamba(data):
     out = selector.predict(features)
     even = np.arange(len(features)) % 2 == 0
     assert (out["reason"][even] == "divergence").all() and (out["reason"][~even] == "").all()
-    assert (out["routed_to"][even] == "mamba").all()
+    assert (out["routed_to"][even] == "mamba3").all()
     _, _, flags = selector.route(features)
     expected = shift_db / selector.mlp.normalizer.target_std[0]  # received power's scale
     np.testing.assert_allclose(flags["divergence"][even], expected, rtol=1e-9)
@@ -192,13 +192,13 @@ def test_thresholds_fitted_on_validation_are_saved_and_reused(data, checkpoints,
     out = reused.predict(test)
     pd.testing.assert_frame_equal(out, selector.predict(test), check_exact=True)
     # each row carries the answer of the backbone it was routed to
-    for route, model in (("mlp", reused.mlp), ("mamba", reused.mamba)):
+    for route, model in (("mlp", reused.mlp), ("mamba3", reused.mamba)):
         rows = out["routed_to"] == route
         pd.testing.assert_frame_equal(out.loc[rows, TARGETS], model.predict(test)[rows])
     summary = routing_summary(out)
     assert summary["rows"].sum() == len(test) and summary["fraction"].sum() == pytest.approx(1)
-    assert list(summary.index) == [("mlp", ""), ("mamba", "physics_rule"),
-                                   ("mamba", "out_of_domain"), ("mamba", "divergence")]
+    assert list(summary.index) == [("mlp", ""), ("mamba3", "physics_rule"),
+                                   ("mamba3", "out_of_domain"), ("mamba3", "divergence")]
 
 
 def _rewrite(path, new_path, **changes):

@@ -41,6 +41,11 @@ class CoverageModel(nn.Module):
     def config(self) -> dict:
         raise NotImplementedError
 
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters (the results table's size column)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def predict(self, features: pd.DataFrame, batch_size: int = PREDICT_BATCH,
                 outputs: str = "consistent") -> pd.DataFrame:
         """Targets in physical units for each row of ``features`` (columns: FEATURES).

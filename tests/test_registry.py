@@ -1,0 +1,142 @@
+"""The registry of models (coverage_lib.registry). A new backbone is its module, one registry
+entry and its section in the profile: the test adds exactly those to a scratch copy of the
+project and runs the whole pipeline, which trains it (in the shared training notebook),
+evaluates it beside the others and draws it in the figures."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from coverage_lib import pipeline, registry
+from test_pipeline import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_PLOTS
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_BACKBONE_MODULE = '''
+"""TinyNet: a one-hidden-layer backbone, the registry test's extra model."""
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from .. import params
+from ..dataset import FEATURES, TARGETS
+from .base import CoverageModel
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    width: int = 8
+
+    def __post_init__(self):
+        params.positive_int("width", self.width)
+
+
+class TinyNet(CoverageModel):
+    def __init__(self, stats, config=TinyConfig(), physics_assumptions=None):
+        super().__init__(stats, physics_assumptions)
+        self.tiny_config = config
+        self.net = nn.Sequential(nn.Linear(len(FEATURES), config.width), nn.SiLU(),
+                                 nn.Linear(config.width, len(TARGETS)))
+
+    @property
+    def config(self):
+        return asdict(self.tiny_config)
+
+    def forward(self, x):
+        return self.net(x)
+'''
+REGISTRY_ENTRY = '''
+register(Backbone(
+    key="tiny", name="TinyNet", colour="#CC79A7", module="coverage_lib.models.tiny",
+    class_name="TinyNet", config_name="TinyConfig", checkpoint="best_tiny_coverage.pth",
+    run_name="tiny", stage="03b_train_tiny", notebook=SHARED_NOTEBOOK))
+'''
+TINY_SECTION = {"model": "tiny", "config": {"width": 8}, **{
+    k: v for k, v in TINY_MLP.items() if k not in ("width", "depth", "dropout")}}
+
+
+def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "coverage_lib", root / "coverage_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    # the three additions, and nothing else
+    (root / "coverage_lib" / "models" / "tiny.py").write_text(TINY_BACKBONE_MODULE)
+    with open(root / "coverage_lib" / "registry.py", "a") as fh:
+        fh.write(REGISTRY_ENTRY)
+    (root / "params").mkdir()
+    (root / "params" / "tiny.yaml").write_text(yaml.safe_dump({
+        "01_data": TINY, "02_train_mlp": TINY_MLP, "03_train_mamba": TINY_MAMBA,
+        "03b_train_tiny": TINY_SECTION, "04_evaluate": TINY_EVAL, "05_plots": TINY_PLOTS,
+        "06_interactive": {"interactive": False}}))
+
+    env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root), "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "tiny"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[4/7] 03b_train_tiny (notebooks/train.ipynb): done" in run.stdout
+
+    data = root / "data" / "tiny"
+    assert (data / "models" / "best_tiny_coverage.pth").is_file()
+    history = json.loads((data / "models" / "tiny_training_history.json").read_text())
+    assert len(history["val_mae"]) == TINY_SECTION["epochs"]
+    metrics = json.loads((data / "results" / "metrics.json").read_text())
+    for split, models in metrics["accuracy"].items():
+        assert {"oracle", "lightgbm", "mlp", "mamba3", "tiny", "selector"} == set(models), split
+    assert "tiny" in metrics["raw_heads"]["test"] and "tiny" in metrics["physics"]["test"]
+    assert "tiny" in metrics["checkpoints"]
+    assert {r["model"] for r in metrics["latency"]} >= {"TinyNet", "CoverageMLP",
+                                                          "CoverageMamba3"}
+    assert len(list((data / "figures").glob("*.png"))) == 7
+    interactive = nbformat.read(data / "executed" / "06_interactive.ipynb", as_version=4)
+    assert "TinyNet" in json.dumps([c.get("outputs", []) for c in interactive.cells])
+    # the Selector still routes between the primary and the backup
+    assert set(metrics["routing"]["test"]) == {"rows", "to_mlp", "to_mamba", "reasons"}
+
+
+def test_stages_follow_the_registry():
+    names = [s.name for s in pipeline.stages()]
+    assert names == ["01_data", *(b.stage for b in registry.BACKBONES.values()),
+                     "04_evaluate", "05_plots", "06_interactive"]
+    for backbone in registry.BACKBONES.values():
+        stage = next(s for s in pipeline.stages() if s.name == backbone.stage)
+        assert stage.writes == (f"models/{backbone.checkpoint}", f"models/{backbone.history}")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("key", "mlp", "key 'mlp' is already 'mlp''s"),
+    ("checkpoint", "best_coverage.pth", "checkpoint 'best_coverage.pth' is already 'mamba3''s"),
+    ("role", "primary", "role 'primary' is already 'mlp''s"),
+    ("role", "judge", "role must be one of"),
+])
+def test_a_clashing_entry_is_refused(field, value, words):
+    entry = dict(key="extra", name="Extra", colour="#000000", module="m", class_name="Extra",
+                 config_name="ExtraConfig", checkpoint="best_extra.pth", run_name="extra",
+                 stage="03c_train_extra", notebook=registry.SHARED_NOTEBOOK)
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        registry.register(registry.Backbone(**{**entry, field: value}))
+    assert "extra" not in registry.BACKBONES
+
+
+def test_the_shared_notebook_checks_its_parameters():
+    good = {"profile": "quick", "data_dir": "data/quick", "model": "mlp",
+            "config": {"width": 16, "depth": 1}, **{k: TINY_MLP[k] for k in
+                                                     ("epochs", "batch_size", "lr",
+                                                      "weight_decay", "patience", "loss",
+                                                      "seed")}}
+    assert registry.shared_params(good)["model"] == "mlp"
+    with pytest.raises(ValueError, match="model must be one of"):
+        registry.shared_params({**good, "model": "transformer"})
+    with pytest.raises(ValueError, match="unknown field 'heads' of MLPConfig"):
+        registry.shared_params({**good, "config": {"heads": 4}})
+    with pytest.raises(ValueError, match="width must be a positive integer; got 0"):
+        registry.shared_params({**good, "config": {"width": 0}})
+    with pytest.raises(ValueError, match=textwrap.dedent("missing parameter")):
+        registry.shared_params({k: v for k, v in good.items() if k != "seed"})
