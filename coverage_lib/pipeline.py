@@ -213,12 +213,15 @@ def _imported_modules(source: str, package: str = "") -> set[str]:
 def library_files(source: str) -> list[Path]:
     """The library files a notebook's code depends on: every ``coverage_lib`` module it
     imports, what those import, and so on (each package's ``__init__`` included), plus the
-    data files shipped in ``coverage_lib/data``. Editing any other module leaves the stage's
-    hash unchanged."""
+    data files shipped in ``coverage_lib/data``. The registry names the backbones' modules
+    without importing them, so code that imports the registry depends on each of them too.
+    Editing any other module leaves the stage's hash unchanged."""
     root = project_root()
     seen, todo, files = set(), list(_imported_modules(source)), set()
     while todo:
         name = todo.pop()
+        if name == "coverage_lib.registry":
+            todo.extend(b.module for b in registry.BACKBONES.values())
         parts = name.split(".")
         for i in range(1, len(parts) + 1):  # the packages on the way are imported too
             prefix = ".".join(parts[:i])

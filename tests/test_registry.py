@@ -140,3 +140,10 @@ def test_the_shared_notebook_checks_its_parameters():
         registry.shared_params({**good, "config": {"width": 0}})
     with pytest.raises(ValueError, match=textwrap.dedent("missing parameter")):
         registry.shared_params({k: v for k, v in good.items() if k != "seed"})
+
+
+def test_code_that_reads_the_registry_depends_on_every_backbone_module():
+    files = {str(p.relative_to(REPO)) for p in pipeline.library_files(
+        "from coverage_lib import registry\n")}
+    for backbone in registry.BACKBONES.values():
+        assert backbone.module.replace(".", "/") + ".py" in files, backbone.key
