@@ -485,16 +485,23 @@ def check_book() -> str:
 
 
 def _ipc_kernel_manager():
-    """A kernel manager that talks to its kernel over local IPC sockets (in Jupyter's runtime
-    folder) instead of loopback TCP: nothing listens on a port, and ipykernel has no reason to
-    print its "running over TCP without encryption" warning at every stage."""
+    """A kernel manager that talks to its kernel over local IPC sockets instead of loopback
+    TCP: nothing listens on a port, and ipykernel has no reason to print its "running over TCP
+    without encryption" warning at every stage. Each kernel's sockets get a path of their own
+    in Jupyter's runtime folder (jupyter_client's default, ``kernel-ipc-N`` in the working
+    folder, is shared by every kernel started there: a kernel of a run killed outright, or of
+    another profile running beside this one, would collide with it)."""
+    import uuid
+
     from jupyter_client import AsyncKernelManager
-    from traitlets import default
+    from jupyter_core.paths import jupyter_runtime_dir
 
     class IPCKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _transport_default(self):
-            return "ipc"
+        def __init__(self, **kwargs):
+            runtime = Path(jupyter_runtime_dir())
+            runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+            super().__init__(transport="ipc",
+                             ip=str(runtime / f"coverage-{uuid.uuid4().hex[:16]}-ipc"), **kwargs)
 
     return IPCKernelManager
 

@@ -100,7 +100,8 @@ def predicted_vs_true(frame: pd.DataFrame, predictions: dict, gridsize: int = 60
             pred = predictions[name][target].to_numpy(dtype=float)
             log = target in ("coverage_radius_m", "coverage_area_km2")
             ax.hexbin(true, pred, gridsize=gridsize, bins="log", mincnt=1, cmap="cividis",
-                      xscale="log" if log else "linear", yscale="log" if log else "linear")
+                      xscale="log" if log else "linear", yscale="log" if log else "linear",
+                      rasterized=True)  # an image in the PDF, not thousands of hexagons
             finite = true[true > 0] if log else true
             lo, hi = np.min(finite), np.max(finite)
             ax.plot([lo, hi], [lo, hi], color="#000000", lw=0.8, ls="--")

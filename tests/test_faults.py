@@ -12,7 +12,6 @@ The pipeline cases run in scratch copies of one finished run of a tiny profile.
 import hashlib
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,9 +29,7 @@ from coverage_lib.dataset import FEATURES
 from coverage_lib.normalization import Normalizer
 from coverage_lib.result_plots import REFERENCE_LINK
 from coverage_lib.selector import Selector
-from test_pipeline import TINY, project, write_profile  # noqa: F401  (project: a fixture)
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import TINY, scratch_copy, write_profile
 
 
 def tree_digest(folder: Path) -> dict:
@@ -175,32 +172,10 @@ def test_physical_but_unusual_link_is_answered_and_routed_out_of_domain(predicto
 
 # -- 3. the pipeline's faults, in copies of one finished tiny run --------------------------
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A project root holding one finished run of the tiny profile."""
-    root = tmp_path_factory.mktemp("finished") / "project"
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    (root / "params").mkdir()
-    write_profile(root, "tiny", TINY)
-    (root / "coverage_lib").symlink_to(REPO / "coverage_lib")
-    previous = os.environ.get("COVERAGE_PROJECT_ROOT")
-    os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
-    try:
-        pipeline.run("tiny", log=lambda *_: None)
-    finally:
-        if previous is None:
-            os.environ.pop("COVERAGE_PROJECT_ROOT")
-        else:
-            os.environ["COVERAGE_PROJECT_ROOT"] = previous
-    return root
-
-
 @pytest.fixture()
-def done(finished, tmp_path, monkeypatch):
-    """A scratch copy of the finished run; returns (project root, data/tiny)."""
-    root = tmp_path / "project"
-    shutil.copytree(finished, root, symlinks=True)
-    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+def done(finished_tiny, tmp_path, monkeypatch):
+    """A scratch copy of the session's finished tiny run; returns (root, data/tiny)."""
+    root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
     return root, root / "data" / "tiny"
 
 
@@ -314,22 +289,24 @@ def test_corrupted_data_file_is_named_and_its_stage_reruns(done):
     assert len(dataset.load_split(data / "dataset", "train")) > 0
 
 
-@pytest.mark.parametrize("fault", ["missing", "truncated"])
-def test_missing_or_truncated_checkpoint_is_rebuilt(done, fault):
+def test_a_missing_and_a_truncated_checkpoint_are_rebuilt(done):
     root, data = done
-    checkpoint = data / "models" / "best_mlp_coverage.pth"
-    if fault == "missing":
-        checkpoint.unlink()
-    else:
-        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-        with pytest.raises(ValueError, match="is not a loadable checkpoint"):
-            training.load_checkpoint(checkpoint)
+    missing = data / "models" / "best_mlp_coverage.pth"
+    truncated = data / "models" / "best_coverage.pth"
+    missing.unlink()
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="is not a loadable checkpoint"):
+        training.load_checkpoint(truncated)
     logs = []
     summary = pipeline.run("tiny", log=logs.append)
-    assert summary["02_train_mlp"]["status"] == "ran"
-    assert any("models/best_mlp_coverage.pth" in line and "02_train_mlp" in line
-               for line in logs), logs
-    assert training.load_checkpoint(checkpoint)["epoch"] >= 1
+    assert summary["02_train_mlp"]["status"] == summary["03_train_mamba"]["status"] == "ran"
+    text = "\n".join(logs)
+    assert "02_train_mlp (notebooks/02_train_mlp.ipynb): running (models/" \
+           "best_mlp_coverage.pth is missing)" in text, text
+    assert "models/best_coverage.pth changed since 03_train_mamba wrote it: rerunning " \
+           "03_train_mamba" in text, text
+    for checkpoint in (missing, truncated):
+        assert training.load_checkpoint(checkpoint)["epoch"] >= 1
 
 
 def test_checkpoint_from_another_data_set_is_refused(done):

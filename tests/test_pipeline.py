@@ -1,7 +1,6 @@
 """The papermill pipeline: validation before any work, skip/force by content hash, failures
 named by notebook and cell. Runs in a scratch project root (COVERAGE_PROJECT_ROOT)."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,48 +11,16 @@ import yaml
 
 from coverage_lib import params, pipeline
 
+from conftest import STAGE_COUNT, TINY, TINY_MLP, scratch_copy, write_profile
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
-        "id_frequency_ghz": [0.5, 40.0], "id_rain_rate_mmh": [0.0, 40.0],
-        "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
-        "n_plot_rows": 1000}
-TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
-            "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
-TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
-              "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
-              "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
-              "collocation_points": 500, "physics_batch_size": 16, "physics_rows": 200}
-TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
-             "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
-             "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
-             "physics_rows": 100, "latency_repeats": 2}
-TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
-STAGE_COUNT = 6
 
 
-@pytest.fixture()
-def project(tmp_path, monkeypatch):
-    """A scratch copy of the project's notebooks and a 'tiny' profile."""
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    (root / "params").mkdir()
-    write_profile(root, "tiny", TINY)
-    (root / "coverage_lib").symlink_to(REPO / "coverage_lib")
-    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
-    return root
-
-
-def write_profile(root, name, data_params, mlp_params=TINY_MLP):
-    (root / "params" / f"{name}.yaml").write_text(
-        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
-                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL,
-                        "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
-
-
-def test_run_skip_force_and_rerun_on_change(project):
-    logs = []
-    first = pipeline.run("tiny", log=logs.append)
+def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch):
+    first = finished_tiny[1]  # the session's first run of the tiny profile, in a fresh root
     assert [v["status"] for v in first.values()] == ["ran"] * STAGE_COUNT
+    project = scratch_copy(finished_tiny, tmp_path, monkeypatch)
+    logs = []
     assert (project / "data" / "tiny" / "models" / "best_mlp_coverage.pth").exists()
     data = project / "data" / "tiny"
     manifest = (data / "dataset" / "MANIFEST.txt").read_text()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from coverage_lib import pipeline, registry
-from test_pipeline import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_PLOTS
+from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_PLOTS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: a scratch project with a tiny profile, and one finished run of it (made
+once per test session; tests work on copies)."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
+        "id_frequency_ghz": [0.5, 40.0], "id_rain_rate_mmh": [0.0, 40.0],
+        "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
+        "n_plot_rows": 1000}
+TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
+            "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
+TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
+              "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
+              "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
+              "collocation_points": 500, "physics_batch_size": 16, "physics_rows": 200}
+TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
+             "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
+             "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
+             "physics_rows": 100, "latency_repeats": 2}
+TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
+STAGE_COUNT = 6
+
+
+def make_project(root: Path) -> Path:
+    """The project's notebooks, its library (linked) and a 'tiny' profile under ``root``."""
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    (root / "params").mkdir()
+    write_profile(root, "tiny", TINY)
+    (root / "coverage_lib").symlink_to(REPO / "coverage_lib")
+    return root
+
+
+def write_profile(root, name, data_params, mlp_params=TINY_MLP):
+    (root / "params" / f"{name}.yaml").write_text(
+        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
+                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL,
+                        "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A scratch copy of the project's notebooks and a 'tiny' profile, as the project root."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory):
+    """(project root, summary) of one finished run of the tiny profile, made once."""
+    from coverage_lib import pipeline
+
+    root = make_project(tmp_path_factory.mktemp("finished") / "project")
+    previous = os.environ.get("COVERAGE_PROJECT_ROOT")
+    os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
+    try:
+        summary = pipeline.run("tiny", log=lambda *_: None)
+    finally:
+        if previous is None:
+            os.environ.pop("COVERAGE_PROJECT_ROOT")
+        else:
+            os.environ["COVERAGE_PROJECT_ROOT"] = previous
+    return root, summary
+
+
+def scratch_copy(finished_tiny, tmp_path, monkeypatch) -> Path:
+    """A copy of the finished run to change, as the current project root."""
+    root = tmp_path / "project"
+    shutil.copytree(finished_tiny[0], root, symlinks=True)
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    return root
