@@ -114,6 +114,10 @@ class TrainResult:
     checkpoint: Path
     resumed_from_epoch: int
 
+    def summary(self) -> str:
+        return (f"{len(self.history['val_mae'])} epochs run, best epoch {self.best_epoch}, "
+                f"best validation MAE (normalised) {min(self.history['val_mae']):.4f}")
+
 
 def _save_torch(path: Path, obj) -> None:
     buffer = io.BytesIO()
@@ -386,3 +390,13 @@ def train_backbone(key: str, model, train_frame: pd.DataFrame, val_frame: pd.Dat
                  data_manifest_sha256=dataset.manifest_sha256(data),
                  dataset_stats=dataset.load_stats(data), extra_loss=extra_loss,
                  progress=progress, log=log)
+
+
+def training_data(data_dir, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """What a training stage reads: the train and validation splits of ``data_dir``'s data set
+    (checked against its MANIFEST) and the physics assumptions the data were made with."""
+    data = paths.dataset_dir(data_dir)
+    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    log(f"train {len(train)} rows, validation {len(val)} rows; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads")
+    return train, val, dataset.physics_assumptions(dataset.load_stats(data))

@@ -46,6 +46,9 @@ class CoverageModel(nn.Module):
         """Trainable parameters (the results table's size column)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def summary(self) -> str:
+        return f"{type(self).__name__}: {self.n_parameters:,} parameters, config {self.config}"
+
     def predict(self, features: pd.DataFrame, batch_size: int = PREDICT_BATCH,
                 outputs: str = "consistent") -> pd.DataFrame:
         """Targets in physical units for each row of ``features`` (columns: FEATURES).
