@@ -28,7 +28,7 @@ import nbformat
 
 from . import params as params_mod
 from . import registry
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_text
 from .paths import project_root, resolve
 from .provenance import git_state
 
@@ -351,6 +351,16 @@ def refresh_prose(notebook, executed: Path) -> bool:
     return True
 
 
+def _refresh_prose_of(stage: Stage, data: Path, stamp: dict, stamp_path: Path) -> bool:
+    """``refresh_prose`` for an up-to-date stage, recording the executed copy's new checksum
+    in its stamp; True if the prose changed."""
+    if not refresh_prose(stage.notebook, data / "executed" / f"{stage.name}.ipynb"):
+        return False
+    stamp["outputs"] = output_checksums(stage, data)
+    atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
+    return True
+
+
 def _tag_parameters_cell(path: Path) -> None:
     """Hide the defaults (the ``parameters`` cell) in the executed copy: readers see the
     injected values instead."""
@@ -411,10 +421,7 @@ def publish(profile: str | None = None, log=print) -> str:
                 raise ValueError(f"profile {profile!r} cannot be published: stage {stage.name}: "
                                  f"{reason}; run `python -m coverage_lib run --profile "
                                  f"{profile}` first")
-            executed = data / "executed" / f"{stage.name}.ipynb"
-            if refresh_prose(stage.notebook, executed):
-                stamp["outputs"] = output_checksums(stage, data)
-                atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
+            _refresh_prose_of(stage, data, stamp, stamp_path)
         _mirror_to_book(profile)
     check_book()
     log(f"book source: {BOOK_EXECUTED_DIR}/ now holds profile {profile!r}")
@@ -553,11 +560,8 @@ def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
         prefix = f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})"
         reason = "--force" if force else stale_reason(stage, stamp, digest, data)
         if reason is None:
-            note = ""
-            if refresh_prose(stage.notebook, executed):  # its prose changed, not its code
-                stamp["outputs"] = output_checksums(stage, data)
-                atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
-                note = " (its prose was refreshed from the notebook)"
+            note = " (its prose was refreshed from the notebook)" \
+                if _refresh_prose_of(stage, data, stamp, stamp_path) else ""
             log(f"{prefix}: unchanged since its last success, skipped{note}")
             summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
             continue

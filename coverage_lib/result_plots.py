@@ -6,6 +6,7 @@ PNG and PDF atomically.
 """
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 from pathlib import Path
 
@@ -213,16 +214,15 @@ def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: 
                     id_distance_m: float):
     """The coverage map (``coverage_map``) of an ``evaluation.Models``: SINR from the physics,
     each backbone and the Selector over ``map_features``' grid, and the Selector's routing."""
+    from . import evaluation
+
     grid, axis = map_features(extent_m, points)
-    routed = models.selector.route(grid)
-    answer = models.selector.combine(*routed)
-    own = {models.selector.mlp: routed[0], models.selector.mamba: routed[1]}
-    names = registry.display_names()
-    sinr = {"physics (median)": physics.link_budget(grid, **physics_assumptions)["sinr_db"]}
-    for key, model in models.backbones.items():
-        sinr[names[key]] = (own[model] if model in own else model.predict(grid))["sinr_db"]
-    sinr[names["selector"]] = answer["sinr_db"]
-    to_backup = (answer["routed_to"] == registry.by_role("backup").key).to_numpy()
+    answers, flags = evaluation.predictions(grid, dataclasses.replace(models, lightgbm=None),
+                                            physics_assumptions["implementation_gap_db"],
+                                            oracle=False)
+    sinr = {"physics (median)": physics.link_budget(grid, **physics_assumptions)["sinr_db"],
+            **{name: p["sinr_db"] for name, p in evaluation.named(answers).items()}}
+    to_backup = (flags["routed_to"] == registry.by_role("backup").key).to_numpy()
     return coverage_map({k: v.to_numpy() for k, v in sinr.items()}, to_backup, axis,
                         id_distance_m)
 
