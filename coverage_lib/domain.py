@@ -47,3 +47,23 @@ LABELS = {"frequency_ghz": "f [GHz]", "distance_m": "d [m]", "bs_height_m": "h_B
           "bandwidth_mhz": "B [MHz]", "noise_figure_db": "NF [dB]",
           "rain_rate_mmh": "rain [mm/h]", "water_vapour_gm3": "ρ [g/m³]",
           "scenario": "scenario", "los": "LOS", "inr_db": "INR [dB]"}
+
+
+def reference_links(frequency_ghz: float) -> "pd.DataFrame":
+    """One link per scenario and LOS state at ``frequency_ghz``, 500 m apart, dry, UE at
+    1.5 m (RMa: 1.5 m too) and the RMa mast at 35 m; the other features mid-range. Index:
+    "UMa LOS", "UMa NLOS", …."""
+    import pandas as pd
+
+    rows, names = [], []
+    for scenario, name in SCENARIO_NAMES.items():
+        for los in (1, 0):
+            rows.append({"frequency_ghz": frequency_ghz, "distance_m": 500.0,
+                         "bs_height_m": 35.0 if scenario == RMA else BY_SCENARIO["bs_height_m"][
+                             scenario][0],
+                         "ue_height_m": 1.5, "tx_power_dbm": 44.0, "antenna_gain_dbi": 10.0,
+                         "bandwidth_mhz": 100.0, "noise_figure_db": 9.0, "rain_rate_mmh": 0.0,
+                         "water_vapour_gm3": 7.5, "scenario": scenario, "los": los,
+                         "inr_db": 0.0})
+            names.append(f"{name.split()[0]} {'LOS' if los else 'NLOS'}")
+    return pd.DataFrame(rows, index=names)

@@ -8,7 +8,6 @@ per second. Timings vary run to run; notebooks mark the cells that print them fo
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import platform
 import statistics
@@ -105,7 +104,7 @@ def _frame(features):
 def backbone_variants(name: str, model) -> dict:
     """The timed forms of one backbone: for a Mamba-3, ``predict`` and the network under each
     CPU scan form (the fused mamba-ssm kernel needs CUDA); for any other network, ``predict``,
-    the network in eager mode and, where its module offers ``inference_module``, as frozen
+    the network in eager mode and, where the model offers ``inference_module``, as frozen
     TorchScript. Networks time on a prepared normalised tensor."""
     tensor = model.normalizer.features
     if any(isinstance(m, Mamba3) for m in model.modules()):
@@ -114,9 +113,8 @@ def backbone_variants(name: str, model) -> dict:
                 (name, "network, recurrent scan"): (_scanned(model, "recurrent"), tensor)}
     out = {(name, "predict"): (model.predict, _frame),
            (name, "network, eager"): (_network(model), tensor)}
-    freeze = getattr(importlib.import_module(type(model).__module__), "inference_module", None)
-    if freeze is not None:
-        out[(name, "network, frozen TorchScript")] = (freeze(model), tensor)
+    if hasattr(model, "inference_module"):
+        out[(name, "network, frozen TorchScript")] = (model.inference_module(), tensor)
     return out
 
 

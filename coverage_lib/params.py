@@ -161,9 +161,6 @@ RULES = {
         "expand": positive_int,
         "bidirectional": boolean,
         "scan": one_of("parallel", "recurrent", "fused", "auto"),
-        "physics_weight": non_negative_number,
-        "collocation_points": positive_int,
-        "physics_batch_size": positive_int,
         "physics_rows": positive_int,
     },
     "04_evaluate": {

@@ -9,6 +9,11 @@ is knowledge, not labels, so no target from those ranges is ever used. Per point
 3. area ≠ π·r²/10⁶; 4. SINR ≠ P_rx − N − 10·log10(1 + INR); 5. qos ≠ qos(SINR),
 
 each in normalised target units, averaged over a batch of points and scaled by ``weight``.
+
+The backup trained with it until it got its law head (``models.law_head``), which obeys rules
+1 and 2 by construction and the identities to float32 rounding; the training notebook of the
+backup now evaluates it (``all_penalties``) to show that nothing is left for it to teach. The
+``extra_loss`` hook stays for any backbone without a law head.
 """
 from __future__ import annotations
 
@@ -88,6 +93,16 @@ class PhysicsLoss:
             "sinr_identity": ((phys[:, s] - sinr_from_power) / self.std[s]).pow(2).mean(),
             "qos_identity": ((phys[:, q] - qos_from_sinr) / self.std[q]).pow(2).mean(),
         }
+
+    def all_penalties(self, model, batch_size: int = 4096) -> dict:
+        """Each rule's mean penalty over the whole pool of points (no gradient)."""
+        sums = dict.fromkeys(RULES, 0.0)
+        with torch.no_grad():
+            for start in range(0, len(self.x), batch_size):
+                idx = torch.arange(start, min(start + batch_size, len(self.x)))
+                for rule, value in self.penalties(model, idx).items():
+                    sums[rule] += float(value) * len(idx)
+        return {rule: total / len(self.x) for rule, total in sums.items()}
 
     def __call__(self, model, x_batch) -> dict:
         idx = torch.randint(len(self.x), (self.batch_size,))

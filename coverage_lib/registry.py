@@ -181,3 +181,8 @@ register(Backbone(
     module="coverage_lib.models.mamba_backbone", class_name="CoverageMamba3",
     config_name="Mamba3Config", checkpoint="best_coverage.pth", run_name="mamba",
     stage="03_train_mamba", notebook="notebooks/03_train_mamba.ipynb", role="backup"))
+register(Backbone(
+    key="mlp_law", name="CoverageMLP + law head", colour="#CC79A7",
+    module="coverage_lib.models.mlp", class_name="CoverageLawMLP", config_name="MLPConfig",
+    checkpoint="best_mlp_law_coverage.pth", run_name="mlp_law",
+    stage="03b_train_mlp_law", notebook=SHARED_NOTEBOOK))

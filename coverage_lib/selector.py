@@ -1,6 +1,6 @@
 """The Selector: the project's prediction API, answering each row with the MLP or the Mamba-3.
 
-The MLP (fast, primary) answers a row unless one of three things holds, checked in this order;
+The MLP (fast, primary) answers a row unless one of four things holds, checked in this order;
 then the Mamba-3 (the physics backup) answers, and ``reason`` names the first that held:
 
 1. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
@@ -21,6 +21,12 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
    divided by its training-split standard deviation) exceeds ``thresholds["divergence"]``.
    The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
    saved and reused, never refitted on test data.
+4. ``more_accurate`` — none of the above, but on the validation split the backup was the more
+   accurate of the two for this row's scenario and LOS state (noise-free error: received power
+   against the median, radius in its log transform, each over its training-split std;
+   ``fit_thresholds``). Since the backup got its law head it obeys rules 1 and 2 by construction
+   and is often the more accurate in domain too: the MLP then answers only where validation says
+   it is at least as good, and stays the low-latency answer there.
 """
 from __future__ import annotations
 
@@ -37,7 +43,8 @@ from .links import check_features
 from .normalization import TARGET_TRANSFORMS, forward_transform
 from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rules_broken
 
-REASONS = ("physics_rule", "out_of_domain", "divergence")  # checked in this order
+REASONS = ("physics_rule", "out_of_domain", "divergence", "more_accurate")  # in this order
+GROUPS = ("scenario", "los")  # validation picks the more accurate backbone per group
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
                  "sinr_identity", "qos_identity", "qos_range", "radius_range")
 THRESHOLDS_FORMAT = "d2tl-coverage-selector-thresholds/1"
@@ -94,7 +101,12 @@ class Selector:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"thresholds must hold 'divergence', a number ≥ 0; "
                              f"got {thresholds!r}")
-        self.thresholds = dict(thresholds)
+        groups = thresholds.get("backup_more_accurate", [])
+        if not isinstance(groups, list) or not all(
+                isinstance(g, list) and len(g) == len(GROUPS) for g in groups):
+            raise ValueError(f"thresholds' 'backup_more_accurate' must be a list of "
+                             f"[scenario, los] pairs; got {groups!r}")
+        self.thresholds = {**thresholds, "backup_more_accurate": groups}
 
     @classmethod
     def from_checkpoints(cls, mlp_path, mamba_path, data_manifest_sha256: str | None = None,
@@ -145,6 +157,14 @@ class Selector:
         return pd.Series(np.max(diffs, axis=0) if len(mlp_pred) else np.empty(0),
                          index=mlp_pred.index)
 
+    def _backup_group(self, features: pd.DataFrame) -> np.ndarray:
+        """Per row: does validation say the backup is the more accurate for its group?"""
+        keys = features[list(GROUPS)].to_numpy(dtype=float)
+        chosen = np.zeros(len(features), dtype=bool)
+        for group in self.thresholds["backup_more_accurate"]:
+            chosen |= (keys == np.asarray(group, dtype=float)).all(axis=1)
+        return chosen
+
     def route(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(MLP predictions, Mamba predictions, per-row flags): ``physics_rule`` (bool),
         ``rules_broken`` (comma-separated names), ``out_of_domain`` (first feature outside, or
@@ -165,8 +185,8 @@ class Selector:
         flags["divergence"] = self.divergence(mlp_pred, mamba_pred)
         reason = np.select([flags["physics_rule"].to_numpy(bool),
                             flags["out_of_domain"].to_numpy() != "",
-                            flags["divergence"].to_numpy() > self.thresholds["divergence"]],
-                           REASONS, "")
+                            flags["divergence"].to_numpy() > self.thresholds["divergence"],
+                            self._backup_group(features)], REASONS, "")
         flags["reason"] = reason.astype(object)
         primary, backup = routes()
         flags["routed_to"] = np.where(reason == "", primary, backup).astype(object)
@@ -196,17 +216,40 @@ class Selector:
     def fit_thresholds(self, val_frame: pd.DataFrame, quantile: float = 0.99) -> dict:
         """Divergence threshold = ``quantile`` of the per-row normalised divergence over the
         VALIDATION split (all its rows), so about 1 − quantile of in-distribution rows are
-        routed for disagreement alone. Never call this on test data."""
+        routed for disagreement alone; and the (scenario, LOS) groups in which the backup's
+        noise-free validation error is the lower (``noise_free_error``). Never call this on
+        test data."""
         if not 0.0 < quantile <= 1.0:
             raise ValueError(f"quantile must lie in (0, 1]; got {quantile!r}")
         features = check_features(val_frame[FEATURES])
         if not len(features):
             raise ValueError("val_frame has no rows")
-        div = self.divergence(self.mlp.predict(features), self.mamba.predict(features))
+        mlp_pred, mamba_pred = self.mlp.predict(features), self.mamba.predict(features)
+        div = self.divergence(mlp_pred, mamba_pred)
+        errors = pd.DataFrame({"mlp": self.noise_free_error(val_frame, mlp_pred),
+                               "backup": self.noise_free_error(val_frame, mamba_pred),
+                               **{g: val_frame[g].to_numpy() for g in GROUPS}})
+        means = errors.groupby(list(GROUPS))[["mlp", "backup"]].mean()
+        better = [[float(k) for k in key] for key, row in means.iterrows()
+                  if row["backup"] < row["mlp"]]
         self._set_thresholds({"divergence": float(np.quantile(div.to_numpy(), quantile)),
+                              "backup_more_accurate": better,
+                              "validation_error": {f"{int(k[0])},{int(k[1])}": row.to_dict()
+                                                   for k, row in means.iterrows()},
                               "quantile": float(quantile), "n_val_rows": int(len(features)),
                               "fitted_on": "val split"})
         return self.thresholds
+
+    def noise_free_error(self, frame: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
+        """Per row: the mean of |received power − its median| and |log10 radius error|, each
+        over its training-split std (the normalised noise-free error validation compares)."""
+        scale = self.mlp.normalizer.target_std
+        power = np.abs(pred["received_power_dbm"].to_numpy()
+                       - frame["received_power_median_dbm"].to_numpy()) / scale[TARGETS.index("received_power_dbm")]
+        kind = TARGET_TRANSFORMS.get("coverage_radius_m")
+        radius = np.abs(forward_transform(kind, pred["coverage_radius_m"].to_numpy(dtype=float))
+                        - forward_transform(kind, frame["coverage_radius_m"].to_numpy(dtype=float)))
+        return 0.5 * (power + radius / scale[TARGETS.index("coverage_radius_m")])
 
     def save_thresholds(self, path) -> Path:
         """The thresholds, with the checksums of the checkpoints they were fitted for (JSON,

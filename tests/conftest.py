@@ -16,14 +16,16 @@ TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "p
             "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
 TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
               "loss": "mse", "seed": 0, "d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8,
-              "expand": 1, "bidirectional": False, "scan": "parallel", "physics_weight": 0.1,
-              "collocation_points": 500, "physics_batch_size": 16, "physics_rows": 200}
+              "expand": 1, "bidirectional": False, "scan": "parallel", "physics_rows": 200}
+TINY_MLP_LAW = {"model": "mlp_law", "config": {"width": 16, "depth": 1, "dropout": 0.0},
+                **{k: TINY_MLP[k] for k in ("epochs", "batch_size", "lr", "weight_decay",
+                                            "patience", "loss", "seed")}}
 TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
              "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
              "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
              "physics_rows": 100, "latency_repeats": 2}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
-STAGE_COUNT = 6
+STAGE_COUNT = 7
 
 
 def make_project(root: Path) -> Path:
@@ -38,7 +40,8 @@ def make_project(root: Path) -> Path:
 def write_profile(root, name, data_params, mlp_params=TINY_MLP):
     (root / "params" / f"{name}.yaml").write_text(
         yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
-                        "03_train_mamba": TINY_MAMBA, "04_evaluate": TINY_EVAL,
+                        "03_train_mamba": TINY_MAMBA, "03b_train_mlp_law": TINY_MLP_LAW,
+                        "04_evaluate": TINY_EVAL,
                         "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 
 

@@ -1,4 +1,5 @@
-"""CoverageMamba3 (the backbone around the Mamba-3 block) and the physics loss."""
+"""CoverageMamba3 (the backbone around the Mamba-3 block, with its law head) and the physics
+loss."""
 import pandas as pd
 import pytest
 import torch
@@ -24,12 +25,13 @@ def test_shapes_predict_contract_and_forms_agree(frames):
     model = CoverageMamba3(Normalizer.fit(train).to_dict(), SMALL).double()
     x = torch.randn(4, 13, dtype=torch.float64)
     assert model(x).shape == (4, 5)
+    layers = [*model.path.layers, *model.medium.layers]
     # The scan form is a choice of algorithm, not of model: both give the same outputs.
-    for layer in model.layers:
+    for layer in layers:
         for block in (layer.forward_scan, layer.backward_scan):
             block.scan = "recurrent"
     y_recurrent = model(x)
-    for layer in model.layers:
+    for layer in layers:
         for block in (layer.forward_scan, layer.backward_scan):
             block.scan = "parallel"
     torch.testing.assert_close(model(x), y_recurrent, rtol=1e-10, atol=1e-10)
@@ -47,30 +49,34 @@ def test_bidirectional_sees_later_tokens(frames):
         torch.manual_seed(0)
         model = CoverageMamba3(stats, Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8,
                                                    bidirectional=bidirectional))
-        emb = torch.randn(2, 13, 16)
-        a = model.layers[0](emb)
+        emb = torch.randn(2, 4, 16)  # the path encoder's four tokens
+        a = model.path.layers[0](emb)
         emb2 = emb.clone()
         emb2[:, -1] += 1.0
-        b = model.layers[0](emb2)
+        b = model.path.layers[0](emb2)
         assert (not torch.allclose(a[:, 0], b[:, 0])) == expect_change
 
 
-def test_training_with_physics_loss_records_both_terms_and_round_trips(frames, tmp_path):
+def test_training_round_trips_and_leaves_the_physics_loss_nothing_to_teach(frames, tmp_path):
+    """The law head obeys the physics loss's rules by construction: every penalty is zero
+    (identities to float32 rounding), so the backup trains on the data loss alone."""
     train, val = frames
     training.seed_everything(0)
     normalizer = Normalizer.fit(train)
     model = CoverageMamba3(normalizer.to_dict(), SMALL)
-    hook = PhysicsLoss(normalizer, weight=0.1, n_points=2000, batch_size=64, seed=0)
     result = training.train(model, train, val, training.TrainConfig(epochs=2, batch_size=128),
                             tmp_path, "mamba", "best_coverage.pth", data_manifest_sha256="m",
-                            extra_loss=hook, progress=False, log=lambda *_: None)
-    h = result.history
-    assert len(h["train_data_loss"]) == len(h["train_physics_loss"]) == 2
-    assert all(p > 0 for p in h["train_physics_loss"])
+                            progress=False, log=lambda *_: None)
+    assert len(result.history["train_data_loss"]) == 2
     ckpt = training.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
     assert ckpt["model_class"] == "CoverageMamba3" and ckpt["model_config"]["d_model"] == 16
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)
+    penalties = PhysicsLoss(normalizer, weight=1.0, n_points=3000, seed=1).all_penalties(model)
+    for rule in ("power_vs_distance", "power_vs_rain", "radius_vs_distance"):
+        assert penalties[rule] == 0.0, rule
+    for rule in ("area_identity", "sinr_identity", "qos_identity"):
+        assert penalties[rule] < 1e-9, (rule, penalties[rule])
 
 
 class PhysicsModel(torch.nn.Module):
@@ -130,10 +136,17 @@ def test_bad_physics_weight_and_config_refused(frames):
 def test_weight_decay_acts_on_weight_matrices_only(frames):
     model = CoverageMamba3(Normalizer.fit(frames[0]).to_dict(), SMALL)
     decayed = {n for n, _ in model.named_parameters()} - training.no_weight_decay(model)
-    blocks = [f"layers.0.{scan}.{proj}.weight" for scan in ("forward_scan", "backward_scan")
-              for proj in ("in_proj", "out_proj")]
-    assert decayed == {"embed_weight", "head.0.weight", "head.2.weight", *blocks}
-    # The biases and D are flagged the mamba-ssm way; the B/C and embedding biases have 2+ dims.
-    for name in ("embed_bias", "layers.0.forward_scan.B_bias", "layers.0.forward_scan.C_bias",
-                 "layers.0.forward_scan.dt_bias", "layers.0.forward_scan.D"):
-        assert model.get_parameter(name)._no_weight_decay, name
+    expected = set()
+    for encoder in ("path", "medium"):
+        expected |= {f"{encoder}.layers.0.{scan}.{proj}.weight"
+                     for scan in ("forward_scan", "backward_scan")
+                     for proj in ("in_proj", "out_proj")}
+        expected |= {f"{encoder}.embed_weight", f"{encoder}.head.0.weight",
+                     f"{encoder}.head.2.weight"}
+        # The biases and D are flagged the mamba-ssm way; the B/C and embedding biases have 2+
+        # dims.
+        for name in ("embed_bias", "layers.0.forward_scan.B_bias",
+                     "layers.0.forward_scan.C_bias", "layers.0.forward_scan.dt_bias",
+                     "layers.0.forward_scan.D"):
+            assert model.get_parameter(f"{encoder}.{name}")._no_weight_decay, name
+    assert decayed == expected

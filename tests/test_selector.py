@@ -198,7 +198,8 @@ def test_thresholds_fitted_on_validation_are_saved_and_reused(data, checkpoints,
     summary = routing_summary(out)
     assert summary["rows"].sum() == len(test) and summary["fraction"].sum() == pytest.approx(1)
     assert list(summary.index) == [("mlp", ""), ("mamba3", "physics_rule"),
-                                   ("mamba3", "out_of_domain"), ("mamba3", "divergence")]
+                                   ("mamba3", "out_of_domain"), ("mamba3", "divergence"),
+                                   ("mamba3", "more_accurate")]
 
 
 def _rewrite(path, new_path, **changes):

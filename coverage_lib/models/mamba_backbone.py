@@ -1,10 +1,15 @@
-"""CoverageMamba3: the physics backup backbone, Mamba-3 blocks over the 13 features as tokens.
+"""CoverageMamba3: the physics backup backbone, Mamba-3 blocks over the link's features as
+tokens, ending in the law head (``law_head``).
 
-Each feature becomes a token through its own learned linear embedding (value·w_i + b_i, as in
-Mambular); pre-norm residual Mamba-3 blocks scan the tokens in FEATURES order (the link
-geometry and frequency first, the interference last); mean pooling and a small head give the
-five normalised targets. ``bidirectional`` adds a second scan of each block over the reversed
-sequence, so every token sees every other whatever the order.
+The encoder reads the features the propagation laws' coefficients depend on
+(``law_head.LAW_INPUTS``: frequency, both heights, water vapour, scenario, LOS); distance and
+rain rate enter only through the laws, transmit power, gain, bandwidth, noise figure and INR
+only through the link budget and the SINR definition. Each feature becomes a token through its
+own learned linear embedding (value·w_i + b_i, as in Mambular); pre-norm residual Mamba-3
+blocks scan the tokens in FEATURES order; mean pooling and a small head give the laws'
+coefficients, from which the law head computes the five normalised targets. ``bidirectional``
+adds a second scan of each block over the reversed sequence, so every token sees every other
+whatever the order.
 """
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ import torch
 from torch import nn
 
 from .. import params
-from ..dataset import FEATURES, TARGETS
 from .base import CoverageModel
+from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
+                       LawHead)
 from .mamba3 import SCANS, Mamba3
 
 
@@ -56,25 +62,44 @@ class MambaLayer(nn.Module):
         return x + out
 
 
+class TokenEncoder(nn.Module):
+    """Features as tokens (a learned linear embedding each), Mamba-3 layers, mean pooling, a
+    small head to ``n_out`` raw coefficients."""
+
+    def __init__(self, n_tokens: int, n_out: int, config: Mamba3Config):
+        super().__init__()
+        d = config.d_model
+        self.embed_weight = nn.Parameter(torch.randn(n_tokens, d) / d ** 0.5)
+        self.embed_bias = nn.Parameter(torch.zeros(n_tokens, d))
+        self.embed_bias._no_weight_decay = True  # a bias per token: not decayed (training.py)
+        self.layers = nn.ModuleList(MambaLayer(config) for _ in range(config.n_layers))
+        self.norm = nn.RMSNorm(d)
+        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, n_out))
+
+    def forward(self, x):
+        tokens = x.unsqueeze(-1) * self.embed_weight + self.embed_bias  # (batch, tokens, d)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        return self.head(self.norm(tokens).mean(dim=1))
+
+
 class CoverageMamba3(CoverageModel):
+    """Two Mamba-3 token encoders, one over the path's geometry (heights, scenario, LOS) giving
+    the path-loss law's coefficients, one over the medium (frequency, water vapour) giving the
+    rain and gas laws' coefficients; the law head turns them into the five targets."""
+
     def __init__(self, stats: dict, config: Mamba3Config = Mamba3Config(),
                  physics_assumptions: dict | None = None):
         super().__init__(stats, physics_assumptions)
         self.mamba_config = config
-        n, d = len(FEATURES), config.d_model
-        self.embed_weight = nn.Parameter(torch.randn(n, d) / d ** 0.5)
-        self.embed_bias = nn.Parameter(torch.zeros(n, d))
-        self.embed_bias._no_weight_decay = True  # a bias per token: not decayed (training.py)
-        self.layers = nn.ModuleList(MambaLayer(config) for _ in range(config.n_layers))
-        self.norm = nn.RMSNorm(d)
-        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.SiLU(), nn.Linear(2 * d, len(TARGETS)))
+        self.path = TokenEncoder(len(PATH_INPUTS), len(PATH_COEFFICIENTS), config)
+        self.medium = TokenEncoder(len(MEDIUM_INPUTS), len(MEDIUM_COEFFICIENTS), config)
+        self.law = LawHead(self.normalizer, self.physics_assumptions)
 
     @property
     def config(self) -> dict:
         return asdict(self.mamba_config)
 
     def forward(self, x):
-        tokens = x.unsqueeze(-1) * self.embed_weight + self.embed_bias  # (batch, 13, d_model)
-        for layer in self.layers:
-            tokens = layer(tokens)
-        return self.head(self.norm(tokens).mean(dim=1))
+        return self.law(x, self.path(self.law.path_inputs(x)),
+                        self.medium(self.law.medium_inputs(x)))

@@ -9,6 +9,8 @@ from torch import nn
 from .. import params
 from ..dataset import FEATURES, TARGETS
 from .base import CoverageModel
+from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
+                       LawHead)
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 NORMS = {"layernorm": nn.LayerNorm, "none": None}
@@ -41,17 +43,7 @@ class CoverageMLP(CoverageModel):
                  physics_assumptions: dict | None = None):
         super().__init__(stats, physics_assumptions)
         self.mlp_config = config
-        layers, width_in = [], len(FEATURES)
-        for _ in range(config.depth):
-            layers.append(nn.Linear(width_in, config.width))
-            if NORMS[config.norm] is not None:
-                layers.append(NORMS[config.norm](config.width))
-            layers.append(ACTIVATIONS[config.activation]())
-            if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
-            width_in = config.width
-        layers.append(nn.Linear(width_in, len(TARGETS)))
-        self.net = nn.Sequential(*layers)
+        self.net = network(len(FEATURES), len(TARGETS), config)
 
     @property
     def config(self) -> dict:
@@ -59,6 +51,48 @@ class CoverageMLP(CoverageModel):
 
     def forward(self, x):
         return self.net(x)
+
+    def inference_module(self):
+        """The network as frozen TorchScript (``inference_module``), for serving."""
+        return inference_module(self)
+
+
+def network(n_in: int, n_out: int, config: MLPConfig) -> nn.Sequential:
+    """``config.depth`` hidden Linear → norm → activation (→ Dropout) layers, then n_out."""
+    layers, width_in = [], n_in
+    for _ in range(config.depth):
+        layers.append(nn.Linear(width_in, config.width))
+        if NORMS[config.norm] is not None:
+            layers.append(NORMS[config.norm](config.width))
+        layers.append(ACTIVATIONS[config.activation]())
+        if config.dropout > 0:
+            layers.append(nn.Dropout(config.dropout))
+        width_in = config.width
+    layers.append(nn.Linear(width_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class CoverageLawMLP(CoverageModel):
+    """The ablation of the backup: the Mamba-3's two encoders replaced by MLP bodies (one over
+    the path's geometry, one over the medium: ``law_head``), ending in the same law head. Beside CoverageMLP and
+    CoverageMamba3 it tells whether an out-of-distribution gain comes from the head or from
+    the Mamba-3 encoder."""
+
+    def __init__(self, stats: dict, config: MLPConfig = MLPConfig(),
+                 physics_assumptions: dict | None = None):
+        super().__init__(stats, physics_assumptions)
+        self.mlp_config = config
+        self.path = network(len(PATH_INPUTS), len(PATH_COEFFICIENTS), config)
+        self.medium = network(len(MEDIUM_INPUTS), len(MEDIUM_COEFFICIENTS), config)
+        self.law = LawHead(self.normalizer, self.physics_assumptions)
+
+    @property
+    def config(self) -> dict:
+        return asdict(self.mlp_config)
+
+    def forward(self, x):
+        return self.law(x, self.path(self.law.path_inputs(x)),
+                        self.medium(self.law.medium_inputs(x)))
 
 
 def inference_module(model: CoverageMLP):
@@ -72,3 +106,4 @@ def inference_module(model: CoverageMLP):
         with torch.inference_mode():
             return frozen(x)
     return run
+

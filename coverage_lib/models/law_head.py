@@ -1,0 +1,223 @@
+"""The law head: a backbone that predicts the coefficients of propagation laws, not the targets.
+
+Two encoders (Mamba-3 token encoders in the backup, MLP bodies in the ablation) emit, per
+link, the coefficients of the laws the data obey *in form*; the targets are computed from them.
+
+- The path encoder sees the path's geometry, ``PATH_INPUTS`` (both heights, scenario, LOS),
+  and gives the path loss in the log-distance form with a frequency exponent (the
+  alpha-beta-gamma form) and a second slope past a bend:
+  PL = A + n_f·log10 f + s₁·(x − 2) + (s₂ − s₁)·softplus(κ·(x − b − log10 f))/κ,
+  x = log10 d3D [m], f in GHz: A the loss at 100 m and 1 GHz, n_f, s₁, s₂ ≥ 0 dB per decade by
+  construction, the bend at 10^(b + log10 f) m (a breakpoint proportional to frequency, as the
+  two-ray breakpoint 4·h_BS·h_UT·f/c is; 38.901 LOS has one, and NLOS, the maximum of two
+  log-distance laws, bends the same way), κ > 0 its sharpness; plus an excess loss ε ≥ 0 dB/km
+  for any loss linear in distance (RMa LOS has one).
+- The medium encoder sees ``MEDIUM_INPUTS`` (frequency, water vapour) and gives the rain
+  attenuation k·R^a dB/km (k > 0, a > 0) and the gas attenuation γ ≥ 0 dB/km.
+
+Distance and rain rate enter only through these laws, never through an encoder, so the
+prediction extrapolates in both exactly as the law does; frequency enters the path loss only
+through the law too, and the attenuations through the medium encoder. Transmit power and gain
+enter only through the link budget, P = P_tx + G − PL − (ε + k·R^a + γ)·d3D[km]; bandwidth,
+noise figure and INR only through the noise and SINR definitions (physics.md), so received
+power falls with distance and rain, and the radius grows with power and gain, by construction.
+
+The coverage radius is *solved* from the predicted law: the 2-D distance at which the median
+SINR reaches the edge threshold, a monotone root found by bisection on log10 d, then censored
+to 0 (fails at 10 m) or d_max (passes at d_max) as in the data. For training, one Newton step
+from the bisected root carries the gradient of the root (implicit function theorem), and the
+censoring passes gradients straight through, so a radius predicted past d_max for a row whose
+radius is inside is still pulled in. The radius does not depend on the link's own distance.
+SINR, area and qos follow from the identities of physics.md.
+
+Nothing here calls the data generator's propagation formulas: the laws' coefficients are
+learned from the training rows. Only the noise-power, SINR and qos definitions and the
+domain's d_max are shared with ``physics``.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import physics
+from ..dataset import FEATURES, TARGETS
+from ..links import check_features
+from ..normalization import AREA_OFFSET_KM2, FEATURE_TRANSFORMS, RADIUS_OFFSET_M
+
+PATH_INPUTS = ("bs_height_m", "ue_height_m", "scenario", "los")   # the path-loss encoder's
+MEDIUM_INPUTS = ("frequency_ghz", "water_vapour_gm3")             # the attenuation encoder's
+LAW_INPUTS = PATH_INPUTS + MEDIUM_INPUTS
+PATH_COEFFICIENTS = ("path_loss_at_100m_1ghz_db", "frequency_exponent_db_per_decade",
+                     "slope_db_per_decade", "slope_past_bend_db_per_decade",
+                     "bend_at_1ghz_log10_m", "bend_sharpness_per_decade", "excess_db_per_km")
+MEDIUM_COEFFICIENTS = ("rain_log10_k", "rain_exponent", "gas_db_per_km")
+REFERENCE_LOG10_M = 2.0          # the intercept A is the path loss at d3D = 100 m
+MIN_LOG10_M, MAX_LOG10_M = 0.5, 5.5  # root bracket (3 m to 316 km), wider than any radius
+BISECTION_STEPS = 20             # 5 decades / 2^20 = 5e-6 decade (1e-5 of the radius), and
+#                                  the Newton step after it squares that error
+LN10 = math.log(10.0)
+
+
+def _column(name):
+    return FEATURES.index(name)
+
+
+def qos_from_sinr(sinr_db, implementation_gap_db):
+    """physics.md's qos definition (``physics.qos_score``) in torch; log2(1 + 10^(z/10)) as a
+    softplus, which neither overflows nor loses its gradient at high SINR."""
+    efficiency = F.softplus((sinr_db - implementation_gap_db) * LN10 / 10.0) / math.log(2.0)
+    return torch.clamp(efficiency, max=physics.MAX_SPECTRAL_EFFICIENCY) / \
+        physics.MAX_SPECTRAL_EFFICIENCY
+
+
+class LawHead(nn.Module):
+    """Coefficients → the five normalised targets. Holds the normalisation as buffers (to read
+    the physical features back from the normalised inputs) and the physics assumptions."""
+
+    def __init__(self, normalizer, physics_assumptions: dict):
+        super().__init__()
+        stats = normalizer.stats
+        f = lambda key, field: float(stats["features"][key][field])  # noqa: E731
+        self.register_buffer("feature_mean", torch.tensor(normalizer.feature_mean,
+                                                          dtype=torch.float32))
+        self.register_buffer("feature_std", torch.tensor(normalizer.feature_std,
+                                                         dtype=torch.float32))
+        self.register_buffer("target_mean", torch.tensor(normalizer.target_mean,
+                                                         dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor(normalizer.target_std,
+                                                        dtype=torch.float32))
+        # Centre of the intercept: the mean loss P_tx + G − P_rx of the training rows, moved to
+        # 100 m and 1 GHz with 30 dB per decade of distance and 20 of frequency; its scale, the
+        # spread of received power.
+        power = stats["targets"]["received_power_dbm"]
+        mean_loss = f("tx_power_dbm", "mean") + f("antenna_gain_dbi", "mean") - power["mean"]
+        self.intercept_centre = (mean_loss - 30.0 * (f("distance_m", "mean") - REFERENCE_LOG10_M)
+                                 - 20.0 * f("frequency_ghz", "mean"))
+        self.intercept_scale = float(power["std"])
+        self.edge_sinr_db = float(physics_assumptions["edge_sinr_db"])
+        self.gap_db = float(physics_assumptions["implementation_gap_db"])
+        self.path_columns = [_column(c) for c in PATH_INPUTS]
+        self.medium_columns = [_column(c) for c in MEDIUM_INPUTS]
+
+    # -- physical features from normalised inputs -------------------------------------------
+    def _physical(self, x, name):
+        i = _column(name)
+        v = x[:, i] * self.feature_std[i] + self.feature_mean[i]
+        kind = FEATURE_TRANSFORMS.get(name)
+        if kind == "log10":
+            return v  # kept in log10: the law works in decades
+        if kind == "log1p":
+            return torch.expm1(v)
+        return v
+
+    def path_inputs(self, x):
+        """The normalised columns the path-loss encoder sees: heights, scenario, LOS."""
+        return x[:, self.path_columns]
+
+    def medium_inputs(self, x):
+        """The normalised columns the attenuation encoder sees: frequency, water vapour."""
+        return x[:, self.medium_columns]
+
+    def coefficients(self, path_raw, medium_raw) -> dict:
+        """The laws' coefficients from the encoders' raw outputs, (batch, 7) and (batch, 3)."""
+        p, m = path_raw.unbind(dim=1), medium_raw.unbind(dim=1)
+        per_decade = 1.0 / math.log(2.0)  # softplus(0) = ln 2: each slope starts at its value
+        return {
+            "intercept": self.intercept_centre + self.intercept_scale * p[0],
+            "frequency_exponent": 20.0 * per_decade * F.softplus(p[1]),
+            "slope": 20.0 * per_decade * F.softplus(p[2]),
+            "slope_past_bend": 35.0 * per_decade * F.softplus(p[3]),
+            "bend_at_1ghz": 2.5 + p[4],
+            "sharpness": 2.0 + 20.0 * F.softplus(p[5]),
+            "excess": 0.5 * F.softplus(p[6] - 2.0),
+            "rain_log10_k": -1.5 + m[0],
+            "rain_exponent": 0.05 + F.softplus(m[1] + 0.5),
+            "gas": 0.5 * F.softplus(m[2] - 2.0),
+        }
+
+    def loss_db(self, c, log10_d2d, log10_f, height_diff_m, rain_mmh):
+        """Total median loss at 2-D distance 10^log10_d2d m and frequency 10^log10_f GHz:
+        PL(d3D, f) + (excess + k·R^a + γ)·d3D[km], where PL is the log-distance law with a
+        frequency exponent (the ABG form) bent at a breakpoint proportional to frequency."""
+        d3d = torch.sqrt(10.0 ** (2.0 * log10_d2d) + height_diff_m ** 2)
+        x = torch.log10(d3d)
+        bend_at = c["bend_at_1ghz"] + log10_f
+        bend = F.softplus(c["sharpness"] * (x - bend_at)) / c["sharpness"]
+        path_loss = (c["intercept"] + c["frequency_exponent"] * log10_f
+                     + c["slope"] * (x - REFERENCE_LOG10_M)
+                     + (c["slope_past_bend"] - c["slope"]) * bend)
+        rain = torch.where(rain_mmh > 0,
+                           torch.exp(c["rain_exponent"] * torch.log(rain_mmh.clamp(min=1e-12))),
+                           torch.zeros_like(rain_mmh))
+        specific = c["excess"] + 10.0 ** c["rain_log10_k"] * rain + c["gas"]
+        return path_loss + specific * d3d / 1000.0
+
+    def forward(self, x, path_raw, medium_raw):
+        """Normalised targets (batch, 5) of the links ``x`` (normalised features) under the
+        encoders' raw coefficients."""
+        c = self.coefficients(path_raw, medium_raw)
+        log10_d = self._physical(x, "distance_m")
+        log10_f = self._physical(x, "frequency_ghz")
+        height_diff = self._physical(x, "bs_height_m") - self._physical(x, "ue_height_m")
+        rain = self._physical(x, "rain_rate_mmh").clamp(min=0.0)
+        budget_db = self._physical(x, "tx_power_dbm") + self._physical(x, "antenna_gain_dbi")
+        noise_db = (-174.0 + 10.0 * (self._physical(x, "bandwidth_mhz") + 6.0)
+                    + self._physical(x, "noise_figure_db")
+                    + 10.0 / LN10 * F.softplus(self._physical(x, "inr_db") * LN10 / 10.0))
+
+        power = budget_db - self.loss_db(c, log10_d, log10_f, height_diff, rain)
+        sinr = power - noise_db
+        log10_radius = self._radius(c, budget_db - noise_db - self.edge_sinr_db, log10_f,
+                                    height_diff, rain, self._physical(x, "scenario"))
+        radius = (10.0 ** log10_radius - RADIUS_OFFSET_M).clamp(min=0.0)
+        log10_area = torch.log10(math.pi * radius ** 2 / 1e6 + AREA_OFFSET_KM2)
+        columns = {"received_power_dbm": power, "sinr_db": sinr,
+                   "coverage_radius_m": log10_radius, "coverage_area_km2": log10_area,
+                   "qos_score": qos_from_sinr(sinr, self.gap_db)}
+        y = torch.stack([columns[t] for t in TARGETS], dim=1)
+        return (y - self.target_mean) / self.target_std
+
+    def _radius(self, c, allowed_loss_db, log10_f, height_diff, rain, scenario):
+        """log10(radius + 1 m) of the median-SINR edge, censored like the data."""
+        def excess(log10_d):
+            return self.loss_db(c, log10_d, log10_f, height_diff, rain) - allowed_loss_db
+
+        with torch.no_grad():
+            lo = torch.full_like(allowed_loss_db, MIN_LOG10_M)
+            hi = torch.full_like(allowed_loss_db, MAX_LOG10_M)
+            for _ in range(BISECTION_STEPS):
+                mid = 0.5 * (lo + hi)
+                beyond = excess(mid) > 0
+                hi, lo = torch.where(beyond, mid, hi), torch.where(beyond, lo, mid)
+            root = 0.5 * (lo + hi)
+            step = 1e-3
+            slope = ((excess(root + step) - excess(root - step)) / (2 * step)).clamp(min=1e-3)
+        # One Newton step: the same value, and the root's gradient with respect to the laws.
+        root = root - excess(root) / slope
+        d_max = torch.where(scenario.round() == physics.RMA,
+                            float(physics.MAX_DISTANCE_M[physics.RMA]),
+                            float(physics.MAX_DISTANCE_M[physics.UMA]))
+        min_log10 = math.log10(physics.MIN_DISTANCE_M)
+        censored = torch.where(root < min_log10, torch.zeros_like(root),
+                               torch.minimum(10.0 ** root, d_max))
+        hard = torch.log10(censored + RADIUS_OFFSET_M)
+        return root + (hard - root).detach()  # censored value, the root's gradient
+
+
+def laws(model, features: pd.DataFrame) -> pd.DataFrame:
+    """The coefficients of the laws ``model`` (a law-headed backbone) learned for each link of
+    ``features`` (columns: FEATURES), in physical units, one column per coefficient."""
+    check_features(features)
+    x = model.normalizer.features(features)
+    with torch.inference_mode():
+        c = model.law.coefficients(model.path(model.law.path_inputs(x)),
+                                   model.medium(model.law.medium_inputs(x)))
+    names = dict(zip(("intercept", "frequency_exponent", "slope", "slope_past_bend",
+                      "bend_at_1ghz", "sharpness", "excess", "rain_log10_k", "rain_exponent",
+                      "gas"), PATH_COEFFICIENTS + MEDIUM_COEFFICIENTS))
+    return pd.DataFrame({names[k]: v.double().numpy() for k, v in c.items()},
+                        index=features.index)

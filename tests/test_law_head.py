@@ -1,0 +1,121 @@
+"""The law head of the backup and its ablation: what holds by construction, what it never calls."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.optimize import brentq
+
+from coverage_lib import dataset, physics, physics_checks, training
+from coverage_lib.dataset import FEATURES
+from coverage_lib.models import CoverageMamba3, Mamba3Config
+from coverage_lib.models.law_head import laws
+from coverage_lib.models.mlp import CoverageLawMLP, MLPConfig
+from coverage_lib.normalization import Normalizer
+
+SMALL_MAMBA = Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8)
+SMALL_MLP = MLPConfig(width=32, depth=2)
+GENERATOR_FORMULAS = ("path_loss_db", "_path_loss_segments", "_evaluate_path_loss",
+                      "breakpoint_distance_m", "shadow_fading_sigma_db", "rain_coefficients",
+                      "rain_specific_attenuation_db_per_km", "gas_table",
+                      "gas_specific_attenuation_db_per_km", "coverage_radius_m", "link_budget")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    df = dataset.generate(3000, seed=41)
+    return df.iloc[:2400].reset_index(drop=True), df.iloc[2400:].reset_index(drop=True)
+
+
+def build(kind, train):
+    torch.manual_seed(0)
+    stats = Normalizer.fit(train).to_dict()
+    return CoverageMamba3(stats, SMALL_MAMBA) if kind == "mamba3" else \
+        CoverageLawMLP(stats, SMALL_MLP)
+
+
+@pytest.mark.parametrize("kind", ["mamba3", "mlp_law"])
+def test_trains_and_predicts_without_the_generators_propagation_formulas(kind, frames, tmp_path,
+                                                                         monkeypatch):
+    train, val = frames
+    for name in GENERATOR_FORMULAS:
+        def refuse(*args, _name=name, **kwargs):
+            raise AssertionError(f"the backup called physics.{_name}")
+        monkeypatch.setattr(physics, name, refuse)
+    model = build(kind, train)
+    result = training.train(model, train, val, training.TrainConfig(epochs=1, batch_size=256),
+                            tmp_path, kind, "best.pth", data_manifest_sha256="m",
+                            progress=False, log=lambda *_: None)
+    assert np.isfinite(result.history["val_mae"][0])
+    out = model.predict(val[FEATURES])
+    assert np.isfinite(out.to_numpy()).all()
+
+
+@pytest.mark.parametrize("kind", ["mamba3", "mlp_law"])
+def test_no_monotonicity_violation_by_construction(kind, frames):
+    """Untrained, so nothing learnt could hide a violation: received power never rises with
+    distance or rain, and the radius never moves with distance, on validation rows and on
+    points of the whole domain (out-of-distribution ranges included)."""
+    train, val = frames
+    model = build(kind, train)
+    rules = ("power_vs_distance", "power_vs_rain", "radius_vs_distance")
+    for rows in physics_checks.validation_and_domain(val, 600, seed=3).values():
+        excess = physics_checks.rule_excess(model.predict, rows, rules)
+        assert (excess["power_vs_distance"] <= 1e-9).all()
+        assert (excess["power_vs_rain"] <= 1e-9).all()
+        assert (excess["radius_vs_distance"] == 0.0).all()
+
+
+def test_radius_is_the_root_of_the_learned_law(frames):
+    """The radius solves median SINR = edge threshold under the coefficients ``laws`` reports,
+    checked with an independent root finder (scipy's brentq) on the law written in numpy."""
+    train, val = frames
+    model = build("mamba3", train).double()
+    rows = val.iloc[:60].reset_index(drop=True)
+    coefficients = laws(model, rows[FEATURES])
+    predicted = model.predict(rows[FEATURES])
+    edge = physics.EDGE_SINR_DB
+    checked = 0
+    for i, link in rows.iterrows():
+        c = coefficients.iloc[i]
+        log_f = np.log10(link["frequency_ghz"])
+        noise = (physics.thermal_noise_dbm(link["bandwidth_mhz"], link["noise_figure_db"])
+                 + physics.interference_penalty_db(link["inr_db"]))
+        specific = (c["excess_db_per_km"] + 10 ** c["rain_log10_k"]
+                    * link["rain_rate_mmh"] ** c["rain_exponent"] + c["gas_db_per_km"])
+
+        def sinr_minus_edge(d):
+            d3d = np.hypot(d, link["bs_height_m"] - link["ue_height_m"])
+            x = np.log10(d3d)
+            k = c["bend_sharpness_per_decade"]
+            bend = np.logaddexp(0.0, k * (x - c["bend_at_1ghz_log10_m"] - log_f)) / k
+            path_loss = (c["path_loss_at_100m_1ghz_db"]
+                         + c["frequency_exponent_db_per_decade"] * log_f
+                         + c["slope_db_per_decade"] * (x - 2.0)
+                         + (c["slope_past_bend_db_per_decade"] - c["slope_db_per_decade"]) * bend)
+            power = link["tx_power_dbm"] + link["antenna_gain_dbi"] - path_loss \
+                - specific * d3d / 1000
+            return power - noise - edge
+
+        d_max = physics.max_distance_m(link["scenario"])
+        radius = predicted["coverage_radius_m"].iloc[i]
+        if sinr_minus_edge(10.0) < 0:
+            assert radius == 0.0
+        elif sinr_minus_edge(d_max) >= 0:
+            assert radius == pytest.approx(d_max, rel=1e-9)
+        else:
+            # features reach the model as float32 (the normaliser): 1e-5 of the radius
+            assert radius == pytest.approx(brentq(sinr_minus_edge, 10.0, d_max), rel=1e-5)
+            checked += 1
+    assert checked >= 5
+
+
+def test_ablation_round_trips_through_its_checkpoint(frames, tmp_path):
+    train, val = frames
+    model = build("mlp_law", train)
+    training.train(model, train, val, training.TrainConfig(epochs=1, batch_size=256), tmp_path,
+                   "mlp_law", "best.pth", data_manifest_sha256="m", progress=False,
+                   log=lambda *_: None)
+    ckpt = training.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="m")
+    assert ckpt["model_class"] == "CoverageLawMLP"
+    pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
+                                  model.predict(val[FEATURES]), check_exact=True)
