@@ -36,29 +36,50 @@ def test_target_metrics_add_the_error_against_the_median():
     assert out["received_power_dbm"]["mae"] == pytest.approx(noise)
 
 
+NOISY = ("received_power_dbm", "sinr_db", "qos_score")  # they carry mae_vs_median
+
+
 def accuracy_of(mlp, mamba, selector, oracle=1.0, lightgbm=1.2):
-    """A toy accuracy dict: every target's MAE per model (same on each split)."""
+    """A toy accuracy dict: every target's MAE per model (same on each split); the noisy
+    targets' noise-free error is a fifth of it."""
     models = {"oracle": oracle, "lightgbm": lightgbm, "mlp": mlp, "mamba3": mamba,
               "selector": selector}
-    entry = {m: {t: {"mae": v, "rmse": v, "r2": 0.9995, "mae_vs_median": 0.2}
+    entry = {m: {t: {"mae": v, "rmse": v, "r2": 0.9995,
+                     **({"mae_vs_median": 0.2 * v} if t in NOISY else {})}
                  for t in TARGETS} for m, v in models.items()}
-    return {s: entry for s in ("test", "ood_frequency", "ood_rain")}
+    return {s: entry for s in ("test", "ood_frequency", "ood_rain", "ood_distance")}
+
+
+def rule_rates(rate):
+    rules = ("power_vs_distance", "power_vs_rain", "radius_vs_distance")
+    return {s: {"mamba3": {r: {"violation_rate": rate} for r in rules}}
+            for s in ("test", "domain")}
 
 
 def test_goals_report_each_value_and_whether_it_is_met():
-    rows = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=1.005, mamba=0.7,
-                                                               selector=0.71))}
+    rows = {g["goal"]: g for g in evaluation.goals(
+        accuracy_of(mlp=1.005, mamba=0.7, selector=0.69), rule_rates(0.0))}
     assert rows["MLP received power test MAE / oracle MAE"]["met"]
     assert rows["MLP received power test MAE / oracle MAE"]["value"] == pytest.approx(1.005)
-    assert rows["Mamba-3 / MLP MAE on ood_rain (mean over targets)"]["value"] == \
-        pytest.approx(0.7 / 1.005)
-    assert rows["Mamba-3 / MLP MAE on ood_rain (mean over targets)"]["met"]
-    assert rows["Selector / better single model MAE on test (worst target)"]["met"]
-    worse = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=1.05, mamba=1.3,
-                                                                selector=1.2))}
+    assert rows["backup received power vs median on test (dB)"]["value"] == pytest.approx(0.14)
+    assert rows["backup received power vs median on test (dB)"]["met"]
+    assert rows["backup / MLP radius MAE on test"]["value"] == pytest.approx(0.7 / 1.005)
+    assert rows["backup / MLP received power vs median on ood_frequency"]["met"]
+    assert rows["backup radius MAE on ood_distance (m)"]["met"]
+    breaking = "backup rows breaking power–distance, power–rain or radius–distance, test " \
+               "and whole domain (%)"
+    assert rows[breaking]["value"] == 0.0 and rows[breaking]["met"]
+    assert rows["Selector / better single backbone, noise-free, on test (worst target)"]["met"]
+    below = "OOD sets where the Selector is below both backbones on every target"
+    assert rows[below]["value"] == 3 and rows[below]["met"]
+    worse = {g["goal"]: g for g in evaluation.goals(
+        accuracy_of(mlp=1.05, mamba=1.3, selector=1.4), rule_rates(0.001))}
     assert not worse["MLP received power test MAE / oracle MAE"]["met"]
-    assert not worse["Mamba-3 / MLP MAE on ood_frequency (mean over targets)"]["met"]
-    assert not worse["Selector / better single model MAE on test (worst target)"]["met"]
+    assert not worse["backup / MLP received power vs median on ood_frequency"]["met"]
+    assert worse[breaking]["value"] == pytest.approx(0.1) and not worse[breaking]["met"]
+    assert not worse["Selector / better single backbone, noise-free, on test (worst target)"][
+        "met"]
+    assert worse[below]["value"] == 0 and not worse[below]["met"]
     assert worse["MLP test MAE / LightGBM test MAE: qos_score"]["met"]
 
 
@@ -160,3 +181,20 @@ def test_provenance_markdown_has_every_section():
                     "Data set checksums", "git commit"):
         assert heading in text
     assert prov["versions"]["torch"] == torch.__version__
+
+
+def test_noise_free_errors_and_frequency_bands():
+    """qos is scored against qos(median SINR) too, so the oracle's noise-free error is 0 on
+    every target; the bands split the rows past 40 GHz and score each model on its own rows."""
+    frame = dataset.generate(3000, seed=5)
+    oracle = metrics.oracle_predictions(frame)
+    scored = evaluation.noise_free_metrics(frame, oracle, 3.0)
+    assert all(evaluation.noise_free_mae(scored, t) == 0.0 for t in TARGETS)
+    off = oracle.assign(received_power_dbm=oracle["received_power_dbm"] + 1.0)
+    bands = evaluation.frequency_bands(frame, {"oracle": oracle, "off": off}, 3.0)
+    f = frame["frequency_ghz"]
+    assert list(bands) == ["40–55 GHz", "55–65 GHz", "65–100 GHz"]
+    assert bands["55–65 GHz"]["rows"] == int(((f > 55) & (f <= 65)).sum())
+    assert "oracle" not in bands["40–55 GHz"]
+    assert bands["40–55 GHz"]["off"]["received_power_dbm"] == pytest.approx(1.0)
+    assert bands["40–55 GHz"]["off"]["coverage_radius_m"] == 0.0
