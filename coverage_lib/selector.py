@@ -22,9 +22,9 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
    The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
    saved and reused, never refitted on test data.
 4. ``more_accurate`` — none of the above, but on the validation split the backup was the more
-   accurate of the two for this row's scenario and LOS state (noise-free error: received power
-   against the median, radius in its log transform, each over its training-split std;
-   ``fit_thresholds``). Since the backup got its law head it obeys rules 1 and 2 by construction
+   accurate of the two for this row's scenario and LOS state (``noise_free_error``: the mean
+   over the five targets of the error against the noise-free truth, each in its training
+   transform and over its training-split std; ``fit_thresholds``). Since the backup got its law head it obeys rules 1 and 2 by construction
    and is often the more accurate in domain too: the MLP then answers only where validation says
    it is at least as good, and stays the low-latency answer there.
 """
@@ -40,6 +40,7 @@ from . import registry, training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
 from .links import check_features
+from .metrics import oracle_predictions
 from .normalization import TARGET_TRANSFORMS, forward_transform
 from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rules_broken
 
@@ -241,15 +242,16 @@ class Selector:
         return self.thresholds
 
     def noise_free_error(self, frame: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
-        """Per row: the mean of |received power − its median| and |log10 radius error|, each
-        over its training-split std (the normalised noise-free error validation compares)."""
+        """Per row: the mean over the five targets of the error against the noise-free truth
+        (received power and SINR against their medians, qos against qos(median SINR), radius
+        and area as they are), each in its training transform (log10 for radius and area) and
+        over its training-split std: what validation compares between the backbones."""
+        truth = oracle_predictions(frame, self.physics_assumptions["implementation_gap_db"])
         scale = self.mlp.normalizer.target_std
-        power = np.abs(pred["received_power_dbm"].to_numpy()
-                       - frame["received_power_median_dbm"].to_numpy()) / scale[TARGETS.index("received_power_dbm")]
-        kind = TARGET_TRANSFORMS.get("coverage_radius_m")
-        radius = np.abs(forward_transform(kind, pred["coverage_radius_m"].to_numpy(dtype=float))
-                        - forward_transform(kind, frame["coverage_radius_m"].to_numpy(dtype=float)))
-        return 0.5 * (power + radius / scale[TARGETS.index("coverage_radius_m")])
+        errors = [np.abs(forward_transform(TARGET_TRANSFORMS.get(t), pred[t].to_numpy(dtype=float))
+                         - forward_transform(TARGET_TRANSFORMS.get(t), truth[t].to_numpy(dtype=float)))
+                  / scale[i] for i, t in enumerate(TARGETS)]
+        return np.mean(errors, axis=0)
 
     def save_thresholds(self, path) -> Path:
         """The thresholds, with the checksums of the checkpoints they were fitted for (JSON,

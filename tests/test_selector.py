@@ -119,6 +119,23 @@ def test_per_row_rules_agree_with_physics_checks(data, rule):
                                    check_names=False)
 
 
+def test_validation_sends_each_group_to_the_more_accurate_backbone(data):
+    """Fitted on validation: a group whose MLP is off by 1 dB (the backup exact) goes to the
+    backup with reason more_accurate; groups where the MLP is exact stay on the MLP."""
+    rma = lambda f, out: physics.consistent_targets(  # noqa: E731  (identities kept)
+        f, out["received_power_dbm"] + 1.0 * (f["scenario"] == 2).to_numpy(),
+        out["coverage_radius_m"])
+    selector = selector_of(data, mlp_edit=rma)
+    thresholds = selector.fit_thresholds(data[0]["val"])
+    assert sorted(thresholds["backup_more_accurate"]) == [[2.0, 0.0], [2.0, 1.0]]
+    selector._set_thresholds({**thresholds, **HIGH})  # isolate the fourth reason
+    features = in_domain(selector, data[0]["test"][FEATURES])
+    out = selector.predict(features)
+    rural = (features["scenario"] == 2).to_numpy()
+    assert (out["reason"][rural] == "more_accurate").all()
+    assert (out["routed_to"][rural] == "mamba3").all() and (out["reason"][~rural] == "").all()
+
+
 def test_a_row_where_the_backbones_diverge_goes_to_the_mamba(data):
     shift_db = 10.0
     every_other = lambda f, out: out.assign(  # noqa: E731
