@@ -1,4 +1,5 @@
-"""Causal vs bidirectional CoverageMamba3 at equal epochs on one profile's data (benchmark).
+"""Causal vs bidirectional CoverageMamba3 (law head, data loss alone, as the pipeline trains it)
+at equal epochs on one profile's data (benchmark).
 
     .venv/bin/python benchmarks/bench_mamba_variants.py [--data data/quick] [--epochs 6]
 """
@@ -9,7 +10,6 @@ import time
 from coverage_lib import dataset, paths, training
 from coverage_lib.models import CoverageMamba3, Mamba3Config
 from coverage_lib.normalization import Normalizer
-from coverage_lib.physics_loss import PhysicsLoss
 
 
 def main():
@@ -23,13 +23,12 @@ def main():
     for bidirectional in (False, True):
         training.seed_everything(0)
         model = CoverageMamba3(normalizer.to_dict(), Mamba3Config(bidirectional=bidirectional))
-        hook = PhysicsLoss(normalizer, 0.1, n_points=50_000, batch_size=64)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = training.train(
                 model, train, val, training.TrainConfig(epochs=args.epochs, batch_size=512,
                                                         lr=3e-3), tmp, "mamba", "best.pth",
-                data_manifest_sha256="bench", extra_loss=hook, progress=False,
+                data_manifest_sha256="bench", progress=False,
                 log=lambda *_: None)
         params = sum(p.numel() for p in model.parameters())
         print(f"{'bidirectional' if bidirectional else 'causal':>13}: {params:,} parameters, "
