@@ -21,10 +21,12 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
    divided by its training-split standard deviation) exceeds ``thresholds["divergence"]``.
    The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
    saved and reused, never refitted on test data.
-4. ``more_accurate`` — none of the above, but on the validation split the backup was the more
-   accurate of the two for this row's scenario and LOS state (``noise_free_error``: the mean
-   over the five targets of the error against the noise-free truth, each in its training
-   transform and over its training-split std; ``fit_thresholds``). Since the backup got its law head it obeys rules 1 and 2 by construction
+4. ``more_accurate`` — none of the above, but on the validation split the MLP was not at least
+   as accurate as the backup on every target for this row's scenario and LOS state
+   (``noise_free_errors``: the error against the noise-free truth, each target in its training
+   transform and over its training-split std; ``fit_thresholds``). The MLP keeps a group only
+   where it is as good on all five: a Selector that answers a row with one backbone cannot trade
+   one target's error for another's. Since the backup got its law head it obeys rules 1 and 2 by construction
    and is often the more accurate in domain too: the MLP then answers only where validation says
    it is at least as good, and stays the low-latency answer there.
 """
@@ -217,8 +219,10 @@ class Selector:
     def fit_thresholds(self, val_frame: pd.DataFrame, quantile: float = 0.99) -> dict:
         """Divergence threshold = ``quantile`` of the per-row normalised divergence over the
         VALIDATION split (all its rows), so about 1 − quantile of in-distribution rows are
-        routed for disagreement alone; and the (scenario, LOS) groups in which the backup's
-        noise-free validation error is the lower (``noise_free_error``). Never call this on
+        routed for disagreement alone; and the (scenario, LOS) groups the backup answers
+        (``more_accurate``): every group where the MLP's mean noise-free validation error
+        (``noise_free_errors``) is not at least as low as the backup's on every one of the five
+        targets. Never call this on
         test data."""
         if not 0.0 < quantile <= 1.0:
             raise ValueError(f"quantile must lie in (0, 1]; got {quantile!r}")
@@ -227,31 +231,33 @@ class Selector:
             raise ValueError("val_frame has no rows")
         mlp_pred, mamba_pred = self.mlp.predict(features), self.mamba.predict(features)
         div = self.divergence(mlp_pred, mamba_pred)
-        errors = pd.DataFrame({"mlp": self.noise_free_error(val_frame, mlp_pred),
-                               "backup": self.noise_free_error(val_frame, mamba_pred),
-                               **{g: val_frame[g].to_numpy() for g in GROUPS}})
-        means = errors.groupby(list(GROUPS))[["mlp", "backup"]].mean()
-        better = [[float(k) for k in key] for key, row in means.iterrows()
-                  if row["backup"] < row["mlp"]]
+        keys = val_frame[list(GROUPS)].reset_index(drop=True)
+        means = {name: pd.concat([keys, self.noise_free_errors(val_frame, pred)], axis=1)
+                 .groupby(list(GROUPS)).mean()
+                 for name, pred in (("mlp", mlp_pred), ("backup", mamba_pred))}
+        mlp_keeps = (means["mlp"] <= means["backup"]).all(axis=1)
+        better = [[float(k) for k in key] for key, keeps in mlp_keeps.items() if not keeps]
         self._set_thresholds({"divergence": float(np.quantile(div.to_numpy(), quantile)),
                               "backup_more_accurate": better,
-                              "validation_error": {f"{int(k[0])},{int(k[1])}": row.to_dict()
-                                                   for k, row in means.iterrows()},
+                              "validation_error": {
+                                  f"{int(k[0])},{int(k[1])}": {
+                                      name: means[name].loc[k].to_dict() for name in means}
+                                  for k in means["mlp"].index},
                               "quantile": float(quantile), "n_val_rows": int(len(features)),
                               "fitted_on": "val split"})
         return self.thresholds
 
-    def noise_free_error(self, frame: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
-        """Per row: the mean over the five targets of the error against the noise-free truth
-        (received power and SINR against their medians, qos against qos(median SINR), radius
-        and area as they are), each in its training transform (log10 for radius and area) and
-        over its training-split std: what validation compares between the backbones."""
+    def noise_free_errors(self, frame: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
+        """Per row and target: the error against the noise-free truth (received power and SINR
+        against their medians, qos against qos(median SINR), radius and area as they are), in
+        the target's training transform (log10 for radius and area) over its training-split
+        std: what validation compares between the backbones."""
         truth = oracle_predictions(frame, self.physics_assumptions["implementation_gap_db"])
         scale = self.mlp.normalizer.target_std
-        errors = [np.abs(forward_transform(TARGET_TRANSFORMS.get(t), pred[t].to_numpy(dtype=float))
-                         - forward_transform(TARGET_TRANSFORMS.get(t), truth[t].to_numpy(dtype=float)))
-                  / scale[i] for i, t in enumerate(TARGETS)]
-        return np.mean(errors, axis=0)
+        return pd.DataFrame({t: np.abs(
+            forward_transform(TARGET_TRANSFORMS.get(t), pred[t].to_numpy(dtype=float))
+            - forward_transform(TARGET_TRANSFORMS.get(t), truth[t].to_numpy(dtype=float)))
+            / scale[i] for i, t in enumerate(TARGETS)})
 
     def save_thresholds(self, path) -> Path:
         """The thresholds, with the checksums of the checkpoints they were fitted for (JSON,
