@@ -493,12 +493,10 @@ def band_table(results: dict, split: str = "ood_frequency",
     names = model_names()
     blocks = {}
     for band, entry in results["frequency_bands"][split].items():
-        models = [m for m in entry if m != "rows"]
         blocks[(band, entry["rows"])] = pd.DataFrame(
-            {names.get(m, m): [entry[m][t] for t in targets] for m in models},
+            {names.get(m, m): [entry[m][t] for t in targets] for m in entry if m != "rows"},
             index=pd.Index(list(targets), name="noise-free MAE"))
-    table = pd.concat(blocks, names=["band", "rows"])
-    return table
+    return pd.concat(blocks, names=["band", "rows"])
 
 
 def training_table(results: dict) -> pd.DataFrame:

@@ -24,18 +24,12 @@ import torch
 
 from . import params, physics
 from .dataset import TARGETS, draw_features
+from .models.law_head import qos_from_sinr
 from .normalization import AREA_OFFSET_KM2, RADIUS_OFFSET_M
 from .physics_checks import DISTANCE_FACTOR, RAIN_STEP_MMH  # the same steps as the checks
 
 RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
          "sinr_identity", "qos_identity")
-
-
-def qos_score_torch(sinr_db, implementation_gap_db=physics.IMPLEMENTATION_GAP_DB):
-    """physics.qos_score in torch (differentiable)."""
-    efficiency = torch.log2(1.0 + 10.0 ** ((sinr_db - implementation_gap_db) / 10.0))
-    return torch.clamp(efficiency, max=physics.MAX_SPECTRAL_EFFICIENCY) / \
-        physics.MAX_SPECTRAL_EFFICIENCY
 
 
 class PhysicsLoss:
@@ -84,14 +78,14 @@ class PhysicsLoss:
         if gap is None:
             gap = physics.assumptions(getattr(model, "physics_assumptions", None))[
                 "implementation_gap_db"]
-        qos_from_sinr = qos_score_torch(phys[:, s], gap)
+        qos_of_sinr = qos_from_sinr(phys[:, s], gap)
         return {
             "power_vs_distance": torch.relu(y_far[:, p] - y[:, p]).pow(2).mean(),
             "power_vs_rain": torch.relu(y_rain[:, p] - y[:, p]).pow(2).mean(),
             "radius_vs_distance": (y_far[:, r] - y[:, r]).pow(2).mean(),
             "area_identity": ((phys[:, a] - area_from_radius) / self.std[a]).pow(2).mean(),
             "sinr_identity": ((phys[:, s] - sinr_from_power) / self.std[s]).pow(2).mean(),
-            "qos_identity": ((phys[:, q] - qos_from_sinr) / self.std[q]).pow(2).mean(),
+            "qos_identity": ((phys[:, q] - qos_of_sinr) / self.std[q]).pow(2).mean(),
         }
 
     def all_penalties(self, model, batch_size: int = 4096) -> dict:

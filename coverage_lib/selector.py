@@ -26,9 +26,9 @@ then the Mamba-3 (the physics backup) answers, and ``reason`` names the first th
    (``noise_free_errors``: the error against the noise-free truth, each target in its training
    transform and over its training-split std; ``fit_thresholds``). The MLP keeps a group only
    where it is as good on all five: a Selector that answers a row with one backbone cannot trade
-   one target's error for another's. Since the backup got its law head it obeys rules 1 and 2 by construction
-   and is often the more accurate in domain too: the MLP then answers only where validation says
-   it is at least as good, and stays the low-latency answer there.
+   one target's error for another's. Since the backup got its law head it obeys rules 1 and 2
+   by construction and is often the more accurate in domain too: the MLP then answers only
+   where validation says it is at least as good, and stays the low-latency answer there.
 """
 from __future__ import annotations
 
@@ -150,15 +150,19 @@ class Selector:
             first[(values < low) | (values > high)] = column
         return first
 
+    def differences(self, a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+        """Per row and target: ``|a − b|`` with each target in its training transform (log10
+        for radius and area) and divided by its training-split std (the MLP's normaliser)."""
+        scale = self.mlp.normalizer.target_std
+        return pd.DataFrame({t: np.abs(
+            forward_transform(TARGET_TRANSFORMS.get(t), a[t].to_numpy(dtype=float))
+            - forward_transform(TARGET_TRANSFORMS.get(t), b[t].to_numpy(dtype=float)))
+            / scale[i] for i, t in enumerate(TARGETS)}, index=a.index)
+
     def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
         """Per row: max over targets of ``|MLP − Mamba|`` / std, each target in its training
         transform (log10 for radius and area) and std from the training split."""
-        scale = self.mlp.normalizer.target_std
-        diffs = [np.abs(forward_transform(TARGET_TRANSFORMS.get(t), mlp_pred[t].to_numpy(dtype=float))
-                        - forward_transform(TARGET_TRANSFORMS.get(t), mamba_pred[t].to_numpy(dtype=float)))
-                 / scale[i] for i, t in enumerate(TARGETS)]
-        return pd.Series(np.max(diffs, axis=0) if len(mlp_pred) else np.empty(0),
-                         index=mlp_pred.index)
+        return self.differences(mlp_pred, mamba_pred).max(axis=1)
 
     def _backup_group(self, features: pd.DataFrame) -> np.ndarray:
         """Per row: does validation say the backup is the more accurate for its group?"""
@@ -222,8 +226,7 @@ class Selector:
         routed for disagreement alone; and the (scenario, LOS) groups the backup answers
         (``more_accurate``): every group where the MLP's mean noise-free validation error
         (``noise_free_errors``) is not at least as low as the backup's on every one of the five
-        targets. Never call this on
-        test data."""
+        targets. Never call this on test data."""
         if not 0.0 < quantile <= 1.0:
             raise ValueError(f"quantile must lie in (0, 1]; got {quantile!r}")
         features = check_features(val_frame[FEATURES])
@@ -249,15 +252,10 @@ class Selector:
 
     def noise_free_errors(self, frame: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
         """Per row and target: the error against the noise-free truth (received power and SINR
-        against their medians, qos against qos(median SINR), radius and area as they are), in
-        the target's training transform (log10 for radius and area) over its training-split
-        std: what validation compares between the backbones."""
+        against their medians, qos against qos(median SINR), radius and area as they are), on
+        the scale of ``differences``: what validation compares between the backbones."""
         truth = oracle_predictions(frame, self.physics_assumptions["implementation_gap_db"])
-        scale = self.mlp.normalizer.target_std
-        return pd.DataFrame({t: np.abs(
-            forward_transform(TARGET_TRANSFORMS.get(t), pred[t].to_numpy(dtype=float))
-            - forward_transform(TARGET_TRANSFORMS.get(t), truth[t].to_numpy(dtype=float)))
-            / scale[i] for i, t in enumerate(TARGETS)})
+        return self.differences(pred, truth).reset_index(drop=True)
 
     def save_thresholds(self, path) -> Path:
         """The thresholds, with the checksums of the checkpoints they were fitted for (JSON,

@@ -107,12 +107,8 @@ class LawHead(nn.Module):
     def _physical(self, x, name):
         i = _column(name)
         v = x[:, i] * self.feature_std[i] + self.feature_mean[i]
-        kind = FEATURE_TRANSFORMS.get(name)
-        if kind == "log10":
-            return v  # kept in log10: the law works in decades
-        if kind == "log1p":
-            return torch.expm1(v)
-        return v
+        # log10 features stay in log10 (the law works in decades); rain comes back from log1p
+        return torch.expm1(v) if FEATURE_TRANSFORMS.get(name) == "log1p" else v
 
     def path_inputs(self, x):
         """The normalised columns the path-loss encoder sees: heights, scenario, LOS."""
@@ -208,16 +204,27 @@ class LawHead(nn.Module):
         return root + (hard - root).detach()  # censored value, the root's gradient
 
 
+class LawHeaded:
+    """What a law-headed backbone shares (mixed into a CoverageModel that sets ``path`` and
+    ``medium``, its two encoders, and ``law``, a LawHead): the encoders read their inputs, the
+    law head turns their raw coefficients into the five normalised targets."""
+
+    def raw_coefficients(self, x):
+        """(path, medium) raw coefficients of the normalised links ``x``."""
+        return self.path(self.law.path_inputs(x)), self.medium(self.law.medium_inputs(x))
+
+    def forward(self, x):
+        return self.law(x, *self.raw_coefficients(x))
+
+
 def laws(model, features: pd.DataFrame) -> pd.DataFrame:
     """The coefficients of the laws ``model`` (a law-headed backbone) learned for each link of
     ``features`` (columns: FEATURES), in physical units, one column per coefficient."""
     check_features(features)
     x = model.normalizer.features(features)
     with torch.inference_mode():
-        c = model.law.coefficients(model.path(model.law.path_inputs(x)),
-                                   model.medium(model.law.medium_inputs(x)))
-    names = dict(zip(("intercept", "frequency_exponent", "slope", "slope_past_bend",
-                      "bend_at_1ghz", "sharpness", "excess", "rain_log10_k", "rain_exponent",
-                      "gas"), PATH_COEFFICIENTS + MEDIUM_COEFFICIENTS))
-    return pd.DataFrame({names[k]: v.double().numpy() for k, v in c.items()},
+        c = model.law.coefficients(*model.raw_coefficients(x))
+    # ``coefficients`` returns them in the order of PATH_COEFFICIENTS + MEDIUM_COEFFICIENTS
+    return pd.DataFrame({name: v.double().numpy() for name, v in
+                         zip(PATH_COEFFICIENTS + MEDIUM_COEFFICIENTS, c.values())},
                         index=features.index)

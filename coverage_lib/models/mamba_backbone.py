@@ -21,7 +21,7 @@ from torch import nn
 from .. import params
 from .base import CoverageModel
 from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
-                       LawHead)
+                       LawHead, LawHeaded)
 from .mamba3 import SCANS, Mamba3
 
 
@@ -83,7 +83,7 @@ class TokenEncoder(nn.Module):
         return self.head(self.norm(tokens).mean(dim=1))
 
 
-class CoverageMamba3(CoverageModel):
+class CoverageMamba3(LawHeaded, CoverageModel):
     """Two Mamba-3 token encoders, one over the path's geometry (heights, scenario, LOS) giving
     the path-loss law's coefficients, one over the medium (frequency, water vapour) giving the
     rain and gas laws' coefficients; the law head turns them into the five targets."""
@@ -99,7 +99,3 @@ class CoverageMamba3(CoverageModel):
     @property
     def config(self) -> dict:
         return asdict(self.mamba_config)
-
-    def forward(self, x):
-        return self.law(x, self.path(self.law.path_inputs(x)),
-                        self.medium(self.law.medium_inputs(x)))

@@ -10,7 +10,7 @@ from .. import params
 from ..dataset import FEATURES, TARGETS
 from .base import CoverageModel
 from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
-                       LawHead)
+                       LawHead, LawHeaded)
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 NORMS = {"layernorm": nn.LayerNorm, "none": None}
@@ -72,11 +72,11 @@ def network(n_in: int, n_out: int, config: MLPConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class CoverageLawMLP(CoverageModel):
+class CoverageLawMLP(LawHeaded, CoverageModel):
     """The ablation of the backup: the Mamba-3's two encoders replaced by MLP bodies (one over
-    the path's geometry, one over the medium: ``law_head``), ending in the same law head. Beside CoverageMLP and
-    CoverageMamba3 it tells whether an out-of-distribution gain comes from the head or from
-    the Mamba-3 encoder."""
+    the path's geometry, one over the medium: ``law_head``), ending in the same law head.
+    Beside CoverageMLP and CoverageMamba3 it tells whether an out-of-distribution gain comes
+    from the head or from the Mamba-3 encoder."""
 
     def __init__(self, stats: dict, config: MLPConfig = MLPConfig(),
                  physics_assumptions: dict | None = None):
@@ -89,10 +89,6 @@ class CoverageLawMLP(CoverageModel):
     @property
     def config(self) -> dict:
         return asdict(self.mlp_config)
-
-    def forward(self, x):
-        return self.law(x, self.path(self.law.path_inputs(x)),
-                        self.medium(self.law.medium_inputs(x)))
 
 
 def inference_module(model: CoverageMLP):
