@@ -13,7 +13,7 @@ import torch
 from coverage_lib import dataset, training
 from coverage_lib.latency import median_seconds
 from coverage_lib.models import CoverageMLP, MLPConfig
-from coverage_lib.models.mlp import inference_module
+from coverage_lib.serving import torchscript_network
 from coverage_lib.normalization import Normalizer
 
 
@@ -38,7 +38,7 @@ def main():
             return model(x)
 
     variants = {"eager": eager, "eager + inference_mode": eager_inference,
-                "frozen TorchScript (inference_module)": inference_module(model)}
+                "frozen TorchScript (serving.torchscript_network)": torchscript_network(model)}
     if not args.no_compile:
         compiled = torch.compile(model, dynamic=False)
 

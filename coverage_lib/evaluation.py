@@ -24,6 +24,8 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
 - ``lightgbm``: chosen parameters per target, every candidate of the search, search rows;
 - ``latency``: rows of ``latency.measure`` (model, variant, batch, median_ms, us_per_row,
   rows_per_s, repeats);
+- ``serving``: ``serving_summary`` (GEMM peaks, the MLP's roofline fractions, its bf16 cost,
+  the ONNX files, the serving goals);
 - ``goals``: rows of ``goals(...)`` (goal, value, limit, met).
 
 Non-finite numbers (an oracle's MAE ratio on an exact target) are written as null.
@@ -38,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from . import dataset, latency, metrics, params, paths, physics_checks, registry, training
+from . import (dataset, latency, metrics, params, paths, physics_checks, registry, serving,
+               training)
 from .baselines import LightGBMBaseline
 from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_text
@@ -338,7 +342,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
              lightgbm_learning_rate: list, lightgbm_min_child_samples: list,
              lightgbm_search_rows: int, lightgbm_max_rounds: int, lightgbm_early_stopping: int,
              selector_quantile: float, physics_rows: int, latency_repeats: int,
-             log=print) -> dict:
+             onnx_backbones: list, log=print) -> dict:
     """Every model on the test split and every OOD set; writes ``results/metrics.json`` (the
     schema above), ``results/selector_thresholds.json`` and ``models/lightgbm/``, and returns
     the results. The arguments are the evaluation stage's parameters (``params.RULES``), checked
@@ -347,7 +351,9 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     In order: the Selector's divergence threshold from the validation split only; LightGBM
     searched on ``lightgbm_search_rows`` training rows and refitted on all; accuracy of every
     model on every split (all rows); the raw heads on test; the physics rules on the first
-    ``physics_rows`` rows of each split; the routing; latency; the goals.
+    ``physics_rows`` rows of each split; the routing; the ONNX export of each backbone in
+    ``onnx_backbones`` (``models/<checkpoint stem>.onnx``); latency, the GEMM peaks, the MLP's
+    roofline and its bf16 cost on the test split (``serving_summary``); the goals.
     """
     parameters = params.validate("04_evaluate", {
         "profile": profile, "data_dir": data_dir, "seed": seed,
@@ -357,7 +363,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
         "lightgbm_search_rows": lightgbm_search_rows, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
         "selector_quantile": selector_quantile, "physics_rows": physics_rows,
-        "latency_repeats": latency_repeats})
+        "latency_repeats": latency_repeats, "onnx_backbones": onnx_backbones})
     lightgbm_grid = {"num_leaves": lightgbm_num_leaves, "learning_rate": lightgbm_learning_rate,
                      "min_child_samples": lightgbm_min_child_samples}
     data = paths.dataset_dir(data_dir)
@@ -401,8 +407,12 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
                       for m, p in checkers.items()} for name, rows in rule_sets.items()}
     rows = frames["test"][FEATURES].sample(n=4096, replace=len(frames["test"]) < 4096,
                                            random_state=seed)
-    timings = latency.measure(latency.variants(models), rows, batches=(1, 4096),
+    onnx_paths = {key: serving.export_onnx(
+        models.backbones[key], registry.get(key).checkpoint_path(data_dir).with_suffix(".onnx"),
+        frames["test"][FEATURES].head(64)) for key in onnx_backbones}
+    timings = latency.measure(latency.variants(models, onnx_paths), rows, batches=(1, 4096),
                               repeats={1: latency_repeats, 4096: max(5, latency_repeats // 10)})
+    timings = timings.to_dict(orient="records")
     checkpoints = {k: dataset.sha256_file(b.checkpoint_path(data_dir))
                    for k, b in registry.BACKBONES.items()}
     checkpoints["lightgbm"] = dataset.sha256_file(models_dir / "lightgbm"
@@ -420,12 +430,98 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
                      "routing_tolerances": {r: selector.tolerances[r] for r in selector.rules}},
         "lightgbm": {"chosen": models.lightgbm.chosen, "search": models.lightgbm.search_results,
                      "search_rows": models.lightgbm.search_rows, "grid": lightgbm_grid},
-        "latency": timings.to_dict(orient="records"), "machine": latency.machine(),
+        "latency": timings, "machine": latency.machine(),
+        "serving": serving_summary(models, timings, frames["test"], onnx_paths),
         "goals": goals(accuracy, physics),
     }
     path = write_metrics(results_dir / "metrics.json", results)
     log(f"wrote {path.relative_to(paths.project_root())}")
     return read_metrics(path)  # as the book will read it: JSON types, inf/NaN as None
+
+
+def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_paths: dict) -> dict:
+    """The prediction API against the hardware (metrics.json ``serving``): this machine's GEMM
+    peaks (fp32, bf16), the MLP's FLOPs per row and the fraction of its roofline each variant
+    reaches at batch 4096, the cost of serving the MLP in bf16 on the test split
+    (``serving.precision_cost``), the ONNX files timed, and the serving goals."""
+    primary = registry.by_role("primary").key
+    mlp = models.backbones[primary]
+    peaks = {"fp32": latency.gemm_peak_gflops(torch.float32),
+             "bf16": latency.gemm_peak_gflops(torch.bfloat16)}
+    flops = latency.linear_flops_per_row(mlp)
+    out = {"gemm_peak_gflops": peaks, "bf16_native": latency.bf16_native(),
+           "cpu_flags": latency.cpu_flags(), "mlp_flops_per_row": flops,
+           "roofline": latency.roofline(timings, registry.get(primary).name, flops, peaks),
+           "bf16_cost": serving.precision_cost(mlp, test, "bf16"),
+           "onnx": {k: {"file": p.name, "opset": serving.ONNX_OPSET} for k, p in onnx_paths.items()}}
+    out["goals"] = serving_goals(timings, out)
+    return out
+
+
+def serving_goals(timings: list, summary: dict) -> list[dict]:
+    """The prediction API's goals (issue "The prediction API at the hardware's speed"): ratios
+    of this run's timings, so they hold or fail on the machine that ran it (they vary run to
+    run; the book shows them beside the latency table, not in the paper's goals)."""
+    names = model_names()
+    mlp = names[registry.by_role("primary").key]
+
+    def timing(model, variant, batch, column):
+        return next((r[column] for r in timings if r["model"] == model
+                     and r["variant"] == variant and r["batch"] == batch), float("nan"))
+
+    def best(rows):
+        return max((r["fraction_of_roofline"] for r in rows), default=float("nan"))
+
+    roof = summary["roofline"]
+    network_b1 = timing(mlp, "network, eager", 1, "median_ms")
+    # bf16 is timed only where the CPU has it natively (``latency.bf16_native``)
+    bf16 = [("MLP bf16 at batch 4096 / bf16 roofline",
+             best(r for r in roof if r["precision"] == "bf16"), 0.6, "min")] \
+        if any(r["precision"] == "bf16" for r in roof) else []
+    rows = []
+    for goal, value, limit, kind in (
+            ("MLP fp32 at batch 4096 / fp32 roofline (best fp32 form)",
+             best(r for r in roof if r["precision"] == "fp32"), 0.85, "min"),
+            *bf16,
+            ("Selector predict at batch 4096 / MLP network (eager) rows/s",
+             timing("Selector", "predict", 4096, "rows_per_s")
+             / timing(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
+            ("MLP predict at batch 1 / MLP network (eager) latency",
+             timing(mlp, "predict", 1, "median_ms") / network_b1, 3.0, "max"),
+            ("Selector predict at batch 1 (ms)",
+             timing("Selector", "predict", 1, "median_ms"), 1.0, "max"),
+            ("MLP bf16 noise-free MAE change: received power (dB)",
+             abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"]),
+             serving.ADMISSIBLE_COST["received_power_dbm"], "max"),
+            ("MLP bf16 noise-free MAE change: radius (m)",
+             abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
+             serving.ADMISSIBLE_COST["coverage_radius_m"], "max")):
+        shown = round(float(value), GOAL_DECIMALS)
+        rows.append({"goal": goal, "value": float(value), "limit": float(limit), "kind": kind,
+                     "met": bool(shown <= limit if kind == "max" else shown >= limit)})
+    return rows
+
+
+def serving_table(results: dict) -> pd.DataFrame:
+    """The serving goals with their measured values (they vary from run to run); ``met`` in
+    words."""
+    table = pd.DataFrame(results["serving"]["goals"]).set_index("goal")
+    table["met"] = table["met"].map({True: "met", False: "not met"})
+    return table[["value", "limit", "met"]]
+
+
+def roofline_table(results: dict) -> pd.DataFrame:
+    """The MLP's variants at batch 4096 against this machine's GEMM roofline (rows/s whole,
+    the fraction to three decimals)."""
+    peaks = results["serving"]["gemm_peak_gflops"]
+    table = pd.DataFrame(results["serving"]["roofline"]).set_index("variant")
+    out = pd.DataFrame({
+        "precision": table["precision"],
+        "GEMM peak [GFLOP/s]": table["precision"].map(peaks).round(1),
+        "roofline [rows/s]": table["roofline_rows_per_s"].round().astype(int),
+        "measured [rows/s]": table["rows_per_s"].round().astype(int),
+        "fraction of roofline": table["fraction_of_roofline"].round(3)})
+    return out
 
 
 # -- the tables the evaluation notebook and the book show -----------------------------------
@@ -533,7 +629,9 @@ def latency_tables(results: dict) -> dict:
     """The tables the book pastes that vary from run to run, unlike ``book_tables``: latency,
     and the training table (its training times)."""
     return {"table_latency": latency.table(results["latency"]).round(3),
-            "table_training": training_table(results).round(1)}
+            "table_training": training_table(results).round(1),
+            "table_serving": serving_table(results).round(GOAL_DECIMALS),
+            "table_roofline": roofline_table(results)}
 
 
 def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> dict:
@@ -602,8 +700,14 @@ def latency_numbers(results: dict) -> dict:
         "mlp_network_b1_us": 1e3 * timing(mlp, "network, frozen TorchScript", 1, "median_ms"),
         "mlp_predict_b1_ms": timing(mlp, "predict", 1, "median_ms"),
         "mlp_predict_rows_per_s": timing(mlp, "predict", 4096, "rows_per_s"),
-        "mamba_predict_b1_ms": timing(mamba, "predict (parallel scan)", 1, "median_ms"),
-        "mamba_predict_rows_per_s": timing(mamba, "predict (parallel scan)", 4096, "rows_per_s"),
+        "mlp_predict_array_b1_ms": timing(mlp, "predict_array", 1, "median_ms"),
+        "mamba_predict_b1_ms": timing(mamba, "predict", 1, "median_ms"),
+        "mamba_predict_rows_per_s": timing(mamba, "predict", 4096, "rows_per_s"),
+        "selector_predict_array_b1_ms": timing("Selector", "predict_array", 1, "median_ms"),
+        "gemm_fp32_gflops": results["serving"]["gemm_peak_gflops"]["fp32"],
+        "gemm_bf16_gflops": results["serving"]["gemm_peak_gflops"]["bf16"],
+        "bf16_hardware": "natively" if results["serving"]["bf16_native"] else
+        "emulated (this CPU has neither avx512_bf16 nor AMX: bf16 is not timed here)",
         "selector_predict_b1_ms": timing("Selector", "predict", 1, "median_ms"),
         "selector_predict_rows_per_s": timing("Selector", "predict", 4096, "rows_per_s"),
         "lightgbm_predict_b1_ms": timing("LightGBM", "predict", 1, "median_ms"),

@@ -83,9 +83,10 @@ def machine() -> dict:
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _network(model):
+def _network(model, precision="fp32"):
     def run(x):
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,
+                                                    enabled=precision == "bf16"):
             return model(x)
     return run
 
@@ -101,38 +102,130 @@ def _frame(features):
     return features
 
 
-def backbone_variants(name: str, model) -> dict:
-    """The timed forms of one backbone: for a Mamba-3, ``predict`` and the network under each
-    CPU scan form (the fused mamba-ssm kernel needs CUDA); for any other network, ``predict``,
-    the network in eager mode and, where the model offers ``inference_module``, as frozen
-    TorchScript. Networks time on a prepared normalised tensor."""
+def _array(features):
+    return features.to_numpy(dtype=float)
+
+
+def backbone_variants(name: str, model, onnx_path=None, bf16: bool | None = None) -> dict:
+    """The timed forms of one backbone: ``predict`` (DataFrame) and ``predict_array``, the
+    network in eager mode (for a Mamba-3, under each CPU scan form: the fused mamba-ssm
+    kernel needs CUDA) and as frozen TorchScript, in ONNX Runtime if ``onnx_path`` (its
+    ``serving.export_onnx``) is given, and for a plain network in bf16 autocast where ``bf16``
+    (default: where the CPU has it natively, ``bf16_native``). Networks time on a prepared
+    normalised tensor (ONNX Runtime on its float32 array)."""
+    from . import serving
+
     tensor = model.normalizer.features
-    if any(isinstance(m, Mamba3) for m in model.modules()):
-        return {(name, "predict (parallel scan)"): (model.predict, _frame),
-                (name, "network, parallel scan"): (_scanned(model, "parallel"), tensor),
-                (name, "network, recurrent scan"): (_scanned(model, "recurrent"), tensor)}
     out = {(name, "predict"): (model.predict, _frame),
-           (name, "network, eager"): (_network(model), tensor)}
-    if hasattr(model, "inference_module"):
-        out[(name, "network, frozen TorchScript")] = (model.inference_module(), tensor)
+           (name, "predict_array"): (model.predict_array, _array)}
+    if any(isinstance(m, Mamba3) for m in model.modules()):
+        out[(name, "network, parallel scan")] = (_scanned(model, "parallel"), tensor)
+        out[(name, "network, recurrent scan")] = (_scanned(model, "recurrent"), tensor)
+    else:
+        out[(name, "network, eager")] = (_network(model), tensor)
+        if not hasattr(model, "law") and (bf16_native() if bf16 is None else bf16):
+            out[(name, "network, eager bf16")] = (_network(model, "bf16"), tensor)
+    out[(name, "network, frozen TorchScript")] = (
+        _Lazy(lambda: serving.torchscript_network(model)), tensor)
+    if onnx_path is not None:
+        out[(name, "network, ONNX Runtime")] = (
+            _Lazy(lambda: serving.onnx_backbone(model, onnx_path).network),
+            lambda f: tensor(f).numpy())
     return out
 
 
-def variants(models) -> dict:
+class _Lazy:
+    """A timed callable built on its first call (tracing and session set-up stay out of the
+    timings: ``measure`` warms up first)."""
+
+    def __init__(self, build):
+        self.build, self.fn = build, None
+
+    def __call__(self, x):
+        if self.fn is None:
+            self.fn = self.build()
+        return self.fn(x)
+
+
+def variants(models, onnx_paths: dict | None = None) -> dict:
     """Every timed variant of an ``evaluation.Models``: each registered backbone
-    (``backbone_variants``), the Selector's ``predict``, LightGBM's ``predict`` and its raw
-    boosters on a numpy array."""
-    from . import registry
+    (``backbone_variants``, in ONNX Runtime where ``onnx_paths`` {key: path} has it), the
+    Selector's ``predict`` and ``predict_array`` (and ``predict`` on TorchScript-served
+    backbones: ``serving.served_selector``), LightGBM's ``predict`` and its raw boosters
+    on a numpy array (where loaded)."""
+    from . import registry, serving
 
     out = {}
     for key, model in models.backbones.items():
-        out.update(backbone_variants(registry.get(key).name, model))
+        out.update(backbone_variants(registry.get(key).name, model,
+                                     (onnx_paths or {}).get(key)))
     some_network = next(iter(models.backbones.values()))
     out[("Selector", "predict")] = (models.selector.predict, _frame)
+    out[("Selector", "predict_array")] = (models.selector.predict_array, _array)
+    out[("Selector", "predict, TorchScript backbones")] = (
+        _Lazy(lambda: serving.served_selector(models.selector).predict), _frame)
+    if models.lightgbm is None:
+        return out
     out[("LightGBM", "predict")] = (models.lightgbm.predict, _frame)
     out[("LightGBM", "boosters on numpy")] = (
         lambda x: [b.predict(x) for b in models.lightgbm.boosters.values()],
         lambda f: some_network.normalizer.features(f).numpy())
+    return out
+
+
+def cpu_flags() -> list:
+    """The CPU's vector features that decide the GEMM peak (AVX2, AVX-512 and its bf16 and
+    VNNI extensions, AMX), from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx2", "avx512", "amx")))
+
+
+def bf16_native() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (avx512_bf16 or AMX). Without it torch's
+    bf16 GEMM is an emulation hundreds of times slower than fp32 (measured: 0.3–1.4 GFLOP/s
+    against 176 on an AVX2-only EPYC), so bf16 is not timed there."""
+    return any(f in ("avx512_bf16", "amx_bf16") for f in cpu_flags())
+
+
+def gemm_peak_gflops(dtype=torch.float32, max_size: int = 2048, repeats: int = 5) -> float:
+    """This machine's matrix-multiply peak: GFLOP/s of a square (size × size) product in
+    ``dtype``, torch's threads, median of ``repeats`` after one warm-up. The size doubles from
+    256 until one product takes 50 ms or ``max_size`` is reached, so a slow (emulated)
+    precision is measured in seconds, not minutes. The roofline's ceiling."""
+    size = 256
+    while True:
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        seconds = median_seconds(lambda _: torch.mm(a, b), None, repeats=repeats, warmup=1)
+        if seconds >= 0.05 or 2 * size > max_size:
+            return 2.0 * size ** 3 / seconds / 1e9
+        size *= 2
+
+
+def linear_flops_per_row(model) -> float:
+    """FLOPs per row of the network's Linear layers (2·in·out each): the MLP's work, all but
+    its norms and activations."""
+    return float(sum(2 * m.in_features * m.out_features for m in model.modules()
+                     if isinstance(m, torch.nn.Linear)))
+
+
+def roofline(timings: list, model_name: str, flops_per_row: float, peaks: dict,
+             batch: int = 4096) -> list:
+    """Per timed variant of ``model_name`` at ``batch``: rows/s, the roofline (GEMM peak of the
+    variant's precision / FLOPs per row) and the fraction of it reached."""
+    out = []
+    for r in timings:
+        if r["model"] != model_name or r["batch"] != batch:
+            continue
+        precision = "bf16" if "bf16" in r["variant"] else "fp32"
+        ceiling = peaks[precision] * 1e9 / flops_per_row
+        out.append({"variant": r["variant"], "precision": precision,
+                    "rows_per_s": r["rows_per_s"], "roofline_rows_per_s": ceiling,
+                    "fraction_of_roofline": r["rows_per_s"] / ceiling})
     return out
 
 

@@ -20,6 +20,8 @@ FEATURE_TRANSFORMS = {"frequency_ghz": "log10", "distance_m": "log10",
 RADIUS_OFFSET_M = 1.0
 AREA_OFFSET_KM2 = np.pi * RADIUS_OFFSET_M ** 2 / 1e6
 TARGET_TRANSFORMS = {"coverage_radius_m": "log10_radius", "coverage_area_km2": "log10_area"}
+_FEATURE_TRANSFORM_COLUMNS = [(FEATURES.index(c), k) for c, k in FEATURE_TRANSFORMS.items()]
+_TARGET_TRANSFORM_COLUMNS = [(TARGETS.index(c), k) for c, k in TARGET_TRANSFORMS.items()]
 
 
 def forward_transform(kind: str | None, x: np.ndarray) -> np.ndarray:
@@ -72,10 +74,14 @@ class Normalizer:
         return self.stats
 
     def features(self, frame: pd.DataFrame) -> torch.Tensor:
-        cols = [forward_transform(FEATURE_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
-                for c in FEATURES]
-        x = (np.stack(cols, axis=1) - self.feature_mean) / self.feature_std
-        return torch.as_tensor(x, dtype=torch.float32)
+        return self.feature_array(frame[list(FEATURES)].to_numpy(dtype=float))
+
+    def feature_array(self, x: np.ndarray) -> torch.Tensor:
+        """Normalised float32 tensor of links given as a (rows, 13) array in FEATURES order."""
+        x = np.array(x, dtype=float)  # a copy: the transforms work in place
+        for j, kind in _FEATURE_TRANSFORM_COLUMNS:
+            x[:, j] = forward_transform(kind, x[:, j])
+        return torch.from_numpy(((x - self.feature_mean) / self.feature_std).astype(np.float32))
 
     def targets(self, frame: pd.DataFrame) -> torch.Tensor:
         cols = [forward_transform(TARGET_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
@@ -84,6 +90,14 @@ class Normalizer:
         return torch.as_tensor(y, dtype=torch.float32)
 
     def targets_to_frame(self, y: torch.Tensor, index=None) -> pd.DataFrame:
-        y = y.detach().cpu().double().numpy() * self.target_std + self.target_mean
-        return pd.DataFrame({c: inverse_transform(TARGET_TRANSFORMS.get(c), y[:, i])
-                             for i, c in enumerate(TARGETS)}, index=index)
+        return pd.DataFrame(self.target_array(y), columns=list(TARGETS), index=index)
+
+    def target_array(self, y) -> np.ndarray:
+        """Normalised targets (rows, 5), a tensor or an array, back in physical units, as a
+        float64 array."""
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().double().numpy()
+        y = np.asarray(y, dtype=float) * self.target_std + self.target_mean
+        for j, kind in _TARGET_TRANSFORM_COLUMNS:
+            y[:, j] = inverse_transform(kind, y[:, j])
+        return y

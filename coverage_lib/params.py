@@ -116,6 +116,13 @@ def quantile(name, v):
         raise ValueError(f"{name} must be a number in (0, 1]; got {v!r}")
 
 
+def backbone_key(name, v):
+    """A rule: the key of a registered backbone (``registry.BACKBONES``)."""
+    from . import registry  # registry builds on this module
+
+    one_of(*registry.BACKBONES)(name, v)
+
+
 def one_of(*allowed):
     def rule(name, v):
         if v not in allowed:
@@ -174,6 +181,7 @@ RULES = {
         "selector_quantile": quantile,
         "physics_rows": positive_int,
         "latency_repeats": positive_int,
+        "onnx_backbones": list_of(lambda name, v: backbone_key(name, v)),
     },
     "05_plots": {
         "seed": non_negative_int,

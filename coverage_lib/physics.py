@@ -343,17 +343,34 @@ def consistent_targets(features: pd.DataFrame, received_power_dbm, coverage_radi
     outputs that satisfy rules 3, 4 and 5 by construction (the monotonicity rules remain
     the model's to learn).
     """
+    from .dataset import FEATURES, TARGETS  # dataset builds on this module
+
+    x = features[list(FEATURES)].to_numpy(dtype=float)
+    return pd.DataFrame(consistent_array(x, received_power_dbm, coverage_radius_m,
+                                         implementation_gap_db),
+                        columns=list(TARGETS), index=features.index)
+
+
+def consistent_array(x: np.ndarray, received_power_dbm, coverage_radius_m,
+                     implementation_gap_db=IMPLEMENTATION_GAP_DB) -> np.ndarray:
+    """``consistent_targets`` on links given as a (rows, 13) array in FEATURES order; returns
+    the five targets as a (rows, 5) array in TARGETS order."""
+    from .dataset import FEATURES, TARGETS  # dataset builds on this module
+
+    column = FEATURES.index
     power = np.asarray(received_power_dbm, dtype=float)
-    d_max = max_distance_m(features["scenario"].to_numpy())
+    d_max = max_distance_m(x[:, column("scenario")])
     radius = np.clip(np.asarray(coverage_radius_m, dtype=float), 0.0, d_max)
-    sinr = (power - thermal_noise_dbm(features["bandwidth_mhz"].to_numpy(),
-                                      features["noise_figure_db"].to_numpy())
-            - interference_penalty_db(features["inr_db"].to_numpy()))
-    return pd.DataFrame({"received_power_dbm": power, "sinr_db": sinr,
-                         "coverage_radius_m": radius,
-                         "coverage_area_km2": np.pi * radius ** 2 / 1e6,
-                         "qos_score": qos_score(sinr, implementation_gap_db)},
-                        index=features.index)
+    sinr = (power - thermal_noise_dbm(x[:, column("bandwidth_mhz")],
+                                      x[:, column("noise_figure_db")])
+            - interference_penalty_db(x[:, column("inr_db")]))
+    out = np.empty((len(power), 5))
+    for name, values in (("received_power_dbm", power), ("sinr_db", sinr),
+                         ("coverage_radius_m", radius),
+                         ("coverage_area_km2", np.pi * radius ** 2 / 1e6),
+                         ("qos_score", qos_score(sinr, implementation_gap_db))):
+        out[:, TARGETS.index(name)] = values
+    return out
 
 
 def link_budget(features: pd.DataFrame, edge_sinr_db=EDGE_SINR_DB,

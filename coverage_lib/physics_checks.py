@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import physics
-from .dataset import FEATURES, draw_features
+from .dataset import FEATURES, TARGETS, draw_features
 
 DISTANCE_FACTOR = 1.1        # finite-difference step in distance (×)
 RAIN_STEP_MMH = 5.0          # finite-difference step in rain rate (+)
@@ -64,6 +64,23 @@ def implementation_gap_of(predict, implementation_gap_db: float | None = None) -
     return physics.assumptions(assumptions)["implementation_gap_db"]
 
 
+# The input each finite-difference rule moves, and how (the others are identities on one output).
+MOVED = {"power_vs_distance": "distance_m", "radius_vs_distance": "distance_m",
+         "power_vs_rain": "rain_rate_mmh", "radius_vs_tx_power": "tx_power_dbm",
+         "radius_vs_gain": "antenna_gain_dbi"}
+
+
+def moved(x: np.ndarray, column: str) -> np.ndarray:
+    """Links (rows, 13) with one input moved by its finite-difference step, others held."""
+    out = np.array(x, dtype=float)
+    j = FEATURES.index(column)
+    if column == "distance_m":
+        out[:, j] *= DISTANCE_FACTOR
+    else:
+        out[:, j] += RAIN_STEP_MMH if column == "rain_rate_mmh" else POWER_STEP_DB
+    return out
+
+
 def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
                 base: pd.DataFrame | None = None,
                 implementation_gap_db: float | None = None) -> pd.DataFrame:
@@ -74,52 +91,71 @@ def rule_excess(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),
     perturbed inputs that ``rules`` need are predicted. ``base``, if given, is
     ``predict(features)`` already computed. ``implementation_gap_db``: see the module docstring.
     """
-    unknown = [r for r in rules if r not in TOLERANCES]
-    if unknown:
-        raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
+    _known(rules)
     gap = implementation_gap_of(predict, implementation_gap_db)
     f = features[FEATURES].reset_index(drop=True)
     base = predict(f) if base is None else base.reset_index(drop=True)
-    power = base["received_power_dbm"].to_numpy()
-    radius = base["coverage_radius_m"].to_numpy()
-    scale = np.maximum(radius, 1.0)
-    perturbed = {}
+    shifted = {column: predict(pd.DataFrame(moved(f.to_numpy(dtype=float), column),
+                                            columns=FEATURES))[TARGETS].to_numpy(dtype=float)
+               for column in {MOVED[r] for r in rules if r in MOVED}}
+    table = excess_array(f.to_numpy(dtype=float), base[TARGETS].to_numpy(dtype=float), shifted,
+                         rules, gap)
+    return pd.DataFrame(table, index=features.index)
 
-    def shifted(column, new_values):  # the prediction with one input moved, others held
-        if column not in perturbed:
-            perturbed[column] = predict(f.assign(**{column: new_values}))
-        return perturbed[column]
+
+def rule_excess_array(predict_array, x: np.ndarray, rules, implementation_gap_db: float,
+                      ) -> tuple[np.ndarray, dict]:
+    """(``predict_array(x)``, ``excess_array``'s per-rule excesses) with the links and every
+    moved copy the rules need predicted in one batched call: the Selector's routing path."""
+    _known(rules)
+    columns = sorted({MOVED[r] for r in rules if r in MOVED}, key=FEATURES.index)
+    y = predict_array(np.concatenate([x, *(moved(x, c) for c in columns)]))
+    n = len(x)
+    shifted = {c: y[(k + 1) * n:(k + 2) * n] for k, c in enumerate(columns)}
+    return y[:n], excess_array(x, y[:n], shifted, rules, implementation_gap_db)
+
+
+def excess_array(x: np.ndarray, base: np.ndarray, shifted: dict, rules,
+                 implementation_gap_db: float) -> dict:
+    """The rules' excesses from arrays: links ``x`` (rows, 13, FEATURES order), their
+    predictions ``base`` (rows, 5, TARGETS order) and ``shifted`` {moved column: predictions
+    of ``moved(x, column)``}. Returns {rule: excess per row}."""
+    feature, target = (lambda c: x[:, FEATURES.index(c)]), (lambda t: base[:, TARGETS.index(t)])
+    power, radius = target("received_power_dbm"), target("coverage_radius_m")
+    scale = np.maximum(radius, 1.0)
+
+    def after(column, name):
+        return shifted[column][:, TARGETS.index(name)]
 
     def excess(rule):
-        if rule in ("power_vs_distance", "radius_vs_distance"):
-            farther = shifted("distance_m", f["distance_m"] * DISTANCE_FACTOR)
-            if rule == "power_vs_distance":
-                return np.maximum(farther["received_power_dbm"].to_numpy() - power, 0)
-            return np.abs(farther["coverage_radius_m"].to_numpy() - radius) / scale
-        if rule == "power_vs_rain":
-            rainier = shifted("rain_rate_mmh", f["rain_rate_mmh"] + RAIN_STEP_MMH)
-            return np.maximum(rainier["received_power_dbm"].to_numpy() - power, 0)
+        if rule in ("power_vs_distance", "power_vs_rain"):
+            return np.maximum(after(MOVED[rule], "received_power_dbm") - power, 0)
+        if rule == "radius_vs_distance":
+            return np.abs(after("distance_m", "coverage_radius_m") - radius) / scale
         if rule in ("radius_vs_tx_power", "radius_vs_gain"):
-            column = "tx_power_dbm" if rule == "radius_vs_tx_power" else "antenna_gain_dbi"
-            louder = shifted(column, f[column] + POWER_STEP_DB)
-            return np.maximum(radius - louder["coverage_radius_m"].to_numpy(), 0) / scale
+            return np.maximum(radius - after(MOVED[rule], "coverage_radius_m"), 0) / scale
         if rule == "area_identity":
-            area = base["coverage_area_km2"].to_numpy()
+            area = target("coverage_area_km2")
             return np.abs(area - np.pi * radius ** 2 / 1e6) / np.maximum(area, 1e-4)
         if rule == "sinr_identity":
-            noise = physics.thermal_noise_dbm(f["bandwidth_mhz"].to_numpy(),
-                                              f["noise_figure_db"].to_numpy())
-            expected = power - noise - physics.interference_penalty_db(f["inr_db"].to_numpy())
-            return np.abs(base["sinr_db"].to_numpy() - expected)
-        qos = base["qos_score"].to_numpy()
+            noise = physics.thermal_noise_dbm(feature("bandwidth_mhz"), feature("noise_figure_db"))
+            expected = power - noise - physics.interference_penalty_db(feature("inr_db"))
+            return np.abs(target("sinr_db") - expected)
+        qos = target("qos_score")
         if rule == "qos_identity":
-            return np.abs(qos - physics.qos_score(base["sinr_db"].to_numpy(), gap))
+            return np.abs(qos - physics.qos_score(target("sinr_db"), implementation_gap_db))
         if rule == "qos_range":
             return np.maximum(np.maximum(-qos, qos - 1.0), 0)
-        d_max = physics.max_distance_m(f["scenario"].to_numpy())
+        d_max = physics.max_distance_m(feature("scenario"))
         return np.maximum(np.maximum(-radius, radius - d_max), 0)  # radius_range
 
-    return pd.DataFrame({rule: excess(rule) for rule in rules}, index=features.index)
+    return {rule: excess(rule) for rule in rules}
+
+
+def _known(rules):
+    unknown = [r for r in rules if r not in TOLERANCES]
+    if unknown:
+        raise ValueError(f"unknown rule {unknown[0]!r}; known: {list(TOLERANCES)}")
 
 
 def rules_broken(predict, features: pd.DataFrame, rules=tuple(TOLERANCES),

@@ -285,7 +285,7 @@ def accuracy_bars(accuracy: dict):
 def latency_bars(latency_rows: list):
     """Median latency at batch 1 and throughput at batch 4096, per model and variant."""
     table = pd.DataFrame(latency_rows)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * table["variant"].nunique() + 2.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * (table["batch"] == 1).sum() + 1.5))
     for ax, batch, value, xlabel in ((axes[0], 1, "median_ms", "median latency, batch 1 [ms]"),
                                      (axes[1], 4096, "rows_per_s",
                                       "throughput, batch 4096 [rows/s]")):
@@ -294,7 +294,7 @@ def latency_bars(latency_rows: list):
         ax.barh(np.arange(len(rows)), rows[value],
                 color=[colour(m, i) for i, m in enumerate(rows["model"])])
         ax.set_yticks(np.arange(len(rows)))
-        ax.set_yticklabels(names, fontsize=7)
+        ax.set_yticklabels(names, fontsize=9)
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)

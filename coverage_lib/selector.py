@@ -1,34 +1,43 @@
 """The Selector: the project's prediction API, answering each row with the MLP or the Mamba-3.
 
-The MLP (fast, primary) answers a row unless one of four things holds, checked in this order;
-then the Mamba-3 (the physics backup) answers, and ``reason`` names the first that held:
+The MLP (fast, primary) answers a row unless one of four things holds, checked in this order
+(the tests that need nothing but the input first, so that rows they settle cost the MLP
+nothing); then the Mamba-3 (the physics backup) answers, and ``reason`` names the first that
+held:
 
-1. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
+1. ``out_of_domain`` — a feature lies outside the training split's [min, max]
+   (``dataset_stats["features"]``) or outside its in-distribution range
+   (``dataset_stats["in_distribution_ranges"]``): the MLP was never fitted there.
+2. ``more_accurate`` — on the validation split the MLP was not at least as accurate as the
+   backup on every target for this row's scenario and LOS state (``noise_free_errors``: the
+   error against the noise-free truth, each target in its training transform and over its
+   training-split std; ``fit_thresholds``). The MLP keeps a group only where it is as good on
+   all five: a Selector that answers a row with one backbone cannot trade one target's error
+   for another's. Since the backup got its law head it obeys rules 1 and 2 by construction
+   and is often the more accurate in domain too: the MLP then answers only where validation
+   says it is at least as good, and stays the low-latency answer there.
+3. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
    ("Physics rules"), judged with the tolerances and finite-difference steps of
    ``physics_checks`` (one place for both; routing uses its ``ROUTING_TOLERANCES``, which
    ignore violations smaller than the backbones' own precision):
    rule 1, received power non-increasing in distance (×1.1) and in rain rate (+5 mm/h);
    rule 2, radius independent of distance (×1.1); rule 3, area = π·r²/10⁶;
    rule 4, SINR = P − N − 10·log10(1 + 10^(INR/10)); rule 5, qos = qos(SINR), qos in [0, 1],
-   radius in [0, d_max]. (Rule 2's tx-power and gain monotonicity can be added through
-   ``rules``; they are left out by default to keep routing at three MLP passes per row, and
-   are judged over whole sets by ``physics_checks.check``.)
-2. ``out_of_domain`` — a feature lies outside the training split's [min, max]
-   (``dataset_stats["features"]``) or outside its in-distribution range
-   (``dataset_stats["in_distribution_ranges"]``): the MLP was never fitted there.
-3. ``divergence`` — the two backbones disagree: max over targets of ``|MLP − Mamba|`` in
+   radius in [0, d_max]. The row and its moved copies go through the MLP in one batched
+   pass. (Rule 2's tx-power and gain monotonicity can be added through ``rules``; they are
+   left out by default to keep routing at three MLP rows per row, and are judged over whole
+   sets by ``physics_checks.check``.) The backup is not checked: its law head obeys rules 1
+   and 2 by construction and its outputs are consistent (rules 3–5).
+4. ``divergence`` — the two backbones disagree: max over targets of ``|MLP − Mamba|`` in
    normalised units (each target in its training transform, log10 for radius and area,
    divided by its training-split standard deviation) exceeds ``thresholds["divergence"]``.
    The threshold is a quantile of that quantity on the validation split (``fit_thresholds``),
    saved and reused, never refitted on test data.
-4. ``more_accurate`` — none of the above, but on the validation split the MLP was not at least
-   as accurate as the backup on every target for this row's scenario and LOS state
-   (``noise_free_errors``: the error against the noise-free truth, each target in its training
-   transform and over its training-split std; ``fit_thresholds``). The MLP keeps a group only
-   where it is as good on all five: a Selector that answers a row with one backbone cannot trade
-   one target's error for another's. Since the backup got its law head it obeys rules 1 and 2
-   by construction and is often the more accurate in domain too: the MLP then answers only
-   where validation says it is at least as good, and stays the low-latency answer there.
+
+``predict`` (a DataFrame) and ``predict_array`` (a (rows, 13) array) run the backup on every
+row (it answers the routed rows and is the divergence's other half) and the MLP only on the
+rows the first two tests leave to it. ``route`` is the diagnostic form: every test on every
+row, with the flags the evaluation tabulates; its answers are ``predict``'s.
 """
 from __future__ import annotations
 
@@ -41,12 +50,12 @@ import pandas as pd
 from . import registry, training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
-from .links import check_features
+from .links import check_features, feature_array
 from .metrics import oracle_predictions
 from .normalization import TARGET_TRANSFORMS, forward_transform
-from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rules_broken
+from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rule_excess_array
 
-REASONS = ("physics_rule", "out_of_domain", "divergence", "more_accurate")  # in this order
+REASONS = ("out_of_domain", "more_accurate", "physics_rule", "divergence")  # in this order
 GROUPS = ("scenario", "los")  # validation picks the more accurate backbone per group
 ROUTING_RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_identity",
                  "sinr_identity", "qos_identity", "qos_range", "radius_range")
@@ -92,6 +101,8 @@ class Selector:
         for column, (low, high) in dataset_stats["in_distribution_ranges"].items():
             ranges[column] = (max(ranges[column][0], low), min(ranges[column][1], high))
         self.domain = ranges  # {feature: (low, high)}: the tighter of the two bounds
+        self._domain_low = np.array([ranges[c][0] for c in FEATURES], dtype=float)
+        self._domain_high = np.array([ranges[c][1] for c in FEATURES], dtype=float)
 
     @property
     def physics_assumptions(self) -> dict:
@@ -139,72 +150,121 @@ class Selector:
             selector.load_thresholds(thresholds_path)
         return selector
 
-    # -- the three routing tests ---------------------------------------------------------------
+    # -- the routing tests -----------------------------------------------------------------------
+
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        """(rows, 13) bool: which features of each link lie outside the training domain."""
+        return (x < self._domain_low) | (x > self._domain_high)
 
     def out_of_domain(self, features: pd.DataFrame) -> pd.Series:
         """Per row: the first feature outside the training domain, or "" if none."""
-        first = pd.Series("", index=features.index, dtype=object)
-        for column in reversed(FEATURES):  # reversed, so the first column in FEATURES wins
-            low, high = self.domain[column]
-            values = features[column].to_numpy(dtype=float)
-            first[(values < low) | (values > high)] = column
-        return first
+        outside = self._outside(feature_array(features))
+        first = np.array(FEATURES, dtype=object)[outside.argmax(axis=1)]
+        return pd.Series(np.where(outside.any(axis=1), first, ""), index=features.index,
+                         dtype=object)
+
+    def _normalised(self, y: np.ndarray) -> np.ndarray:
+        """Targets (rows, 5) on the divergence's scale: each in its training transform (log10
+        for radius and area), over its training-split std (the MLP's normaliser)."""
+        out = np.array(y, dtype=float)
+        for j, t in enumerate(TARGETS):
+            out[:, j] = forward_transform(TARGET_TRANSFORMS.get(t), out[:, j])
+        return out / self.mlp.normalizer.target_std
 
     def differences(self, a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         """Per row and target: ``|a − b|`` with each target in its training transform (log10
         for radius and area) and divided by its training-split std (the MLP's normaliser)."""
-        scale = self.mlp.normalizer.target_std
-        return pd.DataFrame({t: np.abs(
-            forward_transform(TARGET_TRANSFORMS.get(t), a[t].to_numpy(dtype=float))
-            - forward_transform(TARGET_TRANSFORMS.get(t), b[t].to_numpy(dtype=float)))
-            / scale[i] for i, t in enumerate(TARGETS)}, index=a.index)
+        diff = np.abs(self._normalised(a[TARGETS].to_numpy(dtype=float))
+                      - self._normalised(b[TARGETS].to_numpy(dtype=float)))
+        return pd.DataFrame(diff, columns=list(TARGETS), index=a.index)
 
     def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
         """Per row: max over targets of ``|MLP − Mamba|`` / std, each target in its training
         transform (log10 for radius and area) and std from the training split."""
         return self.differences(mlp_pred, mamba_pred).max(axis=1)
 
-    def _backup_group(self, features: pd.DataFrame) -> np.ndarray:
+    def _backup_group(self, x: np.ndarray) -> np.ndarray:
         """Per row: does validation say the backup is the more accurate for its group?"""
-        keys = features[list(GROUPS)].to_numpy(dtype=float)
-        chosen = np.zeros(len(features), dtype=bool)
+        keys = x[:, [FEATURES.index(c) for c in GROUPS]]
+        chosen = np.zeros(len(x), dtype=bool)
         for group in self.thresholds["backup_more_accurate"]:
             chosen |= (keys == np.asarray(group, dtype=float)).all(axis=1)
         return chosen
 
-    def route(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """(MLP predictions, Mamba predictions, per-row flags): ``physics_rule`` (bool),
-        ``rules_broken`` (comma-separated names), ``out_of_domain`` (first feature outside, or
-        ""), ``divergence`` (normalised), ``routed_to`` and ``reason``."""
-        check_features(features)
+    def _require_thresholds(self):
         if self.thresholds is None:
             raise ValueError("the Selector has no divergence threshold: call "
                              "fit_thresholds(val_frame) or pass thresholds / thresholds_path")
-        mlp_pred, mamba_pred = self.mlp.predict(features), self.mamba.predict(features)
-        broken = rules_broken(self.mlp.predict, features, self.rules, mlp_pred, self.tolerances)
+
+    def route(self, features: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Every test on every row (the diagnostic form of ``predict``): (MLP predictions,
+        Mamba predictions, per-row flags): ``out_of_domain`` (first feature outside, or ""),
+        ``physics_rule`` (bool), ``rules_broken`` (comma-separated names), ``divergence``
+        (normalised), ``routed_to`` and ``reason``."""
+        check_features(features)
+        self._require_thresholds()
+        x = feature_array(features)
+        mlp_y, excess = rule_excess_array(self.mlp.predict_array, x, self.rules,
+                                          self.physics_assumptions["implementation_gap_db"])
+        mamba_y = self.mamba.predict_array(x)
+        broken = {rule: excess[rule] > self.tolerances[rule] for rule in self.rules}
         names = pd.Series("", index=features.index, dtype=object)
         for rule in self.rules:
-            names = names + np.where(broken[rule].to_numpy(), rule + ",", "")
+            names = names + np.where(broken[rule], rule + ",", "")
         flags = pd.DataFrame(index=features.index)
-        flags["physics_rule"] = broken.any(axis=1)
-        flags["rules_broken"] = names.str.rstrip(",")
         flags["out_of_domain"] = self.out_of_domain(features)
-        flags["divergence"] = self.divergence(mlp_pred, mamba_pred)
-        reason = np.select([flags["physics_rule"].to_numpy(bool),
-                            flags["out_of_domain"].to_numpy() != "",
-                            flags["divergence"].to_numpy() > self.thresholds["divergence"],
-                            self._backup_group(features)], REASONS, "")
-        flags["reason"] = reason.astype(object)
+        flags["physics_rule"] = np.logical_or.reduce([*broken.values(), np.zeros(len(x), bool)])
+        flags["rules_broken"] = names.str.rstrip(",")
+        divergence = np.abs(self._normalised(mlp_y) - self._normalised(mamba_y)).max(axis=1) \
+            if len(x) else np.zeros(0)
+        flags["divergence"] = divergence
+        code = np.select([flags["out_of_domain"].to_numpy() != "", self._backup_group(x),
+                          flags["physics_rule"].to_numpy(bool),
+                          divergence > self.thresholds["divergence"]],
+                         np.arange(1, len(REASONS) + 1), 0)
+        flags["reason"], flags["routed_to"] = self._labels(code)
+        frame = lambda y: pd.DataFrame(y, columns=list(TARGETS), index=features.index)  # noqa: E731
+        return frame(mlp_y), frame(mamba_y), flags
+
+    @staticmethod
+    def _labels(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reason, routed_to) per row from the route codes (0: the MLP, k: REASONS[k − 1])."""
         primary, backup = routes()
-        flags["routed_to"] = np.where(reason == "", primary, backup).astype(object)
-        return mlp_pred, mamba_pred, flags
+        reason = np.array(("", *REASONS), dtype=object)[code]
+        return reason, np.where(code == 0, primary, backup).astype(object)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """The five targets in physical units, plus ``routed_to`` (the registry key of the backbone
-        that answered: "mlp" or "mamba3") and ``reason``
-        ("", "physics_rule", "out_of_domain", "divergence": the first that held). A missing or
-        extra column, NaN or inf → ValueError naming the column."""
-        return self.combine(*self.route(features))
+        that answered: "mlp" or "mamba3") and ``reason`` ("" or the first of REASONS that
+        held). A missing or extra column, NaN or inf → ValueError naming the column."""
+        check_features(features)
+        y, code = self._predict_checked(feature_array(features))
+        out = pd.DataFrame(y, columns=list(TARGETS), index=features.index)
+        out["reason"], out["routed_to"] = self._labels(code)
+        return out[[*TARGETS, "routed_to", "reason"]]
+
+    def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` without pandas: links (rows, 13) in FEATURES order → (targets (rows, 5)
+        in TARGETS order, route code per row: 0 the MLP answered, k ≥ 1 the backup did for
+        ``REASONS[k − 1]``)."""
+        return self._predict_checked(feature_array(x))
+
+    def _predict_checked(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._require_thresholds()
+        y = np.array(self.mamba.predict_array(x), dtype=float)  # a copy: MLP rows go in
+        code = np.where(self._outside(x).any(axis=1), 1, 0)
+        code[(code == 0) & self._backup_group(x)] = 2
+        rest = np.flatnonzero(code == 0)
+        if rest.size:
+            mlp_y, excess = rule_excess_array(self.mlp.predict_array, x[rest], self.rules,
+                                              self.physics_assumptions["implementation_gap_db"])
+            broken = np.logical_or.reduce([excess[r] > self.tolerances[r] for r in self.rules]
+                                          + [np.zeros(rest.size, bool)])
+            divergence = np.abs(self._normalised(mlp_y) - self._normalised(y[rest])).max(axis=1)
+            code[rest] = np.select([broken, divergence > self.thresholds["divergence"]], [3, 4], 0)
+            kept = code[rest] == 0
+            y[rest[kept]] = mlp_y[kept]
+        return y, code
 
     @staticmethod
     def combine(mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame,

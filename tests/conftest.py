@@ -23,7 +23,7 @@ TINY_MLP_LAW = {"model": "mlp_law", "config": {"width": 16, "depth": 1, "dropout
 TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
              "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
              "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
-             "physics_rows": 100, "latency_repeats": 2}
+             "physics_rows": 100, "latency_repeats": 2, "onnx_backbones": ["mlp"]}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
 STAGE_COUNT = 7
 

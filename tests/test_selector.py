@@ -33,10 +33,10 @@ class LinkBudgetModel(CoverageModel):
         super().__init__(stats)
         self.edit = edit
 
-    def predict(self, features):
-        check_features(features)
+    def _predict_checked(self, x, *args):  # what predict and predict_array both call
+        features = pd.DataFrame(x, columns=FEATURES)
         out = physics.link_budget(features)[TARGETS].copy()
-        return self.edit(features, out) if self.edit else out
+        return (self.edit(features, out) if self.edit else out).to_numpy(dtype=float)
 
 
 def selector_of(data, mlp_edit=None, mamba_edit=None, thresholds=HIGH):
@@ -152,7 +152,7 @@ def test_a_row_where_the_backbones_diverge_goes_to_the_mamba(data):
 
 
 @pytest.mark.parametrize("mlp_rule, ood, diverge, reason", [
-    ("area_identity", True, True, "physics_rule"),
+    ("area_identity", True, True, "out_of_domain"),
     ("area_identity", False, True, "physics_rule"),
     (None, True, True, "out_of_domain"),
     (None, False, True, "divergence"),
@@ -214,9 +214,9 @@ def test_thresholds_fitted_on_validation_are_saved_and_reused(data, checkpoints,
         pd.testing.assert_frame_equal(out.loc[rows, TARGETS], model.predict(test)[rows])
     summary = routing_summary(out)
     assert summary["rows"].sum() == len(test) and summary["fraction"].sum() == pytest.approx(1)
-    assert list(summary.index) == [("mlp", ""), ("mamba3", "physics_rule"),
-                                   ("mamba3", "out_of_domain"), ("mamba3", "divergence"),
-                                   ("mamba3", "more_accurate")]
+    assert list(summary.index) == [("mlp", ""), ("mamba3", "out_of_domain"),
+                                   ("mamba3", "more_accurate"), ("mamba3", "physics_rule"),
+                                   ("mamba3", "divergence")]
 
 
 def _rewrite(path, new_path, **changes):
@@ -276,3 +276,39 @@ def test_bad_selector_arguments_refused(data, kwargs, message):
                      dataset_stats=stats, thresholds=HIGH) | kwargs
     with pytest.raises(ValueError, match=message):
         Selector(**arguments)
+
+
+def test_predict_answers_as_route_does_with_every_reason_in_one_batch(data, checkpoints):
+    """``predict`` skips the MLP on the rows the cheap tests settle; ``route`` runs every test on
+    every row. On one batch holding every reason, both give the same answers and reasons, and
+    ``predict_array`` the same arrays with REASONS' codes."""
+    parts, _ = data
+    selector = Selector.from_checkpoints(checkpoints["mlp"], checkpoints["mamba"])
+    selector.fit_thresholds(parts["val"], quantile=0.8)          # some rows diverge
+    groups = [[0.0, 1.0]]                                         # UMa LOS: the backup's
+    selector._set_thresholds({**selector.thresholds, "backup_more_accurate": groups})
+    features = parts["test"][FEATURES].head(400).copy()
+    features.loc[features.index[:40], "frequency_ghz"] = 80.0     # out of the training domain
+    features.loc[features.index[40:200], "scenario"] = 1.0        # UMi: left to the MLP
+    features.loc[features.index[200:], "scenario"] = 0.0          # UMa, LOS or NLOS
+    features.loc[features.index[40:120], "los"] = 0.0
+
+    out = selector.predict(features)
+    routed = Selector.combine(*selector.route(features))
+    pd.testing.assert_frame_equal(out, routed[out.columns], check_exact=True)
+    assert {"", "out_of_domain", "more_accurate", "divergence"} <= set(out["reason"])
+    y, code = selector.predict_array(features.to_numpy(dtype=float))
+    np.testing.assert_array_equal(y, out[TARGETS].to_numpy())
+    labels = np.array(["", "out_of_domain", "more_accurate", "physics_rule", "divergence"])
+    np.testing.assert_array_equal(labels[code], out["reason"].to_numpy(dtype=str))
+
+
+def test_predict_array_refuses_what_predict_refuses(data):
+    selector = selector_of(data)
+    x = data[0]["test"][FEATURES].head(5).to_numpy(dtype=float)
+    bad = x.copy()
+    bad[3, FEATURES.index("rain_rate_mmh")] = -1.0
+    with pytest.raises(ValueError, match=r"column 'rain_rate_mmh', row 3: -1.0 .*rain rate ≥ 0"):
+        selector.predict_array(bad)
+    with pytest.raises(ValueError, match=r"shape \(rows, 13\)"):
+        selector.predict_array(x[:, :12])

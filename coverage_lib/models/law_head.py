@@ -23,9 +23,9 @@ noise figure and INR only through the noise and SINR definitions (physics.md), s
 power falls with distance and rain, and the radius grows with power and gain, by construction.
 
 The coverage radius is *solved* from the predicted law: the 2-D distance at which the median
-SINR reaches the edge threshold, a monotone root found by bisection on log10 d, then censored
+SINR reaches the edge threshold, a monotone root found by section search on log10 d (16 sections a round, 5 rounds), then censored
 to 0 (fails at 10 m) or d_max (passes at d_max) as in the data. For training, one Newton step
-from the bisected root carries the gradient of the root (implicit function theorem), and the
+from the bracketed root carries the gradient of the root (implicit function theorem), and the
 censoring passes gradients straight through, so a radius predicted past d_max for a row whose
 radius is inside is still pulled in. The radius does not depend on the link's own distance.
 SINR, area and qos follow from the identities of physics.md.
@@ -57,8 +57,9 @@ PATH_COEFFICIENTS = ("path_loss_at_100m_1ghz_db", "frequency_exponent_db_per_dec
 MEDIUM_COEFFICIENTS = ("rain_log10_k", "rain_exponent", "gas_db_per_km")
 REFERENCE_LOG10_M = 2.0          # the intercept A is the path loss at d3D = 100 m
 MIN_LOG10_M, MAX_LOG10_M = 0.5, 5.5  # root bracket (3 m to 316 km), wider than any radius
-BISECTION_STEPS = 20             # 5 decades / 2^20 = 5e-6 decade (1e-5 of the radius), and
-#                                  the Newton step after it squares that error
+SECTIONS, SECTION_ROUNDS = 16, 5  # 5 decades / 16^5 = 5e-6 decade (1e-5 of the radius), as 20
+#                                  bisection steps, in a quarter of the passes; the Newton step
+#                                  after it squares that error
 LN10 = math.log(10.0)
 
 
@@ -139,18 +140,32 @@ class LawHead(nn.Module):
         """Total median loss at 2-D distance 10^log10_d2d m and frequency 10^log10_f GHz:
         PL(d3D, f) + (excess + k·R^a + γ)·d3D[km], where PL is the log-distance law with a
         frequency exponent (the ABG form) bent at a breakpoint proportional to frequency."""
-        d3d = torch.sqrt(10.0 ** (2.0 * log10_d2d) + height_diff_m ** 2)
-        x = torch.log10(d3d)
-        bend_at = c["bend_at_1ghz"] + log10_f
-        bend = F.softplus(c["sharpness"] * (x - bend_at)) / c["sharpness"]
-        path_loss = (c["intercept"] + c["frequency_exponent"] * log10_f
-                     + c["slope"] * (x - REFERENCE_LOG10_M)
-                     + (c["slope_past_bend"] - c["slope"]) * bend)
+        return self.distance_law(c, log10_f, height_diff_m, rain_mmh)(log10_d2d)
+
+    def distance_law(self, c, log10_f, height_diff_m, rain_mmh):
+        """``loss_db`` as a function of log10 d2D alone: what does not depend on distance is
+        computed once (the radius solver evaluates the law many times per link). The
+        returned function takes (batch,) or (batch, k) distances (k per link)."""
+        def per_link(v):
+            return v[:, None]
+
         rain = torch.where(rain_mmh > 0,
                            torch.exp(c["rain_exponent"] * torch.log(rain_mmh.clamp(min=1e-12))),
                            torch.zeros_like(rain_mmh))
-        specific = c["excess"] + 10.0 ** c["rain_log10_k"] * rain + c["gas"]
-        return path_loss + specific * d3d / 1000.0
+        specific_per_m = (c["excess"] + 10.0 ** c["rain_log10_k"] * rain + c["gas"]) / 1000.0
+        at_reference = (c["intercept"] + c["frequency_exponent"] * log10_f
+                        - c["slope"] * REFERENCE_LOG10_M)
+        bend_at, sharpness = c["bend_at_1ghz"] + log10_f, c["sharpness"]
+        slope, extra_slope = c["slope"], c["slope_past_bend"] - c["slope"]
+        height_sq = height_diff_m ** 2
+        terms = (specific_per_m, at_reference, bend_at, sharpness, slope, extra_slope, height_sq)
+
+        def loss(log10_d2d):
+            s, a, b, k, n1, dn, h2 = terms if log10_d2d.dim() == 1 else map(per_link, terms)
+            d3d = torch.sqrt(10.0 ** (2.0 * log10_d2d) + h2)
+            x = torch.log10(d3d)
+            return a + n1 * x + dn * (F.softplus(k * (x - b)) / k) + s * d3d
+        return loss
 
     def forward(self, x, path_raw, medium_raw):
         """Normalised targets (batch, 5) of the links ``x`` (normalised features) under the
@@ -179,17 +194,22 @@ class LawHead(nn.Module):
 
     def _radius(self, c, allowed_loss_db, log10_f, height_diff, rain, scenario):
         """log10(radius + 1 m) of the median-SINR edge, censored like the data."""
+        law = self.distance_law(c, log10_f, height_diff, rain)
+        allowed = allowed_loss_db[:, None]
+
         def excess(log10_d):
-            return self.loss_db(c, log10_d, log10_f, height_diff, rain) - allowed_loss_db
+            return law(log10_d) - (allowed if log10_d.dim() == 2 else allowed_loss_db)
 
         with torch.no_grad():
-            lo = torch.full_like(allowed_loss_db, MIN_LOG10_M)
-            hi = torch.full_like(allowed_loss_db, MAX_LOG10_M)
-            for _ in range(BISECTION_STEPS):
-                mid = 0.5 * (lo + hi)
-                beyond = excess(mid) > 0
-                hi, lo = torch.where(beyond, mid, hi), torch.where(beyond, lo, mid)
-            root = 0.5 * (lo + hi)
+            # Section search: each round splits every link's bracket into SECTIONS equal parts
+            # and keeps the one where the (monotone) excess changes sign.
+            fractions = torch.arange(1, SECTIONS, dtype=allowed.dtype,
+                                     device=allowed.device) / SECTIONS
+            lo, width = torch.full_like(allowed, MIN_LOG10_M), MAX_LOG10_M - MIN_LOG10_M
+            for _ in range(SECTION_ROUNDS):
+                below = (excess(lo + width * fractions) <= 0).sum(dim=1, keepdim=True)
+                lo, width = lo + below * (width / SECTIONS), width / SECTIONS
+            root = (lo + 0.5 * width)[:, 0]
             step = 1e-3
             slope = ((excess(root + step) - excess(root - step)) / (2 * step)).clamp(min=1e-3)
         # One Newton step: the same value, and the root's gradient with respect to the laws.

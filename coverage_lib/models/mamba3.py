@@ -43,19 +43,25 @@ SCANS = ("recurrent", "parallel", "fused", "auto")
 
 
 def rotary_factor(theta, d_state):
-    """e^{iθ} for each consecutive pair of state dims: (..., n_angles) -> complex (..., d_state/2).
+    """e^{iθ} for each consecutive pair of state dims, as (cos θ, sin θ):
+    (..., n_angles) -> real (..., d_state/2, 2).
 
     Pairs (v_{2i}, v_{2i+1}) are complex numbers v_{2i} + i·v_{2i+1} (the paper's complex state);
     pairs beyond n_angles get factor 1, i.e. pass unrotated (upstream SISO: first dims rotate).
+    The complex product is written out in real arithmetic, which every exporter (ONNX) and
+    compiler takes; the values are those of the complex form.
     """
-    rot = torch.polar(torch.ones_like(theta), theta)
-    return F.pad(rot, (0, d_state // 2 - theta.shape[-1]), value=1.0)
+    missing = d_state // 2 - theta.shape[-1]
+    return torch.stack([F.pad(torch.cos(theta), (0, missing), value=1.0),
+                        F.pad(torch.sin(theta), (0, missing), value=0.0)], dim=-1)
 
 
 def rotate(v, rot):
-    """R(θ)v: multiply each pair of v (..., d_state) by its complex factor rot (..., d_state/2)."""
-    pairs = torch.view_as_complex(v.unflatten(-1, (-1, 2)).contiguous())
-    return torch.view_as_real(pairs * rot).flatten(-2)
+    """R(θ)v: multiply each pair of v (..., d_state) by its factor rot (..., d_state/2, 2)."""
+    pairs = v.unflatten(-1, (-1, 2))
+    re, im = pairs[..., 0], pairs[..., 1]
+    cos, sin = rot[..., 0], rot[..., 1]
+    return torch.stack([re * cos - im * sin, re * sin + im * cos], dim=-1).flatten(-2)
 
 
 def scan_recurrent(x, dt, A, lam, B, C, dtheta, D):

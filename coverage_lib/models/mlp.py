@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import nn
 
 from .. import params
@@ -52,10 +51,6 @@ class CoverageMLP(CoverageModel):
     def forward(self, x):
         return self.net(x)
 
-    def inference_module(self):
-        """The network as frozen TorchScript (``inference_module``), for serving."""
-        return inference_module(self)
-
 
 def network(n_in: int, n_out: int, config: MLPConfig) -> nn.Sequential:
     """``config.depth`` hidden Linear → norm → activation (→ Dropout) layers, then n_out."""
@@ -89,17 +84,3 @@ class CoverageLawMLP(LawHeaded, CoverageModel):
     @property
     def config(self) -> dict:
         return asdict(self.mlp_config)
-
-
-def inference_module(model: CoverageMLP):
-    """A frozen TorchScript graph of the network for low-latency serving (normalised in,
-    normalised out): the per-call Python and autograd overhead of eager mode is gone."""
-    with torch.inference_mode(False), torch.no_grad():
-        traced = torch.jit.trace(model.net.eval(), torch.zeros(1, len(FEATURES)))
-        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-
-    def run(x):
-        with torch.inference_mode():
-            return frozen(x)
-    return run
-
