@@ -68,8 +68,9 @@ def routes() -> tuple[str, str]:
 
 
 class Selector:
-    """Per row: the MLP's answer, or the Mamba-3's where a physics rule, the training domain or
-    the backbones' disagreement says the MLP is not to be trusted (see the module docstring).
+    """Per row: the MLP's answer, or the Mamba-3's where the training domain, validation's
+    verdict on the row's group, a physics rule or the backbones' disagreement says the MLP is
+    not to be trusted (see the module docstring).
 
     ``mlp_model`` and ``mamba_model`` are CoverageModels; the divergence scale is the MLP's
     normaliser (training-split std of each transformed target). ``dataset_stats`` is the data
