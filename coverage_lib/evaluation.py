@@ -352,7 +352,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     searched on ``lightgbm_search_rows`` training rows and refitted on all; accuracy of every
     model on every split (all rows); the raw heads on test; the physics rules on the first
     ``physics_rows`` rows of each split; the routing; the ONNX export of each backbone in
-    ``onnx_backbones`` (``models/<checkpoint stem>.onnx``); latency, the GEMM peaks, the MLP's
+    ``onnx_backbones`` (``models/onnx/<checkpoint stem>.onnx``); latency, the GEMM peaks, the MLP's
     roofline and its bf16 cost on the test split (``serving_summary``); the goals.
     """
     parameters = params.validate("04_evaluate", {
@@ -408,7 +408,8 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     rows = frames["test"][FEATURES].sample(n=4096, replace=len(frames["test"]) < 4096,
                                            random_state=seed)
     onnx_paths = {key: serving.export_onnx(
-        models.backbones[key], registry.get(key).checkpoint_path(data_dir).with_suffix(".onnx"),
+        models.backbones[key],
+        models_dir / "onnx" / f"{Path(registry.get(key).checkpoint).stem}.onnx",
         frames["test"][FEATURES].head(64)) for key in onnx_backbones}
     timings = latency.measure(latency.variants(models, onnx_paths), rows, batches=(1, 4096),
                               repeats={1: latency_repeats, 4096: max(5, latency_repeats // 10)})
