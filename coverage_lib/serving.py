@@ -15,6 +15,8 @@ errors), and ``ADMISSIBLE_COST`` is the most it may cost to be used.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from pathlib import Path
 
@@ -47,8 +49,9 @@ def export_onnx(model, path, links: pd.DataFrame) -> Path:
     x = model.normalizer.feature_array(feature_array(links))
     model.eval()
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), _quiet("torch.onnx"), torch.inference_mode(False), \
+            torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes, e.g. torchvision not installed
         program = torch.onnx.export(model, (x,), dynamo=True, opset_version=ONNX_OPSET,
                                     input_names=["links"], output_names=["targets"],
                                     dynamic_shapes=({0: batch},), verbose=False)
@@ -61,6 +64,18 @@ def export_onnx(model, path, links: pd.DataFrame) -> Path:
         raise ValueError(f"the ONNX export of {type(model).__name__} differs from PyTorch by "
                          f"{error:.3g} (normalised units; allowed {ONNX_TOLERANCE})")
     return atomic_write_bytes(path, payload)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Only errors from ``logger_name`` while inside (the ONNX exporter logs its registry)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def ort_session(path, threads: int | None = None):
