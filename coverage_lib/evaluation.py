@@ -547,13 +547,17 @@ def raw_heads_table(results: dict) -> pd.DataFrame:
 
 
 def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
-    """Per split: the share of rows each backbone answered and of each routing reason."""
+    """Per split: the share of rows each backbone answered and of each routing reason, the
+    reasons in the order the Selector checks them."""
+    from .selector import REASONS
+
     names = model_names()
     primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
     scale = 100.0 if percent else 1.0
     return pd.DataFrame({s: {f"to {names[primary]}": scale * r["to_mlp"],
                              f"to {names[backup]}": scale * r["to_mamba"],
-                             **{f"reason: {k}": scale * v for k, v in r["reasons"].items()}}
+                             **{f"reason: {k}": scale * r["reasons"][k]
+                                for k in REASONS if k in r["reasons"]}}
                          for s, r in ((s, results["routing"][s]) for s in EVAL_SPLITS
                                       if s in results["routing"])})
 
