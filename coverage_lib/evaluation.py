@@ -170,6 +170,22 @@ def training_summary(models: dict, histories: dict) -> dict:
             for k, h in histories.items() if k in models}
 
 
+def goal_row(goal: str, value, limit, kind: str) -> dict:
+    """One goal: its value (unrounded), limit, kind ("max" or "min") and ``met``, judged on the
+    value rounded as the goals tables show it (``GOAL_DECIMALS``)."""
+    shown = round(float(value), GOAL_DECIMALS)
+    ok = shown <= limit if kind == "max" else shown >= limit
+    return {"goal": goal, "value": float(value), "limit": float(limit), "kind": kind,
+            "met": bool(ok)}
+
+
+def timing(rows: list, model: str, variant: str, batch: int, column: str, *default):
+    """``column`` of the latency row of (model, variant, batch); ``default`` if given and no
+    such row was timed, else StopIteration."""
+    return next((r[column] for r in rows if r["model"] == model and r["variant"] == variant
+                 and r["batch"] == batch), *default)
+
+
 def goals(accuracy: dict, physics: dict | None = None) -> list[dict]:
     """The paper's goals (issue "Evaluation and the Selector"), each with its measured value.
 
@@ -180,10 +196,7 @@ def goals(accuracy: dict, physics: dict | None = None) -> list[dict]:
     mlp, mamba3 = registry.by_role("primary").key, registry.by_role("backup").key
 
     def add(goal, value, limit, kind):
-        shown = round(float(value), GOAL_DECIMALS)
-        ok = shown <= limit if kind == "max" else shown >= limit
-        rows.append({"goal": goal, "value": float(value), "limit": float(limit),
-                     "kind": kind, "met": bool(ok)})
+        rows.append(goal_row(goal, value, limit, kind))
 
     test = accuracy.get("test", {})
     if {mlp, "oracle"} <= set(test):
@@ -466,15 +479,14 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
     names = model_names()
     mlp = names[registry.by_role("primary").key]
 
-    def timing(model, variant, batch, column):
-        return next((r[column] for r in timings if r["model"] == model
-                     and r["variant"] == variant and r["batch"] == batch), float("nan"))
+    def timed(model, variant, batch, column):
+        return timing(timings, model, variant, batch, column, float("nan"))
 
     def best(rows):
         return max((r["fraction_of_roofline"] for r in rows), default=float("nan"))
 
     roof = summary["roofline"]
-    network_b1 = timing(mlp, "network, eager", 1, "median_ms")
+    network_b1 = timed(mlp, "network, eager", 1, "median_ms")
     # bf16 is timed only where the CPU has it natively (``latency.bf16_native``)
     bf16 = [("MLP bf16 at batch 4096 / bf16 roofline",
              best(r for r in roof if r["precision"] == "bf16"), 0.6, "min")] \
@@ -485,21 +497,19 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
              best(r for r in roof if r["precision"] == "fp32"), 0.85, "min"),
             *bf16,
             ("Selector predict at batch 4096 / MLP network (eager) rows/s",
-             timing("Selector", "predict", 4096, "rows_per_s")
-             / timing(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
+             timed("Selector", "predict", 4096, "rows_per_s")
+             / timed(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
             ("MLP predict at batch 1 / MLP network (eager) latency",
-             timing(mlp, "predict", 1, "median_ms") / network_b1, 3.0, "max"),
+             timed(mlp, "predict", 1, "median_ms") / network_b1, 3.0, "max"),
             ("Selector predict at batch 1 (ms)",
-             timing("Selector", "predict", 1, "median_ms"), 1.0, "max"),
+             timed("Selector", "predict", 1, "median_ms"), 1.0, "max"),
             ("MLP bf16 noise-free MAE change: received power (dB)",
              abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"]),
              serving.ADMISSIBLE_COST["received_power_dbm"], "max"),
             ("MLP bf16 noise-free MAE change: radius (m)",
              abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
              serving.ADMISSIBLE_COST["coverage_radius_m"], "max")):
-        shown = round(float(value), GOAL_DECIMALS)
-        rows.append({"goal": goal, "value": float(value), "limit": float(limit), "kind": kind,
-                     "met": bool(shown <= limit if kind == "max" else shown >= limit)})
+        rows.append(goal_row(goal, value, limit, kind))
     return rows
 
 
@@ -697,25 +707,24 @@ def latency_numbers(results: dict) -> dict:
     names = model_names()
     mlp, mamba = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
 
-    def timing(model, variant, batch, column):
-        return next(r[column] for r in results["latency"] if r["model"] == model
-                    and r["variant"] == variant and r["batch"] == batch)
+    def timed(model, variant, batch, column):
+        return timing(results["latency"], model, variant, batch, column)
 
     return {
-        "mlp_network_b1_us": 1e3 * timing(mlp, "network, frozen TorchScript", 1, "median_ms"),
-        "mlp_predict_b1_ms": timing(mlp, "predict", 1, "median_ms"),
-        "mlp_predict_rows_per_s": timing(mlp, "predict", 4096, "rows_per_s"),
-        "mlp_predict_array_b1_ms": timing(mlp, "predict_array", 1, "median_ms"),
-        "mamba_predict_b1_ms": timing(mamba, "predict", 1, "median_ms"),
-        "mamba_predict_rows_per_s": timing(mamba, "predict", 4096, "rows_per_s"),
-        "selector_predict_array_b1_ms": timing("Selector", "predict_array", 1, "median_ms"),
+        "mlp_network_b1_us": 1e3 * timed(mlp, "network, frozen TorchScript", 1, "median_ms"),
+        "mlp_predict_b1_ms": timed(mlp, "predict", 1, "median_ms"),
+        "mlp_predict_rows_per_s": timed(mlp, "predict", 4096, "rows_per_s"),
+        "mlp_predict_array_b1_ms": timed(mlp, "predict_array", 1, "median_ms"),
+        "mamba_predict_b1_ms": timed(mamba, "predict", 1, "median_ms"),
+        "mamba_predict_rows_per_s": timed(mamba, "predict", 4096, "rows_per_s"),
+        "selector_predict_array_b1_ms": timed("Selector", "predict_array", 1, "median_ms"),
         "gemm_fp32_gflops": results["serving"]["gemm_peak_gflops"]["fp32"],
         "gemm_bf16_gflops": results["serving"]["gemm_peak_gflops"]["bf16"],
         "bf16_hardware": "natively" if results["serving"]["bf16_native"] else
         "emulated (this CPU has neither avx512_bf16 nor AMX: bf16 is not timed here)",
-        "selector_predict_b1_ms": timing("Selector", "predict", 1, "median_ms"),
-        "selector_predict_rows_per_s": timing("Selector", "predict", 4096, "rows_per_s"),
-        "lightgbm_predict_b1_ms": timing("LightGBM", "predict", 1, "median_ms"),
+        "selector_predict_b1_ms": timed("Selector", "predict", 1, "median_ms"),
+        "selector_predict_rows_per_s": timed("Selector", "predict", 4096, "rows_per_s"),
+        "lightgbm_predict_b1_ms": timed("LightGBM", "predict", 1, "median_ms"),
         "torch_threads": results["machine"]["torch_threads"],
     }
 

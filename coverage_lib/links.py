@@ -61,11 +61,17 @@ def check_features(features: pd.DataFrame) -> pd.DataFrame:
     message names the column, the first offending row and its value, and what is allowed.
     Returns ``features`` unchanged. (Arrays go to the ``predict_array`` APIs, not here.)
     """
+    frame_array(features)
+    return features
+
+
+def frame_array(features: pd.DataFrame) -> np.ndarray:
+    """``check_features``, returning the links as ``feature_array`` does: what the DataFrame
+    APIs call, so a frame is checked once."""
     if not isinstance(features, pd.DataFrame):
         raise ValueError(f"features must be a pandas DataFrame with columns {FEATURES}; got "
                          f"{type(features).__name__} (an array of links goes to predict_array)")
-    feature_array(features)
-    return features
+    return feature_array(features)
 
 
 def feature_array(features) -> np.ndarray:

@@ -84,10 +84,16 @@ class Normalizer:
         return torch.from_numpy(((x - self.feature_mean) / self.feature_std).astype(np.float32))
 
     def targets(self, frame: pd.DataFrame) -> torch.Tensor:
-        cols = [forward_transform(TARGET_TRANSFORMS.get(c), frame[c].to_numpy(dtype=float))
-                for c in TARGETS]
-        y = (np.stack(cols, axis=1) - self.target_mean) / self.target_std
-        return torch.as_tensor(y, dtype=torch.float32)
+        return torch.as_tensor(self.normalised_target_array(
+            frame[list(TARGETS)].to_numpy(dtype=float)), dtype=torch.float32)
+
+    def normalised_target_array(self, y: np.ndarray) -> np.ndarray:
+        """Physical targets (rows, 5) in TARGETS order, transformed and standardised (float64):
+        the scale the networks learn on, and the Selector compares them on."""
+        y = np.array(y, dtype=float)  # a copy: the transforms work in place
+        for j, kind in _TARGET_TRANSFORM_COLUMNS:
+            y[:, j] = forward_transform(kind, y[:, j])
+        return (y - self.target_mean) / self.target_std
 
     def targets_to_frame(self, y: torch.Tensor, index=None) -> pd.DataFrame:
         return pd.DataFrame(self.target_array(y), columns=list(TARGETS), index=index)

@@ -50,9 +50,8 @@ import pandas as pd
 from . import registry, training
 from .dataset import FEATURES, TARGETS, sha256_file
 from .io import atomic_write_text
-from .links import check_features, feature_array
+from .links import check_features, feature_array, frame_array
 from .metrics import oracle_predictions
-from .normalization import TARGET_TRANSFORMS, forward_transform
 from .physics_checks import ROUTING_TOLERANCES, TOLERANCES, rule_excess_array
 
 REASONS = ("out_of_domain", "more_accurate", "physics_rule", "divergence")  # in this order
@@ -159,25 +158,35 @@ class Selector:
 
     def out_of_domain(self, features: pd.DataFrame) -> pd.Series:
         """Per row: the first feature outside the training domain, or "" if none."""
-        outside = self._outside(feature_array(features))
-        first = np.array(FEATURES, dtype=object)[outside.argmax(axis=1)]
-        return pd.Series(np.where(outside.any(axis=1), first, ""), index=features.index,
+        return pd.Series(self._first_outside(frame_array(features)), index=features.index,
                          dtype=object)
 
-    def _normalised(self, y: np.ndarray) -> np.ndarray:
-        """Targets (rows, 5) on the divergence's scale: each in its training transform (log10
-        for radius and area), over its training-split std (the MLP's normaliser)."""
-        out = np.array(y, dtype=float)
-        for j, t in enumerate(TARGETS):
-            out[:, j] = forward_transform(TARGET_TRANSFORMS.get(t), out[:, j])
-        return out / self.mlp.normalizer.target_std
+    def _first_outside(self, x: np.ndarray) -> np.ndarray:
+        outside = self._outside(x)
+        first = np.array(FEATURES, dtype=object)[outside.argmax(axis=1)]
+        return np.where(outside.any(axis=1), first, "").astype(object)
+
+    def _differences(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``differences`` on (rows, 5) arrays."""
+        scale = self.mlp.normalizer.normalised_target_array
+        return np.abs(scale(a) - scale(b))
+
+    def _divergence(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``divergence`` on (rows, 5) arrays."""
+        return self._differences(a, b).max(axis=1) if len(a) else np.zeros(0)
+
+    def _rules_broken(self, excess: dict, rows: int) -> tuple[dict, np.ndarray]:
+        """From ``rule_excess_array``'s excesses: per routing rule, the rows where it passes its
+        tolerance; and per row, whether any rule does."""
+        broken = {rule: excess[rule] > self.tolerances[rule] for rule in self.rules}
+        return broken, np.logical_or.reduce([*broken.values(), np.zeros(rows, bool)])
 
     def differences(self, a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         """Per row and target: ``|a − b|`` with each target in its training transform (log10
         for radius and area) and divided by its training-split std (the MLP's normaliser)."""
-        diff = np.abs(self._normalised(a[TARGETS].to_numpy(dtype=float))
-                      - self._normalised(b[TARGETS].to_numpy(dtype=float)))
-        return pd.DataFrame(diff, columns=list(TARGETS), index=a.index)
+        return pd.DataFrame(self._differences(a[TARGETS].to_numpy(dtype=float),
+                                              b[TARGETS].to_numpy(dtype=float)),
+                            columns=list(TARGETS), index=a.index)
 
     def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
         """Per row: max over targets of ``|MLP − Mamba|`` / std, each target in its training
@@ -202,23 +211,20 @@ class Selector:
         Mamba predictions, per-row flags): ``out_of_domain`` (first feature outside, or ""),
         ``physics_rule`` (bool), ``rules_broken`` (comma-separated names), ``divergence``
         (normalised), ``routed_to`` and ``reason``."""
-        check_features(features)
+        x = frame_array(features)
         self._require_thresholds()
-        x = feature_array(features)
         mlp_y, excess = rule_excess_array(self.mlp.predict_array, x, self.rules,
                                           self.physics_assumptions["implementation_gap_db"])
         mamba_y = self.mamba.predict_array(x)
-        broken = {rule: excess[rule] > self.tolerances[rule] for rule in self.rules}
+        broken, any_broken = self._rules_broken(excess, len(x))
         names = pd.Series("", index=features.index, dtype=object)
         for rule in self.rules:
             names = names + np.where(broken[rule], rule + ",", "")
         flags = pd.DataFrame(index=features.index)
-        flags["out_of_domain"] = self.out_of_domain(features)
-        flags["physics_rule"] = np.logical_or.reduce([*broken.values(), np.zeros(len(x), bool)])
+        flags["out_of_domain"] = self._first_outside(x)
+        flags["physics_rule"] = any_broken
         flags["rules_broken"] = names.str.rstrip(",")
-        divergence = np.abs(self._normalised(mlp_y) - self._normalised(mamba_y)).max(axis=1) \
-            if len(x) else np.zeros(0)
-        flags["divergence"] = divergence
+        flags["divergence"] = divergence = self._divergence(mlp_y, mamba_y)
         code = np.select([flags["out_of_domain"].to_numpy() != "", self._backup_group(x),
                           flags["physics_rule"].to_numpy(bool),
                           divergence > self.thresholds["divergence"]],
@@ -238,8 +244,7 @@ class Selector:
         """The five targets in physical units, plus ``routed_to`` (the registry key of the backbone
         that answered: "mlp" or "mamba3") and ``reason`` ("" or the first of REASONS that
         held). A missing or extra column, NaN or inf → ValueError naming the column."""
-        check_features(features)
-        y, code = self._predict_checked(feature_array(features))
+        y, code = self._predict_checked(frame_array(features))
         out = pd.DataFrame(y, columns=list(TARGETS), index=features.index)
         out["reason"], out["routed_to"] = self._labels(code)
         return out[[*TARGETS, "routed_to", "reason"]]
@@ -259,10 +264,9 @@ class Selector:
         if rest.size:
             mlp_y, excess = rule_excess_array(self.mlp.predict_array, x[rest], self.rules,
                                               self.physics_assumptions["implementation_gap_db"])
-            broken = np.logical_or.reduce([excess[r] > self.tolerances[r] for r in self.rules]
-                                          + [np.zeros(rest.size, bool)])
-            divergence = np.abs(self._normalised(mlp_y) - self._normalised(y[rest])).max(axis=1)
-            code[rest] = np.select([broken, divergence > self.thresholds["divergence"]], [3, 4], 0)
+            code[rest] = np.select([self._rules_broken(excess, rest.size)[1],
+                                    self._divergence(mlp_y, y[rest])
+                                    > self.thresholds["divergence"]], [3, 4], 0)
             kept = code[rest] == 0
             y[rest[kept]] = mlp_y[kept]
         return y, code

@@ -27,7 +27,7 @@ import torch
 from . import params
 from .dataset import FEATURES, TARGETS, draw_features
 from .io import atomic_write_bytes
-from .links import check_features, feature_array
+from .links import check_features, feature_array, frame_array
 from .metrics import oracle_predictions
 
 ONNX_OPSET = 18          # pinned: ONNX Runtime ≥ 1.14 runs it
@@ -108,8 +108,7 @@ class ServedBackbone:
             x, self.network(normalised.numpy() if self.as_numpy else normalised), outputs)
 
     def predict(self, features: pd.DataFrame, outputs: str = "consistent") -> pd.DataFrame:
-        check_features(features)
-        return pd.DataFrame(self.predict_array(feature_array(features), outputs),
+        return pd.DataFrame(self.predict_array(frame_array(features), outputs),
                             columns=list(TARGETS), index=features.index)
 
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from .. import params, physics
 from ..dataset import TARGETS
-from ..links import feature_array
-from ..normalization import Normalizer, check_features
+from ..links import feature_array, frame_array
+from ..normalization import Normalizer
 
 OUTPUTS = ("consistent", "raw")
 PRECISIONS = ("fp32", "bf16")
@@ -17,6 +17,12 @@ PRECISIONS = ("fp32", "bf16")
 # rows/s at 4096 and 83k at 65536; the Mamba-3's parallel scan 23k and 6k (its (L, L) kernels
 # for 65536 rows fall out of cache).
 PREDICT_BATCH = 4096
+
+
+def _check_options(batch_size, outputs, precision) -> None:
+    params.one_of(*OUTPUTS)("outputs", outputs)
+    params.one_of(*PRECISIONS)("precision", precision)
+    params.positive_int("batch_size", batch_size)
 
 
 class CoverageModel(nn.Module):
@@ -60,12 +66,8 @@ class CoverageModel(nn.Module):
         A missing or extra column, NaN or inf, ``outputs`` not in OUTPUTS or ``precision``
         not in PRECISIONS → ValueError. ``predict_array`` is the same without pandas.
         """
-        if not isinstance(features, pd.DataFrame):
-            check_features(features)  # names what a frame must be
-        params.one_of(*OUTPUTS)("outputs", outputs)
-        params.one_of(*PRECISIONS)("precision", precision)
-        params.positive_int("batch_size", batch_size)
-        y = self._predict_checked(feature_array(features), batch_size, outputs, precision)
+        _check_options(batch_size, outputs, precision)
+        y = self._predict_checked(frame_array(features), batch_size, outputs, precision)
         return pd.DataFrame(y, columns=list(TARGETS), index=features.index)
 
     def predict_array(self, x: np.ndarray, batch_size: int = PREDICT_BATCH,
@@ -76,9 +78,7 @@ class CoverageModel(nn.Module):
         ``precision``: "fp32" (the default, the paper's tables) or "bf16" (the forward pass
         under bfloat16 autocast; its accuracy cost is measured by ``serving``).
         """
-        params.one_of(*OUTPUTS)("outputs", outputs)
-        params.one_of(*PRECISIONS)("precision", precision)
-        params.positive_int("batch_size", batch_size)
+        _check_options(batch_size, outputs, precision)
         return self._predict_checked(feature_array(x), batch_size, outputs, precision)
 
     def _predict_checked(self, x, batch_size, outputs, precision) -> np.ndarray:
