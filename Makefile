@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-MATHJAX := build/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
+MATHJAX := build/mathjax/static/tex-mml-chtml.js
 BOOK_FLAGS := -W -n --keep-going
 
 .PHONY: paper test quick book pdf env clean
@@ -54,7 +54,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(MATHJAX):
+$(MATHJAX): tools/vendor_mathjax.sh
 	bash tools/vendor_mathjax.sh
 
 clean:

@@ -21,7 +21,9 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
   link budget appears as "physics"), and on as many points of the whole domain ("domain");
 - ``routing``: {split: {"rows", "to_mlp", "to_mamba", "reasons": {reason: fraction}}};
 - ``selector``: thresholds (fitted on validation), routing rules and tolerances;
-- ``lightgbm``: chosen parameters per target, every candidate of the search, search rows;
+- ``lightgbm``: chosen parameters per target (with ``cap_reached`` and the seconds of its
+  search and refit), every candidate of the search, search rows, the space and the number of
+  candidates, the search's total cost (``search_s``, ``refit_s``);
 - ``latency``: rows of ``latency.measure`` (model, variant, batch, median_ms, us_per_row,
   rows_per_s, repeats);
 - ``serving``: ``serving_summary`` (GEMM peaks, the MLP's roofline fractions, its bf16 cost,
@@ -43,8 +45,8 @@ import pandas as pd
 import torch
 
 from . import (dataset, latency, metrics, params, paths, physics_checks, registry, serving,
-               training)
-from .baselines import LightGBMBaseline
+               tables, training)
+from .baselines import LightGBMBaseline, random_candidates
 from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_text
 from .selector import Selector
@@ -351,9 +353,9 @@ def predictions(frame: pd.DataFrame, models: Models, implementation_gap_db: floa
     return out, flags
 
 
-def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
-             lightgbm_learning_rate: list, lightgbm_min_child_samples: list,
-             lightgbm_search_rows: int, lightgbm_max_rounds: int, lightgbm_early_stopping: int,
+def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
+             lightgbm_candidates: int, lightgbm_search_rows: int, lightgbm_max_rounds: int,
+             lightgbm_early_stopping: int, lightgbm_min_improvement: float,
              selector_quantile: float, physics_rows: int, latency_repeats: int,
              onnx_backbones: list, log=print) -> dict:
     """Every model on the test split and every OOD set; writes ``results/metrics.json`` (the
@@ -361,8 +363,9 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     the results. The arguments are the evaluation stage's parameters (``params.RULES``), checked
     here too, and recorded in metrics.json.
 
-    In order: the Selector's divergence threshold from the validation split only; LightGBM
-    searched on ``lightgbm_search_rows`` training rows and refitted on all; accuracy of every
+    In order: the Selector's divergence threshold from the validation split only; LightGBM,
+    ``lightgbm_candidates`` random draws from ``lightgbm_space`` searched on
+    ``lightgbm_search_rows`` training rows, the best refitted on all; accuracy of every
     model on every split (all rows); the raw heads on test; the physics rules on the first
     ``physics_rows`` rows of each split; the routing; the ONNX export of each backbone in
     ``onnx_backbones`` (``models/onnx/<checkpoint stem>.onnx``); latency, the GEMM peaks, the MLP's
@@ -370,15 +373,12 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     """
     parameters = params.validate("04_evaluate", {
         "profile": profile, "data_dir": data_dir, "seed": seed,
-        "lightgbm_num_leaves": lightgbm_num_leaves,
-        "lightgbm_learning_rate": lightgbm_learning_rate,
-        "lightgbm_min_child_samples": lightgbm_min_child_samples,
+        "lightgbm_space": lightgbm_space, "lightgbm_candidates": lightgbm_candidates,
         "lightgbm_search_rows": lightgbm_search_rows, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
+        "lightgbm_min_improvement": lightgbm_min_improvement,
         "selector_quantile": selector_quantile, "physics_rows": physics_rows,
         "latency_repeats": latency_repeats, "onnx_backbones": onnx_backbones})
-    lightgbm_grid = {"num_leaves": lightgbm_num_leaves, "learning_rate": lightgbm_learning_rate,
-                     "min_child_samples": lightgbm_min_child_samples}
     data = paths.dataset_dir(data_dir)
     models_dir, results_dir = paths.models_dir(data_dir), paths.resolve(data_dir) / "results"
     manifest = dataset.manifest_sha256(data)
@@ -395,10 +395,19 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
     selector.save_thresholds(results_dir / "selector_thresholds.json")
     models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,
                                        num_boost_round=lightgbm_max_rounds,
-                                       early_stopping_rounds=lightgbm_early_stopping)
-    models.lightgbm.fit(train, val, search=lightgbm_grid, data_manifest_sha256=manifest,
-                        search_rows=lightgbm_search_rows)
+                                       early_stopping_rounds=lightgbm_early_stopping,
+                                       min_improvement=lightgbm_min_improvement)
+    models.lightgbm.fit(train, val, candidates=random_candidates(lightgbm_space,
+                                                                 lightgbm_candidates, seed),
+                        data_manifest_sha256=manifest, search_rows=lightgbm_search_rows)
     models.lightgbm.save(models_dir / "lightgbm")
+    lightgbm_cost = {k: sum(c[k] for c in models.lightgbm.chosen.values())
+                     for k in ("search_s", "refit_s")}
+    capped = [t for t, c in models.lightgbm.chosen.items() if c["cap_reached"]]
+    log(f"LightGBM: {lightgbm_candidates} candidates per target on "
+        f"{models.lightgbm.search_rows or len(train)} rows in {lightgbm_cost['search_s']:.0f} s, "
+        f"refit on {len(train)} rows in {lightgbm_cost['refit_s']:.0f} s; the cap of "
+        f"{lightgbm_max_rounds} trees reached by {capped or 'no target'}")
 
     accuracy, routing, bands = {}, {}, {}
     for split, frame in frames.items():
@@ -443,7 +452,8 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_num_leaves: list,
         "selector": {"thresholds": selector.thresholds, "rules": list(selector.rules),
                      "routing_tolerances": {r: selector.tolerances[r] for r in selector.rules}},
         "lightgbm": {"chosen": models.lightgbm.chosen, "search": models.lightgbm.search_results,
-                     "search_rows": models.lightgbm.search_rows, "grid": lightgbm_grid},
+                     "search_rows": models.lightgbm.search_rows, "space": lightgbm_space,
+                     "candidates": lightgbm_candidates, **lightgbm_cost},
         "latency": timings, "machine": latency.machine(),
         "serving": serving_summary(models, timings, frames["test"], onnx_paths),
         "goals": goals(accuracy, physics),
@@ -514,11 +524,9 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
 
 
 def serving_table(results: dict) -> pd.DataFrame:
-    """The serving goals with their measured values (they vary from run to run); ``met`` in
-    words."""
-    table = pd.DataFrame(results["serving"]["goals"]).set_index("goal")
-    table["met"] = table["met"].map({True: "met", False: "not met"})
-    return table[["value", "limit", "met"]]
+    """The serving goals with their measured values (they vary from run to run); the verdict
+    in words."""
+    return tables.goals(pd.DataFrame(results["serving"]["goals"]), GOAL_DECIMALS)
 
 
 def roofline_table(results: dict) -> pd.DataFrame:
@@ -543,9 +551,8 @@ def ood_table(accuracy: dict, stat: str = "mae") -> pd.DataFrame:
 
 
 def ood_violation_table(physics: dict) -> pd.DataFrame:
-    """``violation_table`` of every OOD split, one block of columns per split."""
-    return pd.concat({s: violation_table(physics, s) for s in OOD_SPLITS if s in physics},
-                     axis=1)
+    """``violation_table`` of every OOD split, one block of rows per split."""
+    return pd.concat({s: violation_table(physics, s) for s in OOD_SPLITS if s in physics})
 
 
 def raw_heads_table(results: dict) -> pd.DataFrame:
@@ -573,16 +580,27 @@ def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
 
 
 def selector_table(results: dict) -> pd.DataFrame:
-    """The Selector's routing rules with their tolerances, and its divergence threshold."""
+    """The Selector's routing rules with what each says and its tolerance (with its unit),
+    and its divergence threshold."""
     sel = results["selector"]
-    rows = {rule: sel["routing_tolerances"][rule] for rule in sel["rules"]}
-    rows["divergence threshold (normalised)"] = sel["thresholds"]["divergence"]
-    return pd.Series(rows, name="routing tolerance").to_frame()
+    out = tables.tolerances({rule: sel["routing_tolerances"][rule] for rule in sel["rules"]})
+    divergence = pd.DataFrame(
+        {"tolerance": [f"{sel['thresholds']['divergence']:.4f} (normalised)"]},
+        index=pd.MultiIndex.from_tuples([(
+            "divergence", "the backbones' largest disagreement over the targets, each in its "
+                          "training transform over its training-split std")]))
+    return pd.concat([out, divergence])
 
 
-def lightgbm_table(results: dict) -> pd.DataFrame:
-    """LightGBM's chosen parameters per target, its trees and validation MAE."""
-    return pd.DataFrame({t: {**c["params"], "trees": c["best_iteration"], "val MAE": c["val_mae"]}
+def lightgbm_table(results: dict, cost: bool = False) -> pd.DataFrame:
+    """LightGBM's chosen parameters per target, its trees, whether they reached the cap
+    (validation MAE may still have been falling) and its validation MAE; with ``cost``, the
+    wall seconds of its search and of its refit on every training row (they vary from run to
+    run: keep them out of tables that must not)."""
+    return pd.DataFrame({t: {**c["params"], "trees": c["best_iteration"],
+                             "cap reached": c["cap_reached"], "val MAE": c["val_mae"],
+                             **({"search [s]": round(c["search_s"]),
+                                 "refit [s]": round(c["refit_s"])} if cost else {})}
                          for t, c in results["lightgbm"]["chosen"].items()}).T
 
 
@@ -611,42 +629,65 @@ def band_table(results: dict, split: str = "ood_frequency",
 
 
 def training_table(results: dict) -> pd.DataFrame:
-    """Per backbone: parameters, epochs run, best epoch, training time, still improving."""
+    """Per backbone: parameters, epochs run, best epoch, training time (the sum of its epochs
+    on the machine that ran it), and whether validation MAE was still improving at the end."""
     names = model_names()
-    return pd.DataFrame({names[k]: v for k, v in results["training"].items()}).T[
-        ["parameters", "epochs", "best_epoch", "training_time_s", "still_improving"]]
+    return pd.DataFrame({names[k]: {
+        "parameters": tables.number(int(v["parameters"])),
+        "epochs": tables.number(int(v["epochs"])),
+        "best epoch": tables.number(int(v["best_epoch"])),
+        "training time [min]": tables.number(v["training_time_s"] / 60.0, 1),
+        "s per epoch": tables.number(v["training_time_s"] / v["epochs"], 1),
+        "still improving at the end": "yes" if v["still_improving"] else "no"}
+        for k, v in results["training"].items()}).T
 
 
 def goals_table(results: dict) -> pd.DataFrame:
-    return pd.DataFrame(results["goals"]).set_index("goal")[["value", "limit", "met"]]
+    """The paper's goals: measured value, the limit with its direction, met or not met."""
+    return tables.goals(pd.DataFrame(results["goals"]), GOAL_DECIMALS)
 
 
 def book_tables(results: dict) -> dict:
-    """The tables the book's pages paste (myst-nb glue names → DataFrames), rounded as shown;
-    the latency table is ``latency_tables``."""
-    acc = results["accuracy"]
+    """The tables notebook 04 shows and the book's pages paste (myst-nb glue names → tables
+    of strings, ``tables``: units in the labels, verdicts in words, rules in their order); the
+    tables that vary from run to run are ``latency_tables``."""
+    acc, splits = results["accuracy"], results["splits"]
+    vs_median = table(acc, "test", "mae_vs_median").loc[["received_power_dbm", "sinr_db"]]
     return {
-        "table_test_mae": table(acc, "test", "mae").round(4),
-        "table_test_vs_median": table(acc, "test", "mae_vs_median")
-        .loc[["received_power_dbm", "sinr_db"]].round(4),
-        "table_test_r2": table(acc, "test", "r2").round(5),
-        "table_ood_mae": ood_table(acc).round(4),
-        "table_noise_free": noise_free_table(acc).round(4),
-        "table_bands": band_table(results).round(3),
-        "table_goals": goals_table(results).round(GOAL_DECIMALS),
-        "table_physics_test": violation_table(results["physics"], "test").round(2),
-        "table_routing": routing_table(results, percent=True).round(2),
-        "table_lightgbm": lightgbm_table(results),
+        "table_test_mae": tables.by_target(table(acc, "test", "mae")),
+        "table_test_vs_median": tables.by_target(vs_median),
+        "table_test_r2": tables.by_target(table(acc, "test", "r2"), decimals=5, unit=""),
+        "table_ood_mae": tables.by_target(ood_table(acc)),
+        "table_noise_free": tables.by_target(noise_free_table(acc)),
+        "table_bands": tables.by_target(band_table(results)),
+        "table_raw_heads": tables.by_target(raw_heads_table(results)),
+        "table_goals": tables.goals(pd.DataFrame(results["goals"]), GOAL_DECIMALS),
+        "table_physics_test": tables.violations(violation_table(results["physics"], "test"),
+                                                splits["test"]["physics_rows"],
+                                                splits["test"]["rows"]),
+        "table_physics_ood": tables.violations(ood_violation_table(results["physics"]), 0, 0),
+        "table_tolerances": tables.tolerances(physics_checks.TOLERANCES),
+        "table_selector": selector_table(results),
+        # the same two as Markdown (glued as HTML): their prose wraps on the book's pages
+        "table_tolerances_md": tables.markdown(tables.tolerances(physics_checks.TOLERANCES),
+                                               ("rule", "what it says")),
+        "table_selector_md": tables.markdown(selector_table(results), ("rule", "what it says")),
+        "table_routing": tables.percentages(routing_table(results, percent=True)),
+        "table_lightgbm": tables.formatted(lightgbm_table(results)),
     }
 
 
 def latency_tables(results: dict) -> dict:
-    """The tables the book pastes that vary from run to run, unlike ``book_tables``: latency,
-    and the training table (its training times)."""
-    return {"table_latency": latency.table(results["latency"]).round(3),
-            "table_training": training_table(results).round(1),
-            "table_serving": serving_table(results).round(GOAL_DECIMALS),
-            "table_roofline": roofline_table(results)}
+    """The tables that vary from run to run, unlike ``book_tables``: latency, the training
+    table (its training times), the serving goals and the roofline."""
+    serving_goals_rows = pd.DataFrame(results["serving"]["goals"])
+    both = latency.table(results["latency"], ("median_ms", "rows_per_s"))
+    return {"table_latency": tables.formatted(latency.table(results["latency"]), default=3),
+            "table_latency_both": tables.formatted(
+                both, {c: 0 for c in both.columns if c[0] == "rows_per_s"}, default=3),
+            "table_training": training_table(results),
+            "table_serving": tables.goals(serving_goals_rows, GOAL_DECIMALS),
+            "table_roofline": tables.formatted(roofline_table(results), default=3)}
 
 
 def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> dict:
@@ -682,6 +723,10 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
         "mlp_best_epoch": histories[mlp]["best_epoch"],
         "mamba_best_epoch": histories[mamba]["best_epoch"],
         "mlp_epochs": len(histories[mlp]["val_mae"]),
+        "lightgbm_candidates": results["lightgbm"]["candidates"],
+        "lightgbm_search_rows": results["lightgbm"]["search_rows"] or n_train,
+        "lightgbm_capped": sum(bool(c["cap_reached"])
+                               for c in results["lightgbm"]["chosen"].values()),
         "mamba_epochs": len(histories[mamba]["val_mae"]),
     }
     for split in acc:
@@ -725,6 +770,8 @@ def latency_numbers(results: dict) -> dict:
         "selector_predict_b1_ms": timed("Selector", "predict", 1, "median_ms"),
         "selector_predict_rows_per_s": timed("Selector", "predict", 4096, "rows_per_s"),
         "lightgbm_predict_b1_ms": timed("LightGBM", "predict", 1, "median_ms"),
+        "lightgbm_tuning_min": (results["lightgbm"]["search_s"]
+                                + results["lightgbm"]["refit_s"]) / 60.0,
         "torch_threads": results["machine"]["torch_threads"],
     }
 

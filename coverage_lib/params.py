@@ -123,6 +123,13 @@ def backbone_key(name, v):
     one_of(*registry.BACKBONES)(name, v)
 
 
+def lightgbm_space(name, v):
+    """A rule: a LightGBM search space, {parameter: [low, high]} (``baselines.check_space``)."""
+    from . import baselines  # baselines builds on this module
+
+    baselines.check_space(name, v)
+
+
 def one_of(*allowed):
     def rule(name, v):
         if v not in allowed:
@@ -172,12 +179,12 @@ RULES = {
     },
     "04_evaluate": {
         "seed": non_negative_int,
-        "lightgbm_num_leaves": list_of(positive_int),
-        "lightgbm_learning_rate": list_of(positive_number),
-        "lightgbm_min_child_samples": list_of(positive_int),
+        "lightgbm_space": lightgbm_space,
+        "lightgbm_candidates": positive_int,
         "lightgbm_search_rows": positive_int,
         "lightgbm_max_rounds": positive_int,
         "lightgbm_early_stopping": positive_int,
+        "lightgbm_min_improvement": unit_interval,
         "selector_quantile": quantile,
         "physics_rows": positive_int,
         "latency_repeats": positive_int,

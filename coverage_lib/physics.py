@@ -336,7 +336,7 @@ def coverage_radius_m(seg, budget_db, attenuation_db_per_km, max_distance_m,
 
 def consistent_targets(features: pd.DataFrame, received_power_dbm, coverage_radius_m,
                        implementation_gap_db=IMPLEMENTATION_GAP_DB) -> pd.DataFrame:
-    """The five targets made to obey the identities of physics.md from two free quantities.
+    """The five targets made to obey the identities of the book's physics page from two free quantities.
 
     Radius is clipped to [0, d_max]; SINR = P_rx − N − 10·log10(1 + INR); area = π·r²/10⁶;
     qos = qos(SINR). A model that predicts received power and radius thus answers with

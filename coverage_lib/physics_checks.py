@@ -1,4 +1,4 @@
-"""The physics rules of physics.md as vectorised checks on any model's predictions.
+"""The physics rules of the book's physics page as vectorised checks on any model's predictions.
 
 A predictor is any callable ``predict(features DataFrame) -> targets DataFrame`` in physical
 units (a backbone's ``predict``, the Selector, a gradient-boosting model, the link budget).
@@ -35,6 +35,29 @@ TOLERANCES = {
     "qos_range": 0.0,              # outside [0, 1] by more than this
     "radius_range": 0.0,           # outside [0, d_max] by more than this (m)
 }
+# What each rule says, and the unit of its tolerance (the book's tables).
+RULE_MEANINGS = {
+    "power_vs_distance": f"received power does not rise when the distance grows "
+                         f"×{DISTANCE_FACTOR:g}",
+    "power_vs_rain": f"received power does not rise when the rain rate grows by "
+                     f"{RAIN_STEP_MMH:g} mm/h",
+    "radius_vs_distance": f"the coverage radius does not change when the link's distance "
+                          f"grows ×{DISTANCE_FACTOR:g}",
+    "radius_vs_tx_power": f"the radius does not shrink when the transmit power grows by "
+                          f"{POWER_STEP_DB:g} dB",
+    "radius_vs_gain": f"the radius does not shrink when the antenna gain grows by "
+                      f"{POWER_STEP_DB:g} dB",
+    "area_identity": "area = π r² / 10⁶",
+    "sinr_identity": "SINR = received power − thermal noise − interference penalty",
+    "qos_identity": "QoS = qos_score(SINR) (the scaled spectral efficiency)",
+    "qos_range": "QoS lies in [0, 1]",
+    "radius_range": "the radius lies in [0, the scenario's largest distance]",
+}
+RULE_UNITS = {"power_vs_distance": "dB", "power_vs_rain": "dB",
+              "radius_vs_distance": "× radius", "radius_vs_tx_power": "× radius",
+              "radius_vs_gain": "× radius", "area_identity": "× area", "sinr_identity": "dB",
+              "qos_identity": "QoS units", "qos_range": "QoS units", "radius_range": "m"}
+assert set(RULE_MEANINGS) == set(RULE_UNITS) == set(TOLERANCES)
 # The Selector routes a row to the Mamba-3 only for a violation larger than the backbones'
 # own precision: the MLP's received power is within ~0.25 dB of the median (paper profile,
 # validation), and a rise of a few hundredths of a dB when rain grows by 5 mm/h (whose true

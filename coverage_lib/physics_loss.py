@@ -1,4 +1,4 @@
-"""The physics loss: the rules of physics.md as penalties on unlabeled collocation points.
+"""The physics loss: the rules of the book's physics page as penalties on unlabeled collocation points.
 
 Collocation points are drawn from the whole physical domain of ``dataset.draw_features`` —
 the out-of-distribution ranges (high frequency, heavy rain, long distance) included: physics

@@ -1,4 +1,10 @@
-"""Figures of the book: one style, axes with units, a colour-blind-safe palette (Okabe–Ito)."""
+"""Figures of the book: one style, axes with units, a colour-blind-safe palette (Okabe–Ito).
+
+Figures are sized for the page: at most ``PAGE_WIDTH_IN`` wide, shown in notebooks at
+``FIGURE_DPI`` (about the book's content column, ``CONTENT_WIDTH_PX``) from a PNG of twice that
+resolution ("retina"), with no text smaller than ``MIN_FONT_PT``: read at 100 % zoom, the
+smallest label is ``MIN_FONT_PT`` / 72 × ``FIGURE_DPI`` ≈ 12 px tall.
+"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -19,24 +25,54 @@ UNITS = {
     "coverage_area_km2": "km²", "qos_score": "0–1",
 }
 LOG_SCALE = {"frequency_ghz", "distance_m"}
+# The targets' short names, for panel titles and tick labels.
+SHORT = {"received_power_dbm": "received power", "sinr_db": "SINR",
+         "coverage_radius_m": "radius", "coverage_area_km2": "area", "qos_score": "QoS score"}
+# The book's content column (sphinx-book-theme at a 1280 px window) and the figures that fit it.
+CONTENT_WIDTH_PX = 760
+PAGE_WIDTH_IN = 7.0
+FIGURE_DPI = 108              # 7 in → 756 px shown, from a 1512 px PNG (≤ 2 × the column)
+MIN_FONT_PT = 8.0
 
 
 def use_style() -> None:
+    """The book's figure style; in a notebook, PNGs at twice the shown resolution."""
     plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
-        "axes.spines.top": False, "axes.spines.right": False, "font.size": 9,
+        "figure.dpi": FIGURE_DPI, "savefig.dpi": 2 * FIGURE_DPI, "axes.grid": True,
+        "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+        "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "figure.titlesize": 9,
+        "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT,
+        "legend.fontsize": MIN_FONT_PT, "legend.title_fontsize": MIN_FONT_PT,
         "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
     })
+    pd.set_option("display.max_colwidth", None)  # tables show their text whole
+    try:  # the inline backend: a 2× PNG with its shown width in the output's metadata
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def too_small_text(fig) -> list[str]:
+    """Every visible text of ``fig`` set smaller than ``MIN_FONT_PT`` (empty if none): the
+    figure check the tests run on every figure of the book."""
+    fig.canvas.draw()
+    return [f"{t.get_text()!r} at {t.get_fontsize():g} pt"
+            for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT]
 
 
 def label(column: str) -> str:
     return f"{column} [{UNITS[column]}]" if column in UNITS else column
 
 
-def histograms(df: pd.DataFrame, columns, ncols: int = 5, title: str = ""):
+def histograms(df: pd.DataFrame, columns, ncols: int = 4, title: str = ""):
     """One histogram per column; log-spaced bins for log-uniform features."""
     nrows = int(np.ceil(len(columns) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, 1.7 * nrows + 0.3),
+                             squeeze=False)
     for ax, col in zip(axes.flat, columns):
         values = df[col].to_numpy(dtype=float)
         if col in LOG_SCALE:
@@ -44,8 +80,9 @@ def histograms(df: pd.DataFrame, columns, ncols: int = 5, title: str = ""):
             ax.set_xscale("log")
         else:
             ax.hist(values, bins=40, color=OKABE_ITO[0])
-        ax.set_xlabel(label(col))
-        ax.set_ylabel("rows")
+        ax.set_xlabel(label(col), fontsize=MIN_FONT_PT)
+    for row in axes:
+        row[0].set_ylabel("rows")
     for ax in axes.flat[len(columns):]:
         ax.set_visible(False)
     if title:
@@ -59,7 +96,7 @@ def feature_histograms(df: pd.DataFrame):
 
 
 def target_histograms(df: pd.DataFrame):
-    return histograms(df, TARGETS, title="The 5 targets")
+    return histograms(df, TARGETS, ncols=3, title="The 5 targets")
 
 
 # A representative link per scenario for the median curves (heights at typical values).
@@ -72,7 +109,7 @@ def received_power_vs_distance(df: pd.DataFrame, band_ghz=(3.0, 4.0), reference_
     """Received power relative to EIRP vs distance, per scenario, for rows in one band,
     with the 38.901 median −PL curves (LOS, NLOS) of a reference link at ``reference_ghz``."""
     rows = df[df["frequency_ghz"].between(*band_ghz)]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH_IN, 3.4), sharey=True)
     for scenario, ax in zip((physics.UMA, physics.UMI, physics.RMA), axes):
         sub = rows[rows["scenario"] == scenario]
         relative = sub["received_power_dbm"] - sub["tx_power_dbm"] - sub["antenna_gain_dbi"]
@@ -87,12 +124,14 @@ def received_power_vs_distance(df: pd.DataFrame, band_ghz=(3.0, 4.0), reference_
                                          ref["ue_height_m"])
             ax.plot(d, -pl, color=colour, lw=2, label=f"38.901 median, {name}")
         ax.set_xscale("log")
-        ax.set_title(f"{physics.SCENARIO_NAMES[scenario]} ({len(sub)} rows, "
-                     f"{band_ghz[0]}–{band_ghz[1]} GHz)")
+        ax.set_title(f"{physics.SCENARIO_NAMES[scenario]} ({len(sub)} rows)")
         ax.set_xlabel(label("distance_m"))
     axes[0].set_ylabel("received power − EIRP [dB]")
-    axes[0].legend(fontsize=7, markerscale=3)
-    fig.tight_layout()
+    fig.suptitle(f"Rows at {band_ghz[0]}–{band_ghz[1]} GHz; curves: the median of a reference "
+                 f"link at {reference_ghz} GHz")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, markerscale=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -107,36 +146,26 @@ def show(fig) -> None:
 def training_curves(histories: dict):
     """Training loss, validation loss and validation MAE per epoch, one line per run, in one
     figure. ``histories`` maps a run's name to its history JSON (as the trainer writes it)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    panels = (("train_loss", "training loss (normalised MSE)"),
-              ("val_loss", "validation loss (normalised MSE)"),
-              ("val_mae", "validation MAE (normalised, mean of 5 targets)"))
-    for (key, title), ax in zip(panels, axes):
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH_IN, 2.7))
+    panels = (("train_loss", "training loss", "normalised MSE"),
+              ("val_loss", "validation loss", "normalised MSE"),
+              ("val_mae", "validation MAE (● best)", "normalised MAE, mean of 5 targets"))
+    from .registry import colours  # each model in its colour, as in every other figure
+
+    for (key, title, unit), ax in zip(panels, axes):
         for i, (name, history) in enumerate(histories.items()):
             values = history.get(key, [])
             epochs = np.arange(1, len(values) + 1)
-            ax.plot(epochs, values, color=OKABE_ITO[i % len(OKABE_ITO)], label=name)
+            c = colours().get(name, OKABE_ITO[i % len(OKABE_ITO)])
+            ax.plot(epochs, values, color=c, label=name)
             best = history.get("best_epoch")
             if key == "val_mae" and best:
-                ax.plot(best, values[best - 1], "o", color=OKABE_ITO[i % len(OKABE_ITO)])
+                ax.plot(best, values[best - 1], "o", color=c)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(unit)
         ax.set_title(title)
-    axes[-1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def loss_terms(history: dict, terms=("train_data_loss", "train_physics_loss")):
-    """The training loss split into its terms (data, physics), per epoch, log scale."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for i, term in enumerate(terms):
-        values = history.get(term, [])
-        ax.plot(np.arange(1, len(values) + 1), values, color=OKABE_ITO[i], label=term)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (normalised units)")
-    ax.legend(fontsize=8)
+    axes[-1].legend()
     fig.tight_layout()
     return fig
 

@@ -125,10 +125,11 @@ def unregister(key: str) -> None:
 
 
 # The models that are not backbones: display names and colours (Okabe–Ito; black for the
-# references).
+# references, grey for the LightGBM baseline: every pair of model colours is at least
+# ΔE*ab 40 apart, tests/test_figures.py).
 OTHER_NAMES = {"oracle": "oracle (noise floor)", "physics": "physics (link budget)",
                "lightgbm": "LightGBM", "selector": "Selector"}
-OTHER_COLOURS = {"oracle": "#000000", "physics": "#000000", "lightgbm": "#E69F00",
+OTHER_COLOURS = {"oracle": "#000000", "physics": "#000000", "lightgbm": "#888888",
                  "selector": "#009E73"}
 
 

@@ -10,14 +10,16 @@ import dataclasses
 import io as _io
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
 from . import domain, paths, physics, plots, registry
 from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_bytes
-from .plots import OKABE_ITO, label
+from .plots import MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN, label
 OOD_SHADE = {"color": OKABE_ITO[6], "alpha": 0.25, "lw": 0}
 # A representative urban-macro link for the physics curves and the coverage map.
 REFERENCE_LINK = {"frequency_ghz": 3.5, "distance_m": 500.0, "bs_height_m": 25.0,
@@ -40,11 +42,16 @@ def keep(fig, data_dir, name: str) -> None:
 
 
 def glue_all(values: dict) -> None:
-    """Glue every value (number or table) under its name for the book's pages (myst-nb)."""
+    """Glue every value (number or table) under its name for the book's pages (myst-nb); a
+    name ending in ``_md`` holds Markdown, glued as its HTML (CommonMark, markdown-it): a page
+    can paste a glued output from another document only as text, HTML or an image."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
     from myst_nb import glue
 
     for name, value in values.items():
-        glue(name, value, display=False)
+        html = name.endswith("_md") and MarkdownIt("commonmark").enable("table").render(value)
+        glue(name, HTML(html) if html else value, display=False)
 
 
 def save(fig, folder, name: str) -> list[Path]:
@@ -60,7 +67,7 @@ def save(fig, folder, name: str) -> list[Path]:
 def all_training_curves(histories: dict):
     """Every run in one figure: training loss (the Mamba-3's data and physics terms apart),
     validation loss and validation MAE per epoch, log scale; the best epoch marked."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH_IN, 3.3))
     for i, (name, history) in enumerate(histories.items()):
         c = colour(name, i)
         epochs = np.arange(1, len(history["train_loss"]) + 1)
@@ -75,44 +82,54 @@ def all_training_curves(histories: dict):
         best = history.get("best_epoch")
         if best:
             axes[2].plot(best, history["val_mae"][best - 1], "o", color=c)
-    titles = ("training loss (normalised)", "validation loss (normalised MSE)",
-              "validation MAE (normalised, mean of 5 targets; ● best)")
-    for ax, title in zip(axes, titles):
+    titles = (("training loss", "normalised MSE (+ physics)"),
+              ("validation loss", "normalised MSE"),
+              ("validation MAE (● best)", "normalised MAE, mean of 5"))
+    for ax, (title, unit) in zip(axes, titles):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(unit)
         ax.set_title(title)
-    axes[0].legend(fontsize=7)
-    axes[2].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    rows = int(np.ceil(len(labels) / 3))
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     return fig
 
 
-def predicted_vs_true(frame: pd.DataFrame, predictions: dict, gridsize: int = 60):
+def predicted_vs_true(frame: pd.DataFrame, predictions: dict, gridsize: int = 40):
     """Hexbin of predicted against true, a row per model, a column per target; the first
-    row is the oracle's (noise-free median against the noisy target) for reference."""
+    row is the oracle's (noise-free median against the noisy target) for reference. One
+    colour scale (rows per hexagon, log) for every panel, with its colourbar."""
+    from matplotlib.colors import LogNorm
+
     names = list(predictions)
-    fig, axes = plt.subplots(len(names), len(TARGETS), figsize=(2.7 * len(TARGETS),
-                                                                2.5 * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(names), len(TARGETS),
+                             figsize=(PAGE_WIDTH_IN, 1.3 * len(names) + 0.9), squeeze=False)
+    norm = LogNorm(1, max(1, len(frame) // 10))
     for r, name in enumerate(names):
         for c, target in enumerate(TARGETS):
             ax = axes[r, c]
             true = frame[target].to_numpy(dtype=float)
             pred = predictions[name][target].to_numpy(dtype=float)
             log = target in ("coverage_radius_m", "coverage_area_km2")
-            ax.hexbin(true, pred, gridsize=gridsize, bins="log", mincnt=1, cmap="cividis",
-                      xscale="log" if log else "linear", yscale="log" if log else "linear",
-                      rasterized=True)  # an image in the PDF, not thousands of hexagons
+            image = ax.hexbin(true, pred, gridsize=gridsize, norm=norm, mincnt=1, cmap="cividis",
+                              xscale="log" if log else "linear",
+                              yscale="log" if log else "linear",
+                              rasterized=True)  # an image in the PDF, not thousands of hexagons
             finite = true[true > 0] if log else true
             lo, hi = np.min(finite), np.max(finite)
             ax.plot([lo, hi], [lo, hi], color="#000000", lw=0.8, ls="--")
+            ax.tick_params(labelsize=MIN_FONT_PT)
             if r == len(names) - 1:
-                ax.set_xlabel(f"true {label(target)}", fontsize=7)
+                ax.set_xlabel(f"true [{plots.UNITS[target]}]", fontsize=MIN_FONT_PT)
             if c == 0:
-                ax.set_ylabel(f"{name}\npredicted", fontsize=8)
+                ax.set_ylabel(f"{name}\npredicted", fontsize=MIN_FONT_PT)
             if r == 0:
-                ax.set_title(target, fontsize=8)
-    fig.tight_layout()
+                ax.set_title(plots.SHORT[target], fontsize=MIN_FONT_PT)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    bar = fig.add_axes((0.3, 0.045, 0.4, 0.012))
+    fig.colorbar(image, cax=bar, orientation="horizontal", label="test rows per hexagon")
     return fig
 
 
@@ -120,27 +137,29 @@ def power_residuals(frame: pd.DataFrame, predictions: dict):
     """Received-power residuals (predicted − target) of each model against the noise floor
     (the oracle's residuals: the shadow fading itself), and each model's error against the
     noise-free median."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, 3.6))
     target, median = frame["received_power_dbm"], frame["received_power_median_dbm"]
     noise = (median - target).to_numpy()
     bins = np.linspace(-25, 25, 101)
     axes[0].hist(noise, bins=bins, histtype="stepfilled", color="#BBBBBB",
-                 label=f"noise floor (oracle), σ = {noise.std():.2f} dB")
+                 label=f"noise floor (oracle): σ {noise.std():.2f} dB")
     for i, (name, pred) in enumerate(predictions.items()):
         res = (pred["received_power_dbm"] - target).to_numpy()
-        axes[0].hist(res, bins=bins, histtype="step", color=colour(name, i), lw=1.2,
-                     label=f"{name}, σ = {res.std():.2f} dB")
         err = (pred["received_power_dbm"] - median).to_numpy()
+        axes[0].hist(res, bins=bins, histtype="step", color=colour(name, i), lw=1.2,
+                     label=f"{name}: σ {res.std():.2f} dB, MAE vs median "
+                           f"{np.abs(err).mean():.3f} dB")
         axes[1].hist(err, bins=np.linspace(-3, 3, 121), histtype="step", color=colour(name, i),
-                     lw=1.2, label=f"{name}, MAE {np.abs(err).mean():.3f} dB")
-    axes[0].set_xlabel("predicted − target received power [dB]")
+                     lw=1.2)
+    axes[0].set_xlabel("predicted − target [dB]")
     axes[0].set_title("residuals against the shadow-fading floor")
-    axes[1].set_xlabel("predicted − noise-free median received power [dB]")
-    axes[1].set_title("error against the median (what a model can still remove)")
+    axes[1].set_xlabel("predicted − noise-free median [dB]")
+    axes[1].set_title("error against the median")
     for ax in axes:
-        ax.set_ylabel("rows")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("test rows")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, 0.075 * len(labels), 1, 1))
     return fig
 
 
@@ -166,7 +185,7 @@ def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
     axes_spec = {"distance_m": np.geomspace(*ranges["distance_m"], n),
                  "rain_rate_mmh": np.linspace(*domain.DOMAIN["rain_rate_mmh"], n),
                  "frequency_ghz": np.geomspace(*ranges["frequency_ghz"], n)}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH_IN, 3.5), sharey=False)
     for ax, (column, values) in zip(axes, axes_spec.items()):
         rows = _link_rows({**link, **RAIN_PANEL} if column == "rain_rate_mmh" else link,
                           column, values)
@@ -184,14 +203,15 @@ def physics_curves(predictors: dict, id_ranges: dict, link: dict | None = None,
             ax.set_xscale("log")
         ax.set_xlabel(label(column))
         at = f" at {RAIN_PANEL['frequency_ghz']:g} GHz" if column == "rain_rate_mmh" else ""
-        ax.set_title(f"received power vs {column.split('_')[0]}{at}")
-    axes[0].set_ylabel(label("received_power_dbm"))
-    axes[0].legend(fontsize=7)
-    fixed = ", ".join(f"{c}={link[c]:g}" for c in ("frequency_ghz", "distance_m",
-                                                   "rain_rate_mmh", "scenario", "los"))
-    fig.suptitle(f"one UMa link, others held ({fixed}); shaded: beyond the training ranges",
-                 fontsize=8)
-    fig.tight_layout()
+        ax.set_title(f"vs {column.split('_')[0]}{at}")
+        ax.set_ylabel(label("received_power_dbm"))
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fixed = ", ".join(f"{c} {link[c]:g}" for c in ("frequency_ghz", "distance_m",
+                                                   "rain_rate_mmh", "los"))
+    fig.suptitle(f"Received power of one UMa link, the others held\n({fixed}; "
+                 f"shaded: beyond the training ranges)")
+    fig.tight_layout(rect=(0, 0.07 * int(np.ceil(len(labels) / 3)), 1, 1))
     return fig
 
 
@@ -230,42 +250,54 @@ def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: 
 def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
                  id_distance_m: float):
     """SINR over the area around one site, one panel per source (physics first), and a last
-    panel showing where the Selector answered with the Mamba-3. The training range's outer
-    distance is drawn as a circle."""
+    panel showing where the Selector answered with the Mamba-3; three panels a row. The
+    training range's outer distance is drawn as a circle."""
     n = len(sinr) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.1 * n, 3.2), sharey=True)
+    ncols = 3
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, 2.4 * nrows + 0.2),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     extent = (axis[0] / 1e3, axis[-1] / 1e3, axis[0] / 1e3, axis[-1] / 1e3)
     side = len(axis)
     values = np.concatenate([np.asarray(v) for v in sinr.values()])
     vmin, vmax = np.percentile(values, [1, 99])
-    for ax, (name, field) in zip(axes, sinr.items()):
+    panels = axes.flat
+    for ax, (name, field) in zip(panels, sinr.items()):
         image = ax.imshow(np.asarray(field).reshape(side, side), origin="lower", extent=extent,
                           cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_title(name, fontsize=8)
-    fig.colorbar(image, ax=axes[:-1].tolist(), label=label("sinr_db"), shrink=0.85)
-    axes[-1].imshow(np.asarray(routed_to_mamba, dtype=float).reshape(side, side), origin="lower",
-                    extent=extent, cmap="Greys", vmin=0, vmax=1)
-    axes[-1].set_title(f"Selector → Mamba-3 (black): {np.mean(routed_to_mamba):.0%}", fontsize=8)
+        ax.set_title(name)
+    routing = axes.flat[n - 1]
+    routing.imshow(np.asarray(routed_to_mamba, dtype=float).reshape(side, side), origin="lower",
+                   extent=extent, cmap="Greys", vmin=0, vmax=1)
+    routing.set_title(f"Selector → Mamba-3: {np.mean(routed_to_mamba):.0%}\n(black)")
     theta = np.linspace(0, 2 * np.pi, 200)
-    for ax in axes:
+    for ax in axes.flat[:n]:
         ax.plot(id_distance_m / 1e3 * np.cos(theta), id_distance_m / 1e3 * np.sin(theta),
                 color=OKABE_ITO[6], lw=1)
-        ax.set_xlabel("x [km]")
         ax.grid(False)
-    axes[0].set_ylabel("y [km]")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("x [km]")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("y [km]")
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=label("sinr_db"), shrink=0.6)
     return fig
 
 
 def accuracy_bars(accuracy: dict):
     """MAE of every model but the oracle relative to the primary backbone's (the MLP), per
-    target, on every split (log scale; 1 = the MLP)."""
+    target, on every split (log scale; 1 = the MLP); three splits a row, the legend below."""
     names, primary = registry.display_names(), registry.by_role("primary").key
     splits = [s for s in ("test", *OOD_SPLITS) if s in accuracy]
     models = [m for m in ("lightgbm", *registry.BACKBONES, "selector")
               if m != primary and m in accuracy[splits[0]]]
-    fig, axes = plt.subplots(1, len(splits), figsize=(3.0 * len(splits), 3.4), sharey=True)
+    ncols = min(3, len(splits))
+    nrows = int(np.ceil(len(splits) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_IN, 2.4 * nrows + 0.6),
+                             sharey=True, squeeze=False)
     width = 0.8 / len(models)
-    for ax, split in zip(np.atleast_1d(axes), splits):
+    for ax, split in zip(axes.flat, splits):
         for i, model in enumerate(models):
             ratios = [accuracy[split][model][t]["mae"] / accuracy[split][primary][t]["mae"]
                       for t in TARGETS]
@@ -273,19 +305,29 @@ def accuracy_bars(accuracy: dict):
                    width, color=colour(names[model], i), label=names[model])
         ax.axhline(1.0, color="#000000", lw=0.8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(np.arange(len(TARGETS)))
-        ax.set_xticklabels([t.split("_")[0] for t in TARGETS], rotation=45, fontsize=7)
-        ax.set_title(split, fontsize=9)
-    np.atleast_1d(axes)[0].set_ylabel(f"MAE / {names[primary]}'s MAE")
-    np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_xticklabels([plots.SHORT[t] for t in TARGETS], rotation=30, ha="right")
+        ax.set_title(split)
+    for ax in axes.flat[len(splits):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"MAE / {names[primary]}'s")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
 def latency_bars(latency_rows: list):
-    """Median latency at batch 1 and throughput at batch 4096, per model and variant."""
+    """Median latency at batch 1 (top) and throughput at batch 4096 (bottom), per model and
+    variant, log scale."""
     table = pd.DataFrame(latency_rows)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.3 * (table["batch"] == 1).sum() + 1.5))
+    heights = [0.19 * (table["batch"] == b).sum() + 0.7 for b in (1, 4096)]
+    fig, axes = plt.subplots(2, 1, figsize=(PAGE_WIDTH_IN, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
     for ax, batch, value, xlabel in ((axes[0], 1, "median_ms", "median latency, batch 1 [ms]"),
                                      (axes[1], 4096, "rows_per_s",
                                       "throughput, batch 4096 [rows/s]")):
@@ -294,10 +336,10 @@ def latency_bars(latency_rows: list):
         ax.barh(np.arange(len(rows)), rows[value],
                 color=[colour(m, i) for i, m in enumerate(rows["model"])])
         ax.set_yticks(np.arange(len(rows)))
-        ax.set_yticklabels(names, fontsize=9)
+        ax.set_yticklabels(names)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(xlabel)
     fig.tight_layout()
     return fig
-

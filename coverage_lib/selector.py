@@ -16,7 +16,7 @@ held:
    for another's. Since the backup got its law head it obeys rules 1 and 2 by construction
    and is often the more accurate in domain too: the MLP then answers only where validation
    says it is at least as good, and stays the low-latency answer there.
-3. ``physics_rule`` — the MLP's output for the row breaks a physics rule of physics.md
+3. ``physics_rule`` — the MLP's output for the row breaks a physics rule of the book's physics page
    ("Physics rules"), judged with the tolerances and finite-difference steps of
    ``physics_checks`` (one place for both; routing uses its ``ROUTING_TOLERANCES``, which
    ignore violations smaller than the backbones' own precision):

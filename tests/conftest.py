@@ -20,9 +20,11 @@ TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, 
 TINY_MLP_LAW = {"model": "mlp_law", "config": {"width": 16, "depth": 1, "dropout": 0.0},
                 **{k: TINY_MLP[k] for k in ("epochs", "batch_size", "lr", "weight_decay",
                                             "patience", "loss", "seed")}}
-TINY_EVAL = {"seed": 0, "lightgbm_num_leaves": [7], "lightgbm_learning_rate": [0.2],
-             "lightgbm_min_child_samples": [20], "lightgbm_search_rows": 1000,
-             "lightgbm_max_rounds": 30, "lightgbm_early_stopping": 5, "selector_quantile": 0.99,
+TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate": [0.2, 0.2],
+                                            "min_child_samples": [20, 20]},
+             "lightgbm_candidates": 1, "lightgbm_search_rows": 1000, "lightgbm_max_rounds": 30,
+             "lightgbm_early_stopping": 5, "lightgbm_min_improvement": 0.0,
+             "selector_quantile": 0.99,
              "physics_rows": 100, "latency_repeats": 2, "onnx_backbones": ["mlp"]}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
 STAGE_COUNT = 7

@@ -81,8 +81,8 @@ def predictors():
                                   models[registry.by_role("backup").key], domain,
                                   thresholds={"divergence": 1e9})
     models["LightGBM"] = LightGBMBaseline(num_boost_round=5, early_stopping_rounds=2).fit(
-        train, val, search={"num_leaves": [7], "learning_rate": [0.3],
-                            "min_child_samples": [20]})
+        train, val, candidates=[{"num_leaves": 7, "learning_rate": 0.3,
+                                 "min_child_samples": 20}])
     return models
 
 

@@ -19,7 +19,7 @@ Distance and rain rate enter only through these laws, never through an encoder, 
 prediction extrapolates in both exactly as the law does; frequency enters the path loss only
 through the law too, and the attenuations through the medium encoder. Transmit power and gain
 enter only through the link budget, P = P_tx + G − PL − (ε + k·R^a + γ)·d3D[km]; bandwidth,
-noise figure and INR only through the noise and SINR definitions (physics.md), so received
+noise figure and INR only through the noise and SINR definitions (the book's physics page), so received
 power falls with distance and rain, and the radius grows with power and gain, by construction.
 
 The coverage radius is *solved* from the predicted law: the 2-D distance at which the median
@@ -28,7 +28,7 @@ to 0 (fails at 10 m) or d_max (passes at d_max) as in the data. For training, on
 from the bracketed root carries the gradient of the root (implicit function theorem), and the
 censoring passes gradients straight through, so a radius predicted past d_max for a row whose
 radius is inside is still pulled in. The radius does not depend on the link's own distance.
-SINR, area and qos follow from the identities of physics.md.
+SINR, area and qos follow from the identities of the book's physics page.
 
 Nothing here calls the data generator's propagation formulas: the laws' coefficients are
 learned from the training rows. Only the noise-power, SINR and qos definitions and the
@@ -68,7 +68,7 @@ def _column(name):
 
 
 def qos_from_sinr(sinr_db, implementation_gap_db):
-    """physics.md's qos definition (``physics.qos_score``) in torch; log2(1 + 10^(z/10)) as a
+    """the physics page's qos definition (``physics.qos_score``) in torch; log2(1 + 10^(z/10)) as a
     softplus, which neither overflows nor loses its gradient at high SINR."""
     efficiency = F.softplus((sinr_db - implementation_gap_db) * LN10 / 10.0) / math.log(2.0)
     return torch.clamp(efficiency, max=physics.MAX_SPECTRAL_EFFICIENCY) / \

@@ -1,0 +1,156 @@
+"""The book's sentences that compare models or judge the paper's claim, worded from the numbers.
+
+No comparison in the book is typed: "better", "worse", "met" and "not met" come from here, from
+``metrics.json``. Two errors within ``TIE`` (relative) of each other are worded "as accurate
+as"; otherwise the lower one is "better". Each function returns Markdown (CommonMark: bold,
+lists), which notebook 05 glues for the book's pages.
+"""
+from __future__ import annotations
+
+from . import registry, tables
+from .dataset import OOD_SPLITS
+
+TIE = 0.02
+# The paper's claim, part by part, and the goals (``evaluation.goals``) that test each part.
+CLAIMS = (
+    ("The primary model (the MLP) answers in-distribution links at the noise floor and is more "
+     "accurate than a tuned gradient-boosting baseline", ("MLP ",)),
+    ("The physics backup (the Mamba-3 with its law head) stays accurate beyond the training "
+     "distances and rain rates and never breaks a monotonicity rule", ("backup ",)),
+    ("The Selector, choosing a backbone per link, is as accurate as the better of the two on "
+     "every set", ("Selector ", "OOD sets where the Selector")),
+)
+SPLIT_MEANINGS = {"test": "held-out links inside the training ranges",
+                  "ood_frequency": "frequencies beyond the training range",
+                  "ood_rain": "rain rates beyond the training range",
+                  "ood_distance": "distances beyond the training range",
+                  "ood_multiple": "several features beyond their training ranges at once"}
+
+
+def comparison(name: str, value: float, other: str, reference: float) -> str:
+    """'the backup is better' / 'worse' / 'as accurate as the MLP' for two errors."""
+    if abs(value - reference) <= TIE * max(abs(value), abs(reference)):
+        return f"{name} is as accurate as {other}"
+    return f"{name} is {'better' if value < reference else 'worse'} than {other}"
+
+
+def _goal_words(goal: dict) -> str:
+    sign = "≤" if goal["kind"] == "max" else "≥"
+    value = goal["value"]
+    shown = tables.number(int(value) if float(value).is_integer() else value, 4)
+    return f"{goal['goal']}: {shown} (goal {sign} {goal['limit']:g})"
+
+
+def claim_verdict(goals: list) -> str:
+    """One bullet per part of the claim (``CLAIMS``): met when every goal testing it is met,
+    with the missed goals and their measured values; then the count of all goals."""
+    lines = []
+    for claim, prefixes in CLAIMS:
+        tested = [g for g in goals if g["goal"].startswith(prefixes)]
+        if not tested:
+            continue
+        missed = [g for g in tested if not g["met"]]
+        if not missed:
+            verdict = f"**met**: all {len(tested)} of its goals hold."
+        else:
+            verdict = (f"**not met**: {len(tested) - len(missed)} of {len(tested)} goals hold; "
+                       f"missed: " + "; ".join(_goal_words(g) for g in missed) + ".")
+        lines.append(f"- *{claim}* — {verdict}")
+    met = sum(g["met"] for g in goals)
+    lines.append(f"- In all, {met} of the {len(goals)} goals are met.")
+    return "\n".join(lines)
+
+
+def out_of_distribution(accuracy: dict) -> str:
+    """Per OOD set, the backup against the MLP on the noise-free received power and radius,
+    each comparison worded from its two numbers."""
+    from .evaluation import noise_free_mae
+
+    mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    lines = []
+    for split in OOD_SPLITS:
+        if {mlp, backup} <= set(accuracy.get(split, {})):
+            parts = []
+            for target, what in (("received_power_dbm", "received power against the median"),
+                                 ("coverage_radius_m", "coverage radius")):
+                a, b = (noise_free_mae(accuracy[split][m], target) for m in (backup, mlp))
+                unit, d = tables.ERROR_UNITS[target], tables.ERROR_DECIMALS[target]
+                parts.append(f"on {what} {comparison('the backup', a, 'the MLP', b)} "
+                             f"({tables.number(a, d)} {unit} against {tables.number(b, d)} "
+                             f"{unit})")
+            lines.append(f"- **{split}** ({SPLIT_MEANINGS[split]}): " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def switching_costs(physics: dict, splits=("test", "domain")) -> str:
+    """What the Selector's switching adds to the physics violations: per rule, the share of
+    rows it breaks beyond the more violating of the two backbones alone."""
+    mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    added = []
+    for split in splits:
+        found = physics.get(split, {})
+        if not {"selector", mlp, backup} <= set(found):
+            continue
+        for rule, entry in found["selector"].items():
+            alone = max(found[mlp][rule]["violation_rate"], found[backup][rule]["violation_rate"])
+            if entry["violation_rate"] > alone:
+                added.append(f"{rule} on {split}: {100 * entry['violation_rate']:.2f} % of rows "
+                             f"against {100 * alone:.2f} % for the worse backbone alone")
+    if not added:
+        return ("Switching adds no physics violation: on " + " and ".join(splits) + ", the "
+                "Selector breaks no rule on more rows than the worse of its two backbones.")
+    return "Switching adds physics violations: " + "; ".join(added) + "."
+
+
+def training_footing(training: dict, tolerance: float = 0.15) -> str:
+    """Whether the backbones trained on an equal footing by wall time (each within
+    ``tolerance`` of the longest), with their sizes, epochs and times; and which were still
+    improving when their epoch cap ended them."""
+    names = registry.display_names()
+    training = {k: training[k] for k in registry.BACKBONES if k in training}
+    times = {k: v["training_time_s"] for k, v in training.items()}
+    longest, shortest = max(times.values()), min(times.values())
+    runs = "; ".join(f"{names[k]}: {tables.number(v['parameters'])} parameters, "
+                     f"{v['epochs']} epochs in {v['training_time_s'] / 60:.1f} min"
+                     for k, v in training.items())
+    spread = (longest - shortest) / longest
+    footing = (f"the shortest took {100 * spread:.0f} % less time than the longest, so the "
+               f"comparison is **at equal training wall time** (within "
+               f"{100 * tolerance:.0f} %)" if spread <= tolerance else
+               f"the shortest took {100 * spread:.0f} % less time than the longest: the "
+               f"comparison is **not** at equal wall time")
+    improving = [names[k] for k, v in training.items() if v["still_improving"]]
+    ending = (f"Validation MAE was still improving at the last epoch for "
+              f"{', '.join(improving)}: the comparison is at equal budget, not at convergence."
+              if improving else "Every run had stopped improving before its last epoch.")
+    return f"{runs}: {footing}. {ending}"
+
+
+def selector_speed(latency_rows: list) -> str:
+    """The Selector's time per link and throughput against the MLP's and the backup's."""
+    from .evaluation import timing
+
+    names = registry.display_names()
+    mlp, backup = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
+    b1 = {m: timing(latency_rows, m, "predict", 1, "median_ms") for m in (mlp, backup, "Selector")}
+    rows = {m: timing(latency_rows, m, "predict", 4096, "rows_per_s")
+            for m in (mlp, backup, "Selector")}
+    return (f"One link through the Selector's `predict` takes {b1['Selector']:.2f} ms, "
+            f"{b1['Selector'] / b1[mlp]:.1f} times the MLP's {b1[mlp]:.2f} ms (the backup's: "
+            f"{b1[backup]:.2f} ms); at batch 4096 it answers {rows['Selector']:,.0f} rows/s "
+            f"against the MLP's {rows[mlp]:,.0f} and the backup's {rows[backup]:,.0f}. It runs "
+            f"the backup on every row, so its speed is the backup's.")
+
+
+def stable(results: dict) -> dict:
+    """The sentences that depend only on the accuracy, physics and goals (glue name →
+    Markdown)."""
+    return {"verdict_md": claim_verdict(results["goals"]),
+            "ood_md": out_of_distribution(results["accuracy"]),
+            "switching_md": switching_costs(results["physics"])}
+
+
+def of_this_run(results: dict) -> dict:
+    """The sentences built on timings, which vary from run to run (glue name → Markdown)."""
+    return {"footing_md": training_footing(results["training"]),
+            "selector_speed_md": selector_speed(results["latency"])}

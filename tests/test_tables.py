@@ -1,0 +1,99 @@
+"""The book's tables and sentences: numbers formatted with units, verdicts in words, and
+comparisons worded from the numbers, never typed."""
+import numpy as np
+import pandas as pd
+
+from coverage_lib import registry, tables, verdicts
+from coverage_lib.dataset import TARGETS
+from coverage_lib.physics_checks import TOLERANCES
+
+
+def test_numbers_integers_and_missing_values():
+    assert tables.number(1234.5678, 2) == "1,234.57"
+    assert tables.number(20) == "20"
+    assert tables.number(np.int64(112433)) == "112,433"
+    assert tables.number(float("nan")) == "–" and tables.number(None) == "–"
+    assert tables.number(True) == "yes"
+
+
+def test_target_tables_carry_units_and_their_decimals():
+    table = pd.DataFrame({"A": [4.4781, 4.4782, 22.94, 0.83861, 0.04541]},
+                         index=pd.Index(TARGETS, name="mae"))
+    shown = tables.by_target(table)
+    assert list(shown.index) == ["received power [dB]", "SINR [dB]", "coverage radius [m]",
+                                 "coverage area [km²]", "QoS score [QoS units]"]
+    assert list(shown["A"]) == ["4.478", "4.478", "22.9", "0.8386", "0.0454"]
+    blocks = tables.by_target(pd.concat({"ood_rain": table, "test": table}))
+    assert blocks.index[0] == ("ood_rain", "received power [dB]")
+
+
+def test_whole_number_columns_print_as_integers():
+    lightgbm = pd.DataFrame({"sinr_db": {"num_leaves": 63, "learning_rate": 0.1, "trees": 438},
+                             "qos_score": {"num_leaves": 255, "learning_rate": 0.05,
+                                           "trees": 354}}).T  # ints become floats here
+    shown = tables.formatted(lightgbm)
+    assert list(shown["num_leaves"]) == ["63", "255"]
+    assert list(shown["trees"]) == ["438", "354"]
+    assert list(shown["learning_rate"]) == ["0.1000", "0.0500"]
+
+
+def test_goals_read_as_words():
+    goals = pd.DataFrame([{"goal": "a", "value": 1.00161, "limit": 1.01, "kind": "max",
+                           "met": True},
+                          {"goal": "b", "value": 0.99, "limit": 0.999, "kind": "min",
+                           "met": False}])
+    shown = tables.goals(goals, 4)
+    assert shown.loc["a"].tolist() == ["1.0016", "≤ 1.01", "met"]
+    assert shown.loc["b"].tolist() == ["0.9900", "≥ 0.999", "not met"]
+
+
+def test_violations_in_rule_order_with_units_and_row_counts():
+    rates = pd.DataFrame({"MLP": {r: 1.0 for r in sorted(TOLERANCES)}})
+    shown = tables.violations(rates, 10000, 112433)
+    assert list(shown.index) == list(TOLERANCES)  # the rules' order, not alphabetical
+    assert shown.columns[1] == ("rows breaking the rule [%], on 10,000 of 112,433 rows", "MLP")
+    assert shown.iloc[0, 0] == "0.01 dB"
+
+
+def _goal(goal, met, value=1.5, limit=1.0):
+    return {"goal": goal, "value": value, "limit": limit, "kind": "max", "met": met}
+
+
+def test_the_verdict_follows_the_goals():
+    goals = [_goal("MLP x", True), _goal("backup y", True), _goal("Selector z", True)]
+    assert verdicts.claim_verdict(goals).count("**met**") == 3
+    goals[1] = _goal("backup y", False, value=2.0)
+    text = verdicts.claim_verdict(goals)
+    assert text.count("**met**") == 2 and "**not met**" in text
+    assert "backup y: 2 (goal ≤ 1)" in text and "2 of the 3 goals are met" in text
+
+
+def test_comparisons_are_worded_from_the_numbers():
+    assert verdicts.comparison("A", 134.6, "B", 410.8) == "A is better than B"
+    assert verdicts.comparison("A", 410.8, "B", 134.6) == "A is worse than B"
+    assert verdicts.comparison("A", 1.0, "B", 1.01) == "A is as accurate as B"
+    mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    entry = lambda p, r: {"received_power_dbm": {"mae": 5.0, "mae_vs_median": p},  # noqa: E731
+                          "coverage_radius_m": {"mae": r}}
+    accuracy = {"ood_distance": {mlp: entry(0.35, 410.8), backup: entry(0.23, 134.6)}}
+    text = verdicts.out_of_distribution(accuracy)
+    assert "the backup is better than the MLP (0.230 dB against 0.350 dB)" in text
+    assert "the backup is better than the MLP (134.6 m against 410.8 m)" in text
+
+
+def test_equal_footing_is_judged_from_the_times():
+    run = lambda t, improving: {"parameters": 1000, "epochs": 5,  # noqa: E731
+                                "training_time_s": t, "still_improving": improving}
+    keys = list(registry.BACKBONES)
+    equal = verdicts.training_footing({keys[0]: run(600, False), keys[1]: run(640, False)})
+    assert "**at equal training wall time**" in equal and "stopped improving" in equal
+    unequal = verdicts.training_footing({keys[0]: run(100, True), keys[1]: run(640, False)})
+    assert "**not** at equal wall time" in unequal and "not at convergence" in unequal
+
+
+def test_prose_tables_as_markdown():
+    text = tables.markdown(tables.tolerances({"power_vs_rain": 0.5}), ("rule", "what it says"))
+    lines = text.splitlines()
+    assert lines[0] == "| rule | what it says | tolerance |"
+    assert lines[2].startswith("| power_vs_rain | received power does not rise")
+    assert lines[2].endswith("| 0.5 dB |")
