@@ -592,15 +592,12 @@ def selector_table(results: dict) -> pd.DataFrame:
     return pd.concat([out, divergence])
 
 
-def lightgbm_table(results: dict, cost: bool = False) -> pd.DataFrame:
+def lightgbm_table(results: dict) -> pd.DataFrame:
     """LightGBM's chosen parameters per target, its trees, whether they reached the cap
-    (validation MAE may still have been falling) and its validation MAE; with ``cost``, the
-    wall seconds of its search and of its refit on every training row (they vary from run to
-    run: keep them out of tables that must not)."""
+    (validation MAE may still have been falling) and its validation MAE (the search's cost,
+    which varies from run to run, is ``latency_numbers``' ``lightgbm_tuning_min``)."""
     return pd.DataFrame({t: {**c["params"], "trees": c["best_iteration"],
-                             "cap reached": c["cap_reached"], "val MAE": c["val_mae"],
-                             **({"search [s]": round(c["search_s"]),
-                                 "refit [s]": round(c["refit_s"])} if cost else {})}
+                             "cap reached": c["cap_reached"], "val MAE": c["val_mae"]}
                          for t, c in results["lightgbm"]["chosen"].items()}).T
 
 
@@ -653,6 +650,7 @@ def book_tables(results: dict) -> dict:
     tables that vary from run to run are ``latency_tables``."""
     acc, splits = results["accuracy"], results["splits"]
     vs_median = table(acc, "test", "mae_vs_median").loc[["received_power_dbm", "sinr_db"]]
+    strict, routing = tables.tolerances(physics_checks.TOLERANCES), selector_table(results)
     return {
         "table_test_mae": tables.by_target(table(acc, "test", "mae")),
         "table_test_vs_median": tables.by_target(vs_median),
@@ -661,17 +659,16 @@ def book_tables(results: dict) -> dict:
         "table_noise_free": tables.by_target(noise_free_table(acc)),
         "table_bands": tables.by_target(band_table(results)),
         "table_raw_heads": tables.by_target(raw_heads_table(results)),
-        "table_goals": tables.goals(pd.DataFrame(results["goals"]), GOAL_DECIMALS),
+        "table_goals": goals_table(results),
         "table_physics_test": tables.violations(violation_table(results["physics"], "test"),
                                                 splits["test"]["physics_rows"],
                                                 splits["test"]["rows"]),
         "table_physics_ood": tables.violations(ood_violation_table(results["physics"]), 0, 0),
-        "table_tolerances": tables.tolerances(physics_checks.TOLERANCES),
-        "table_selector": selector_table(results),
+        "table_tolerances": strict,
+        "table_selector": routing,
         # the same two as Markdown (glued as HTML): their prose wraps on the book's pages
-        "table_tolerances_md": tables.markdown(tables.tolerances(physics_checks.TOLERANCES),
-                                               ("rule", "what it says")),
-        "table_selector_md": tables.markdown(selector_table(results), ("rule", "what it says")),
+        "table_tolerances_md": tables.markdown(strict, ("rule", "what it says")),
+        "table_selector_md": tables.markdown(routing, ("rule", "what it says")),
         "table_routing": tables.percentages(routing_table(results, percent=True)),
         "table_lightgbm": tables.formatted(lightgbm_table(results)),
     }
@@ -680,13 +677,12 @@ def book_tables(results: dict) -> dict:
 def latency_tables(results: dict) -> dict:
     """The tables that vary from run to run, unlike ``book_tables``: latency, the training
     table (its training times), the serving goals and the roofline."""
-    serving_goals_rows = pd.DataFrame(results["serving"]["goals"])
     both = latency.table(results["latency"], ("median_ms", "rows_per_s"))
     return {"table_latency": tables.formatted(latency.table(results["latency"]), default=3),
             "table_latency_both": tables.formatted(
                 both, {c: 0 for c in both.columns if c[0] == "rows_per_s"}, default=3),
             "table_training": training_table(results),
-            "table_serving": tables.goals(serving_goals_rows, GOAL_DECIMALS),
+            "table_serving": serving_table(results),
             "table_roofline": tables.formatted(roofline_table(results), default=3)}
 
 
@@ -724,7 +720,8 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
         "mamba_best_epoch": histories[mamba]["best_epoch"],
         "mlp_epochs": len(histories[mlp]["val_mae"]),
         "lightgbm_candidates": results["lightgbm"]["candidates"],
-        "lightgbm_search_rows": results["lightgbm"]["search_rows"] or n_train,
+        "lightgbm_search_rows": results["lightgbm"]["search_rows"]  # None: every training row
+        or next(iter(results["lightgbm"]["chosen"].values()))["train_rows"],
         "lightgbm_capped": sum(bool(c["cap_reached"])
                                for c in results["lightgbm"]["chosen"].values()),
         "mamba_epochs": len(histories[mamba]["val_mae"]),

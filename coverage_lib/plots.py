@@ -25,9 +25,6 @@ UNITS = {
     "coverage_area_km2": "km²", "qos_score": "0–1",
 }
 LOG_SCALE = {"frequency_ghz", "distance_m"}
-# The targets' short names, for panel titles and tick labels.
-SHORT = {"received_power_dbm": "received power", "sinr_db": "SINR",
-         "coverage_radius_m": "radius", "coverage_area_km2": "area", "qos_score": "QoS score"}
 # The book's content column (sphinx-book-theme at a 1280 px window) and the figures that fit it.
 CONTENT_WIDTH_PX = 760
 PAGE_WIDTH_IN = 7.0

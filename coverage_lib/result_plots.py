@@ -16,7 +16,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from . import domain, paths, physics, plots, registry
+from . import domain, paths, physics, plots, registry, tables
 from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_bytes
 from .plots import MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN, label
@@ -126,7 +126,7 @@ def predicted_vs_true(frame: pd.DataFrame, predictions: dict, gridsize: int = 40
             if c == 0:
                 ax.set_ylabel(f"{name}\npredicted", fontsize=MIN_FONT_PT)
             if r == 0:
-                ax.set_title(plots.SHORT[target], fontsize=MIN_FONT_PT)
+                ax.set_title(tables.NAMES[target], fontsize=MIN_FONT_PT)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     bar = fig.add_axes((0.3, 0.045, 0.4, 0.012))
     fig.colorbar(image, cax=bar, orientation="horizontal", label="test rows per hexagon")
@@ -309,7 +309,7 @@ def accuracy_bars(accuracy: dict):
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(np.arange(len(TARGETS)))
-        ax.set_xticklabels([plots.SHORT[t] for t in TARGETS], rotation=30, ha="right")
+        ax.set_xticklabels([tables.NAMES[t] for t in TARGETS], rotation=30, ha="right")
         ax.set_title(split)
     for ax in axes.flat[len(splits):]:
         ax.set_visible(False)

@@ -26,8 +26,8 @@ NAMES = {"received_power_dbm": "received power", "sinr_db": "SINR",
 
 
 def number(value, decimals: int = 3) -> str:
-    """``value`` with ``decimals`` decimals and grouped thousands; an integer (or an integral
-    float such as a count) without decimals; None/NaN as "–"."""
+    """``value`` with ``decimals`` decimals and grouped thousands; an integer without
+    decimals; a boolean as yes/no; None/NaN as "–"."""
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     if isinstance(value, bool):
@@ -144,3 +144,5 @@ def markdown(table: pd.DataFrame, index_names=()) -> str:
         lines.append("| " + " | ".join([*map(str, label), *map(str, row)]) + " |")
     return "\n".join(lines)
 
+
+assert set(ERROR_UNITS) == set(ERROR_DECIMALS) == set(NAMES) == set(TARGETS)
