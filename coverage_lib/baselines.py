@@ -225,13 +225,21 @@ class LightGBMBaseline:
         """Try every candidate per target; keep the best on validation MAE.
 
         ``candidates``: a list of {parameter: value} (``random_candidates`` draws them; a grid
-        is a list too); None draws DEFAULT_CANDIDATES from DEFAULT_SPACE with this model's seed.
+        is a list too), or {target: such a list} (a replicate refits each target's chosen
+        candidate); None draws DEFAULT_CANDIDATES from DEFAULT_SPACE with this model's seed.
         ``search_rows``: search on that many training rows (seeded subsample), then refit the
         chosen candidate on all of them; None searches on every row (and refits nothing).
         """
         if candidates is None:
             candidates = random_candidates(DEFAULT_SPACE, DEFAULT_CANDIDATES, self.seed)
-        check_candidates("candidates", candidates)
+        per_target = candidates if isinstance(candidates, dict) else \
+            {t: candidates for t in TARGETS}
+        if sorted(per_target) != sorted(TARGETS):
+            raise ValueError(f"candidates per target must name every target {TARGETS}; got "
+                             f"{sorted(per_target)}")
+        for target, listed in per_target.items():
+            check_candidates("candidates" if listed is candidates else
+                             f"candidates[{target!r}]", listed)
         if search_rows is not None:
             params.positive_int("search_rows", search_rows)
         for name, frame in (("train_frame", train_frame), ("val_frame", val_frame)):
@@ -254,7 +262,7 @@ class LightGBMBaseline:
             xs, ys = (x_train, y_train) if subsample is None else (x_train[subsample],
                                                                    y_train[subsample])
             best, search_s = None, 0.0
-            for index, candidate in enumerate(candidates):
+            for index, candidate in enumerate(per_target[target]):
                 fitted = self._train(candidate, xs, ys, x_val, y_val)
                 search_s += fitted["seconds"]
                 row = {"target": target, "candidate": index, **candidate,

@@ -220,6 +220,15 @@ def write_dataset(folder, df: pd.DataFrame, indices: dict, stats: dict) -> Path:
         files[FILE_SPLIT.format(name)] = frame_to_json_bytes(df.iloc[indices[name]])
     files[FILE_INDICES] = _json_bytes({k: v.tolist() for k, v in indices.items()})
     files[FILE_STATS] = _json_bytes(stats)
+    return write_files(folder, files)
+
+
+def write_files(folder, files: dict) -> Path:
+    """Write {file name: bytes} under ``folder``, each atomically, then the MANIFEST listing
+    them (last: a MANIFEST always describes complete files). Returns the MANIFEST's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FILE_MANIFEST).unlink(missing_ok=True)  # no reader trusts a half-rewritten set
     lines = ["# D2TL Coverage data set: file, bytes, sha256"]
     for name, payload in files.items():
         atomic_write_bytes(folder / name, payload)

@@ -409,13 +409,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         f"refit on {len(train)} rows in {lightgbm_cost['refit_s']:.0f} s; the cap of "
         f"{lightgbm_max_rounds} trees reached by {capped or 'no target'}")
 
-    accuracy, routing, bands = {}, {}, {}
-    for split, frame in frames.items():
-        answers, flags = predictions(frame, models, gap)
-        accuracy[split] = {m: noise_free_metrics(frame, p, gap) for m, p in answers.items()}
-        routing[split] = routing_entry(flags)
-        if split in BAND_SPLITS:
-            bands[split] = frequency_bands(frame, answers, gap)
+    accuracy, routing, bands = accuracy_of(frames, models, gap)
     test_features = frames["test"][FEATURES]
     raw_heads = {k: metrics.target_metrics(frames["test"], m.predict(test_features, outputs="raw"))
                  for k, m in models.backbones.items()}
@@ -461,6 +455,76 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     path = write_metrics(results_dir / "metrics.json", results)
     log(f"wrote {path.relative_to(paths.project_root())}")
     return read_metrics(path)  # as the book will read it: JSON types, inf/NaN as None
+
+
+def accuracy_of(frames: dict, models: Models, gap: float) -> tuple[dict, dict, dict]:
+    """(accuracy, routing, frequency bands) of every model on each of ``frames`` ({split:
+    rows}), as metrics.json holds them."""
+    accuracy, routing, bands = {}, {}, {}
+    for split, frame in frames.items():
+        answers, flags = predictions(frame, models, gap)
+        accuracy[split] = {m: noise_free_metrics(frame, p, gap) for m, p in answers.items()}
+        routing[split] = routing_entry(flags)
+        if split in BAND_SPLITS:
+            bands[split] = frequency_bands(frame, answers, gap)
+    return accuracy, routing, bands
+
+
+REPLICATE_FORMAT = "d2tl-coverage-replicate/1"
+
+
+def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
+              lightgbm_max_rounds: int, lightgbm_early_stopping: int,
+              lightgbm_min_improvement: float, selector_quantile: float, log=print) -> dict:
+    """A replicate's evaluation (``replicates``): the Selector's thresholds fitted on its
+    validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
+    ``seed``, then every model on the test split and every OOD set. Writes
+    ``results/replicate.json`` ({"format", "profile", "seed", "train_rows",
+    "data_manifest_sha256", "accuracy", "routing", "frequency_bands", "training",
+    "lightgbm"}) and returns it. Latency, physics rules and ONNX stay the main run's."""
+    params.validate("replicate", {
+        "profile": profile, "data_dir": data_dir, "seed": seed,
+        "lightgbm_params": lightgbm_params, "lightgbm_max_rounds": lightgbm_max_rounds,
+        "lightgbm_early_stopping": lightgbm_early_stopping,
+        "lightgbm_min_improvement": lightgbm_min_improvement,
+        "selector_quantile": selector_quantile})
+    data = paths.dataset_dir(data_dir)
+    manifest = dataset.manifest_sha256(data)
+    gap = dataset.physics_assumptions(dataset.load_stats(data))["implementation_gap_db"]
+    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
+    models = load_models(data_dir, thresholds=False, lightgbm=False)
+    models.selector.fit_thresholds(val, quantile=selector_quantile)
+    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,
+                                       num_boost_round=lightgbm_max_rounds,
+                                       early_stopping_rounds=lightgbm_early_stopping,
+                                       min_improvement=lightgbm_min_improvement)
+    models.lightgbm.fit(train, val, candidates={t: [c] for t, c in lightgbm_params.items()},
+                        data_manifest_sha256=manifest)
+    log(f"seed {seed}: train {len(train)}, validation {len(val)} rows; LightGBM refitted in "
+        f"{sum(c['search_s'] for c in models.lightgbm.chosen.values()):.0f} s")
+    accuracy, routing, bands = accuracy_of(frames, models, gap)
+    results = {"format": REPLICATE_FORMAT, "profile": profile, "seed": seed,
+               "train_rows": len(train), "data_manifest_sha256": manifest,
+               "accuracy": accuracy, "routing": routing, "frequency_bands": bands,
+               "training": training_summary(models.backbones, load_histories(data_dir)),
+               "lightgbm": {t: {k: c[k] for k in ("best_iteration", "val_mae", "cap_reached")}
+                            for t, c in models.lightgbm.chosen.items()}}
+    path = atomic_write_text(paths.resolve(data_dir) / "results" / "replicate.json",
+                             json.dumps(_finite(results), indent=1, sort_keys=True,
+                                        allow_nan=False) + "\n")
+    return read_replicate(path)
+
+
+def read_replicate(path) -> dict:
+    """Read a replicate's ``results/replicate.json``; anything else → ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: the replicate's chain has not finished")
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict) or payload.get("format") != REPLICATE_FORMAT:
+        raise ValueError(f"{path} is not a replicate result (format {REPLICATE_FORMAT!r})")
+    return payload
 
 
 def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_paths: dict) -> dict:

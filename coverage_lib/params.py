@@ -101,14 +101,45 @@ def range_within(low, high):
     return rule
 
 
-def list_of(rule):
-    """A rule: a non-empty list whose every item passes ``rule``."""
+def list_of(rule, empty: bool = False):
+    """A rule: a list (non-empty unless ``empty``) whose every item passes ``rule``."""
     def check(name, v):
-        if not isinstance(v, (list, tuple)) or not v:
-            raise ValueError(f"{name} must be a non-empty list; got {v!r}")
+        if not isinstance(v, (list, tuple)) or not (v or empty):
+            raise ValueError(f"{name} must be a {'' if empty else 'non-empty '}list; "
+                             f"got {v!r}")
         for i, item in enumerate(v):
             rule(f"{name}[{i}]", item)
     return check
+
+
+def seeds(name, v):
+    """The seeds of the replicate runs: distinct non-negative integers, 0 (the main run)
+    among them."""
+    list_of(non_negative_int)(name, v)
+    if 0 not in v or len(set(v)) != len(v):
+        raise ValueError(f"{name} must be distinct seeds including 0 (the main run); got {v!r}")
+
+
+def at_least_one(name, v):
+    if not _is_number(v) or v < 1:
+        raise ValueError(f"{name} must be a finite number ≥ 1; got {v!r}")
+
+
+def quantile_open(name, v):
+    if not _is_number(v) or not 0 < v < 1:
+        raise ValueError(f"{name} must be a number in (0, 1); got {v!r}")
+
+
+def lightgbm_chosen(name, v):
+    """A rule: {target: LightGBM parameters} for every target (the chosen candidates)."""
+    from . import baselines  # baselines builds on this module
+    from .dataset import TARGETS
+
+    if not isinstance(v, dict) or sorted(v) != sorted(TARGETS):
+        raise ValueError(f"{name} must map each target {TARGETS} to its LightGBM parameters; "
+                         f"got {v!r}")
+    for target, candidate in v.items():
+        baselines.check_candidates(f"{name}[{target!r}]", [candidate])
 
 
 def quantile(name, v):
@@ -189,6 +220,22 @@ RULES = {
         "physics_rows": positive_int,
         "latency_repeats": positive_int,
         "onnx_backbones": list_of(lambda name, v: backbone_key(name, v)),
+    },
+    "04b_seeds": {
+        "seeds": seeds,
+        "train_rows": list_of(positive_int, empty=True),
+        "max_epoch_factor": at_least_one,
+        "level": quantile_open,
+    },
+    # The replicate evaluation of a chain (notebooks/replicate.ipynb): not a stage of a
+    # profile; the pipeline derives its parameters from the seeds and evaluation stages'.
+    "replicate": {
+        "seed": non_negative_int,
+        "lightgbm_params": lightgbm_chosen,
+        "lightgbm_max_rounds": positive_int,
+        "lightgbm_early_stopping": positive_int,
+        "lightgbm_min_improvement": unit_interval,
+        "selector_quantile": quantile,
     },
     "05_plots": {
         "seed": non_negative_int,

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 
 from . import params as params_mod
-from . import registry
+from . import registry, replicates
 from .io import atomic_write_text
 from .paths import project_root, resolve
 from .provenance import git_state
@@ -57,6 +57,9 @@ def stages() -> list[Stage]:
               reads=("dataset", *checkpoints),
               writes=("models/lightgbm", "results/metrics.json",
                       "results/selector_thresholds.json", "models/onnx")),
+        Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
+              reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
+              writes=("results/seeds.json",)),
         Stage("05_plots", "notebooks/05_plots.ipynb",
               reads=("dataset", "models", "results/metrics.json",
                      "results/selector_thresholds.json"),
@@ -64,6 +67,21 @@ def stages() -> list[Stage]:
         Stage("06_interactive", "notebooks/06_interactive.ipynb",
               reads=("dataset", *routed, "results/selector_thresholds.json")),
     ]
+
+
+REPLICATE_RESULT = "results/replicate.json"
+SEEDS_STAGE = "04b_seeds"  # the replicate chains run just before it (``run_chains``)
+
+
+def chain_stages() -> list[Stage]:
+    """The stages of a replicate chain (``replicates``), in its own folder: one training stage
+    per registered backbone (the main run's notebooks) and the replicate evaluation."""
+    backbones = list(registry.BACKBONES.values())
+    return [*(Stage(b.stage, b.notebook, reads=("dataset",),
+                    writes=(f"models/{b.checkpoint}", f"models/{b.history}")) for b in backbones),
+            Stage("replicate", "notebooks/replicate.ipynb",
+                  reads=("dataset", *(f"models/{b.checkpoint}" for b in backbones)),
+                  writes=(REPLICATE_RESULT,))]
 
 
 BOOK_EXECUTED_DIR = "book/executed"
@@ -273,14 +291,21 @@ def stage_hash(stage: Stage, p: dict) -> str:
     library = library_files("\n".join(line for line in code.splitlines()
                                       if not line.lstrip().startswith(("%", "!"))))
     data = resolve(p["data_dir"])
-    inputs = sorted(f for entry in stage.reads
-                    for f in ([data / entry] if (data / entry).is_file()
-                              else (data / entry).rglob("*")) if f.is_file())
+    inputs = sorted(f for entry in stage.reads for f in _entry_files(data, entry))
     h = hashlib.sha256()
     for part in (cells, json.dumps(p, sort_keys=True), _code_digest(library),
                  _sha256_files(inputs)):
         h.update(part.encode())
     return h.hexdigest()
+
+
+def _entry_files(data: Path, entry: str) -> list[Path]:
+    """The files a ``reads`` entry names: a file, every file under a folder, or the files
+    matching a glob pattern (``runs/*/results/replicate.json``)."""
+    if "*" in entry:
+        return [f for f in data.glob(entry) if f.is_file()]
+    target = data / entry
+    return [target] if target.is_file() else [f for f in target.rglob("*") if f.is_file()]
 
 
 def output_checksums(stage: Stage, data: Path) -> dict:
@@ -534,55 +559,178 @@ def run_stage(stage: Stage, p: dict, executed: Path) -> None:
     executed.with_name(f"{executed.stem}.failed.ipynb").unlink(missing_ok=True)
 
 
-def run(profile: str, force: bool = False, log=print) -> dict:
-    """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times.
+def run(profile: str, force: bool = False, log=print, scheduler: str | None = None) -> dict:
+    """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times
+    (and the replicate chains' under "chains").
 
-    Bad parameters → ValueError before anything is touched; another run of the same profile
-    in progress → ``PipelineBusy``, also before anything is touched."""
+    ``scheduler``: a Dask scheduler's address (``tcp://host:8786``) or scheduler file (a path
+    ending in .json) to send the replicate chains to; None runs them here. Bad parameters →
+    ValueError before anything is touched; another run of the same profile in progress →
+    ``PipelineBusy``, also before anything is touched."""
     all_params = stage_params(profile)  # validation first: nothing is touched on bad input
+    if scheduler is not None:
+        params_mod.non_empty_str("scheduler", scheduler)
     with profile_lock(profile, log):
-        return _run_locked(profile, all_params, force, log)
+        return _run_locked(profile, all_params, force, log, scheduler)
 
 
-def _run_locked(profile: str, all_params: dict, force: bool, log) -> dict:
+def _run_locked(profile: str, all_params: dict, force: bool, log,
+                scheduler: str | None = None) -> dict:
     data = resolve(data_dir_of(profile))
     _remove_leftovers(data, log)
-    (data / "executed").mkdir(parents=True, exist_ok=True)
-    (data / "stamps").mkdir(parents=True, exist_ok=True)
     summary = {}
     plan = stages()
     for i, stage in enumerate(plan, 1):
-        p = all_params[stage.name]
-        digest = stage_hash(stage, p)
-        stamp_path = data / "stamps" / f"{stage.name}.json"
-        executed = data / "executed" / f"{stage.name}.ipynb"
-        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
-        prefix = f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})"
-        reason = "--force" if force else stale_reason(stage, stamp, digest, data)
-        if reason is None:
-            note = " (its prose was refreshed from the notebook)" \
-                if _refresh_prose_of(stage, data, stamp, stamp_path) else ""
-            log(f"{prefix}: unchanged since its last success, skipped{note}")
-            summary[stage.name] = {"status": "skipped", "wall_s": stamp.get("wall_s")}
-            continue
-        if reason.endswith("wrote it"):  # an output changed under a valid stamp
-            log(f"{prefix}: {reason}: rerunning {stage.name} ...")
-        else:
-            log(f"{prefix}: running ({reason}) ...")
-        stamp_path.unlink(missing_ok=True)
-        start = time.perf_counter()
-        run_stage(stage, p, executed)
-        wall = time.perf_counter() - start
-        atomic_write_text(stamp_path, json.dumps(
-            {"hash": digest, "wall_s": round(wall, 2), "parameters": p, "git": git_state(),
-             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "outputs": output_checksums(stage, data)}, indent=1))
-        log(f"{prefix}: done in {wall:.1f} s")
-        summary[stage.name] = {"status": "ran", "wall_s": round(wall, 2)}
+        if stage.name == SEEDS_STAGE:
+            chains_run = run_chains(profile, all_params, force, scheduler, log)
+            if chains_run:
+                summary["chains"] = chains_run
+        summary[stage.name] = run_stage_if_stale(
+            stage, all_params[stage.name], data, force,
+            f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})", log)
     _write_provenance(profile)
     log(f"executed notebooks: {data / 'executed'} (for the book: python -m coverage_lib book "
         f"--profile {profile})")
     return summary
+
+
+def run_stage_if_stale(stage: Stage, p: dict, data: Path, force: bool, prefix: str,
+                       log) -> dict:
+    """Run one stage whose outputs live under ``data`` unless it is up to date (its stamp in
+    ``data/stamps/``); {"status": "ran" | "skipped", "wall_s"}."""
+    (data / "executed").mkdir(parents=True, exist_ok=True)
+    (data / "stamps").mkdir(parents=True, exist_ok=True)
+    digest = stage_hash(stage, p)
+    stamp_path = data / "stamps" / f"{stage.name}.json"
+    executed = data / "executed" / f"{stage.name}.ipynb"
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+    reason = "--force" if force else stale_reason(stage, stamp, digest, data)
+    if reason is None:
+        note = " (its prose was refreshed from the notebook)" \
+            if _refresh_prose_of(stage, data, stamp, stamp_path) else ""
+        log(f"{prefix}: unchanged since its last success, skipped{note}")
+        return {"status": "skipped", "wall_s": stamp.get("wall_s")}
+    if reason.endswith("wrote it"):  # an output changed under a valid stamp
+        log(f"{prefix}: {reason}: rerunning {stage.name} ...")
+    else:
+        log(f"{prefix}: running ({reason}) ...")
+    stamp_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    run_stage(stage, p, executed)
+    wall = time.perf_counter() - start
+    atomic_write_text(stamp_path, json.dumps(
+        {"hash": digest, "wall_s": round(wall, 2), "parameters": p, "git": git_state(),
+         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+         "outputs": output_checksums(stage, data)}, indent=1))
+    log(f"{prefix}: done in {wall:.1f} s")
+    return {"status": "ran", "wall_s": round(wall, 2)}
+
+
+# -- replicate chains (seeds and learning curves) -----------------------------------------------
+
+@dataclass(frozen=True)
+class Chain:
+    """One replicate's stages and their parameters, run in its own folder (``data_dir``)."""
+    profile: str
+    replicate: replicates.Replicate
+    data_dir: str
+    data_seed: int
+    split_fractions: tuple
+    steps: tuple  # ((Stage, params), ...)
+
+    @property
+    def name(self) -> str:
+        return self.replicate.name
+
+
+def chains(profile: str, all_params: dict) -> list[Chain]:
+    """The replicate chains of a profile (every replicate of the seeds stage but the main
+    run), with each stage's parameters: the main run's, with the replicate's folder, seed and
+    epoch budget; the replicate evaluation refits LightGBM with the main run's chosen
+    hyper-parameters (read from its ``results/metrics.json``, so call this after the
+    evaluation stage)."""
+    sweep, main_dir = all_params[SEEDS_STAGE], data_dir_of(profile)
+    todo = [r for r in replicates.replicates(sweep["seeds"], sweep["train_rows"])
+            if not r.is_main]
+    if not todo:
+        return []
+    from .dataset import load_stats
+    from .paths import dataset_dir
+
+    n_full = load_stats(dataset_dir(main_dir))["n_rows"]
+    metrics = json.loads((resolve(main_dir) / "results" / "metrics.json").read_text())
+    evaluation = all_params["04_evaluate"]
+    data_params = all_params["01_data"]
+    out = []
+    for replicate in todo:
+        run_dir = replicate.data_dir(main_dir)
+        steps = []
+        for stage in chain_stages()[:-1]:
+            p = dict(all_params[stage.name])
+            p.update(data_dir=run_dir, seed=replicate.seed, epochs=replicates.epochs_for(
+                p["epochs"], n_full, replicate.train_rows, sweep["max_epoch_factor"]))
+            steps.append((stage, p))
+        steps.append((chain_stages()[-1], params_mod.validate("replicate", {
+            "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
+            "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
+            **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
+                                          "lightgbm_min_improvement", "selector_quantile")}})))
+        out.append(Chain(profile, replicate, run_dir, data_params["seed"],
+                         tuple(data_params["split_fractions"]), tuple(steps)))
+    return out
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, what: str):
+    """An exclusive ``flock`` on ``folder/.chain.lock`` while a chain runs there (released
+    when its process ends, however it ends)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".chain.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineBusy(f"{what} is already running in {folder}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
+    """Run one replicate chain where this process runs: its data set, then its stages, each
+    skipped when up to date (stamps in the chain's folder, as the main run's). Leftovers of an
+    interrupted attempt (a worker killed mid-stage) are removed first."""
+    data = resolve(chain.data_dir)
+    with _folder_lock(data, f"replicate {chain.name}"):
+        _remove_leftovers(data, log)
+        start = time.perf_counter()
+        if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
+                                    chain.data_seed, chain.split_fractions, log):
+            log(f"{chain.name}: wrote its data set in {time.perf_counter() - start:.1f} s")
+        summary = {}
+        for i, (stage, p) in enumerate(chain.steps, 1):
+            summary[stage.name] = run_stage_if_stale(
+                stage, p, data, force,
+                f"{chain.name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
+        return summary
+
+
+def run_chains(profile: str, all_params: dict, force: bool, scheduler: str | None,
+               log=print) -> dict:
+    """Every replicate chain of ``profile``: one after another in this process, or, given a
+    Dask scheduler's address (or scheduler file), fanned out to that cluster (``fanout``)."""
+    todo = chains(profile, all_params)
+    if not todo:
+        return {}
+    where = f"the Dask cluster at {scheduler}" if scheduler else "this process"
+    log(f"{len(todo)} replicate chains ({', '.join(c.name for c in todo)}) on {where}")
+    if scheduler:
+        from . import fanout
+        return fanout.run_on_dask(todo, scheduler, force, log)
+    return {c.name: run_chain(c, force, log) for c in todo}
+
+
+SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"
 
 
 def main(argv=None) -> int:
@@ -595,6 +743,10 @@ def main(argv=None) -> int:
     run_p.add_argument("--profile", required=True,
                        help=f"parameter profile: one of {params_mod.available_profiles()}")
     run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    run_p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
+                       help="send the replicate chains (seeds, learning curves) to the Dask "
+                            "scheduler at this address (tcp://host:8786) or scheduler file "
+                            f"(*.json); default ${SCHEDULER_ENV}, else run them here")
     book_p = sub.add_parser("book", help="put a finished run into the book's source "
                                          "(book/executed/), one profile only")
     book_p.add_argument("--profile", default=None,
@@ -605,7 +757,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run(args.profile, force=args.force)
+            run(args.profile, force=args.force, scheduler=args.scheduler)
         elif args.check:
             print(f"book/executed/ holds profile {check_book()!r}")
         else:

@@ -343,3 +343,30 @@ def latency_bars(latency_rows: list):
         ax.set_xlabel(xlabel)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(curves: dict):
+    """Test error against training rows (log scale), one panel per curve of
+    ``intervals.CURVES``: every model's mean over seeds with its interval as error bars, the
+    oracle as a dashed black line (the noise-free floor: 0, and R² 1); the legend below."""
+    names = registry.display_names()
+    fig, axes = plt.subplots(1, len(curves), figsize=(PAGE_WIDTH_IN, 3.0), squeeze=False)
+    for ax, (panel, by_model) in zip(axes.flat, curves.items()):
+        for i, (model, points) in enumerate(by_model.items()):
+            rows = np.array([p["rows"] for p in points], dtype=float)
+            mean = np.array([np.nan if p["mean"] is None else p["mean"] for p in points])
+            half = np.array([0.0 if p["half_width"] is None else p["half_width"]
+                             for p in points])
+            if model == "oracle":
+                ax.plot(rows, mean, color="#000000", ls="--", lw=1.0, label=names[model])
+                continue
+            ax.errorbar(rows * (1 + 0.04 * (i - len(by_model) / 2)), mean, yerr=half,
+                        color=colour(names[model], i), marker="o", ms=3, lw=1.0, capsize=2,
+                        label=names[model])
+        ax.set_xscale("log")
+        ax.set_xlabel("training rows")
+        ax.set_title(panel)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    return fig

@@ -26,8 +26,9 @@ TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate"
              "lightgbm_early_stopping": 5, "lightgbm_min_improvement": 0.0,
              "selector_quantile": 0.99,
              "physics_rows": 100, "latency_repeats": 2, "onnx_backbones": ["mlp"]}
+TINY_SEEDS = {"seeds": [0], "train_rows": [], "max_epoch_factor": 2, "level": 0.95}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
-STAGE_COUNT = 7
+STAGE_COUNT = 8
 
 
 def make_project(root: Path) -> Path:
@@ -39,11 +40,11 @@ def make_project(root: Path) -> Path:
     return root
 
 
-def write_profile(root, name, data_params, mlp_params=TINY_MLP):
+def write_profile(root, name, data_params, mlp_params=TINY_MLP, seeds=TINY_SEEDS):
     (root / "params" / f"{name}.yaml").write_text(
         yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
                         "03_train_mamba": TINY_MAMBA, "03b_train_mlp_law": TINY_MLP_LAW,
-                        "04_evaluate": TINY_EVAL,
+                        "04_evaluate": TINY_EVAL, "04b_seeds": seeds,
                         "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 
 

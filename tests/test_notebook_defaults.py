@@ -9,7 +9,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / "notebooks" / "train.ipynb"  # the shared training notebook: no stage of its own
-NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if p != SHARED)
+# The replicate evaluation: the last stage of each replicate chain, not of a profile; the
+# pipeline derives its parameters (``pipeline.chains``).
+REPLICATE = REPO / "notebooks" / "replicate.ipynb"
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb")
+                   if p not in (SHARED, REPLICATE))
 QUICK = yaml.safe_load((REPO / "params" / "quick.yaml").read_text())
 # The one deliberate difference: by hand the interactive notebook shows its widgets; the
 # pipeline (and the book, which is static) runs it with interactive=false.
@@ -67,3 +71,13 @@ def test_the_shared_training_notebook_defaults_to_the_quick_profiles_mlp():
                 "config": {k: v for k, v in mlp.items() if k in config_fields},
                 **{k: v for k, v in mlp.items() if k in params.TRAINER_RULES}}
     assert defaults(SHARED) == expected
+
+
+def test_the_replicate_notebook_declares_the_replicate_rules_and_the_quick_evaluation():
+    from coverage_lib import params
+    found = defaults(REPLICATE)
+    assert sorted(found) == sorted({**params.COMMON, **params.RULES["replicate"]})
+    params.validate("replicate", found)
+    for name in ("lightgbm_max_rounds", "lightgbm_early_stopping", "lightgbm_min_improvement",
+                 "selector_quantile"):
+        assert found[name] == QUICK["04_evaluate"][name], name

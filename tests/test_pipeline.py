@@ -77,7 +77,7 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
         pipeline.publish("tiny", log=logs.append)  # outdated: the book keeps what it had
     assert pipeline.check_book() == "tiny" and (book / "MANIFEST.txt").read_text() == manifest
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
-        ["skipped", "ran", "skipped", "skipped", "ran", "ran", "ran"]
+        ["skipped", "ran", "skipped", "skipped", "ran", "ran", "ran", "ran"]
     write_profile(project, "tiny", {**TINY, "seed": 8}, {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["ran"] * STAGE_COUNT

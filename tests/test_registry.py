@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from coverage_lib import pipeline, registry
-from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS
+from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS, TINY_SEEDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,14 +74,14 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
     (root / "params").mkdir()
     (root / "params" / "tiny.yaml").write_text(yaml.safe_dump({
         "01_data": TINY, "02_train_mlp": TINY_MLP, "03_train_mamba": TINY_MAMBA,
-        "03b_train_mlp_law": TINY_MLP_LAW, "03b_train_tiny": TINY_SECTION, "04_evaluate": TINY_EVAL, "05_plots": TINY_PLOTS,
-        "06_interactive": {"interactive": False}}))
+        "03b_train_mlp_law": TINY_MLP_LAW, "03b_train_tiny": TINY_SECTION, "04_evaluate": TINY_EVAL, "04b_seeds": TINY_SEEDS,
+        "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 
     env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root), "PYTHONPATH": str(root)}
     run = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "tiny"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[5/8] 03b_train_tiny (notebooks/train.ipynb): done" in run.stdout
+    assert "[5/9] 03b_train_tiny (notebooks/train.ipynb): done" in run.stdout
 
     data = root / "data" / "tiny"
     assert (data / "models" / "best_tiny_coverage.pth").is_file()
@@ -105,7 +105,7 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
 def test_stages_follow_the_registry():
     names = [s.name for s in pipeline.stages()]
     assert names == ["01_data", *(b.stage for b in registry.BACKBONES.values()),
-                     "04_evaluate", "05_plots", "06_interactive"]
+                     "04_evaluate", "04b_seeds", "05_plots", "06_interactive"]
     for backbone in registry.BACKBONES.values():
         stage = next(s for s in pipeline.stages() if s.name == backbone.stage)
         assert stage.writes == (f"models/{backbone.checkpoint}", f"models/{backbone.history}")

@@ -1,0 +1,86 @@
+"""The replicate chains on a Dask cluster (``dask.distributed``).
+
+Each chain (``pipeline.Chain``: a replicate's data set, training stages and evaluation) is one
+Dask task. The workers must run this project from the same folder on a shared filesystem (the
+project root the client sees, or ``$COVERAGE_PROJECT_ROOT``), with the same environment: a
+chain reads and writes ``data/<profile>/runs/<replicate>/`` there, every file atomically and
+every stage stamped, as a local run does. A worker lost mid-chain (killed, its node gone) is
+Dask's to handle: the scheduler gives the task to another worker, which removes the lost
+attempt's leftovers, skips the stages that had finished and reruns the rest.
+
+Progress: each chain's own lines (stage started, skipped, done) are sent to the client as Dask
+events on the topic ``coverage-pipeline`` and printed there; the scheduler's dashboard shows the
+tasks.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+TOPIC = "coverage-pipeline"
+
+
+def _chain_task(chain, force: bool, root: str) -> dict:
+    """What a worker runs: one chain, its log lines sent to the client as events."""
+    from distributed import get_worker
+
+    from . import pipeline
+    from .paths import project_root
+
+    here = str(project_root())
+    if here != root:
+        raise RuntimeError(f"this Dask worker sees the project at {here}, the client at {root}: "
+                           f"start the workers from the same checkout on a shared filesystem "
+                           f"(or set COVERAGE_PROJECT_ROOT={root} for them)")
+    worker = get_worker()
+
+    def log(line):
+        worker.log_event(TOPIC, {"line": str(line), "worker": worker.address})
+
+    return pipeline.run_chain(chain, force=force, log=log)
+
+
+def connect(scheduler: str):
+    """A client of the scheduler at ``scheduler``: an address (tcp://host:port) or a scheduler
+    file (a path ending in .json, as ``dask scheduler --scheduler-file`` writes)."""
+    from distributed import Client
+
+    if scheduler.endswith(".json"):
+        if not os.path.isfile(scheduler):
+            raise ValueError(f"scheduler file {scheduler!r} does not exist")
+        return Client(scheduler_file=scheduler, timeout="30s")
+    return Client(scheduler, timeout="30s")
+
+
+def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:
+    """Run ``chains`` as tasks of the Dask cluster at ``scheduler``; {chain name: summary} once
+    all have finished. A chain that fails raises its error here, naming the chain."""
+    from distributed import as_completed
+
+    from .paths import project_root
+    from .pipeline import PipelineError
+
+    try:
+        client = connect(scheduler)
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from None
+    with client:
+        client.subscribe_topic(TOPIC, lambda event: log(event[1]["line"]))
+        workers = client.scheduler_info().get("workers", {})
+        log(f"Dask: {len(workers)} workers; dashboard {client.dashboard_link}")
+        run = uuid.uuid4().hex[:8]
+        futures = {client.submit(_chain_task, chain, force, str(project_root()), pure=False,
+                                 key=f"coverage-{chain.profile}-{chain.name}-{run}"): chain
+                   for chain in chains}
+        done = {}
+        for future in as_completed(futures):
+            chain = futures[future]
+            try:
+                done[chain.name] = future.result()
+            except Exception as err:
+                for other in futures:
+                    other.cancel()
+                raise PipelineError(f"replicate {chain.name} failed on the Dask cluster: "
+                                    f"{type(err).__name__}: {err}") from err
+            log(f"{chain.name}: finished ({len(done)}/{len(chains)} chains)")
+        return {c.name: done[c.name] for c in chains}

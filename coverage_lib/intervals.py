@@ -1,0 +1,240 @@
+"""Error bars over seeds: every model's error as mean ± a 95 % t-interval, the ratios the book's
+claims rest on with their intervals, and the learning curves (``results/seeds.json``).
+
+The replicates (``replicates``) differ in the split, the initialisation, the batch order and
+LightGBM's seed. With n seeds the interval is the Student t-interval of the mean,
+mean ± t(1 − (1 − level)/2, n − 1) · s/√n (s the sample standard deviation): it assumes the
+per-seed values are roughly normal, which a bootstrap over three values could not check either.
+A ratio of two models is taken per seed (both trained on that seed's split) and its interval
+is the t-interval of those per-seed ratios: a paired comparison. A claim is worded from the
+interval: "lower" or "higher" only when the interval of the ratio excludes 1
+(``ratio_verdict``).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import evaluation, paths, registry, replicates, tables
+from .dataset import TARGETS
+from .io import atomic_write_text
+
+FORMAT = "d2tl-coverage-seeds/1"
+# The learning curves' three panels: (label, target, statistic).
+CURVES = (("received power vs median (dB)", "received_power_dbm", "mae_vs_median"),
+          ("radius R²", "coverage_radius_m", "r2"),
+          ("QoS vs QoS(median SINR)", "qos_score", "mae_vs_median"))
+
+
+def interval(values, level: float = 0.95) -> dict:
+    """{"mean", "low", "high", "half_width", "n", "values"} of ``values`` (None and NaN
+    dropped): the t-interval of the mean; with one value the interval is that value, with
+    half-width None (nothing is known of the spread)."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if not len(v):
+        return {"mean": None, "low": None, "high": None, "half_width": None, "n": 0,
+                "values": []}
+    mean = float(v.mean())
+    if len(v) == 1:
+        return {"mean": mean, "low": mean, "high": mean, "half_width": None, "n": 1,
+                "values": v.tolist()}
+    half = float(stats.t.ppf(1 - (1 - level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half,
+            "n": int(len(v)), "values": v.tolist()}
+
+
+def load(data_dir, seeds, train_rows) -> dict:
+    """{replicate name: its results} of every replicate: the main run's metrics.json for
+    seed 0 with every row, each chain's replicate.json for the others. A missing one →
+    ValueError naming it."""
+    out = {}
+    for replicate in replicates.replicates(seeds, train_rows):
+        folder = paths.resolve(replicate.data_dir(str(data_dir)))
+        if replicate.is_main:
+            results = evaluation.read_results(data_dir)
+            results = {**results, "seed": 0,
+                       "train_rows": results["lightgbm"]["chosen"][TARGETS[0]]["train_rows"]}
+        else:
+            results = evaluation.read_replicate(folder / "results" / "replicate.json")
+        out[replicate.name] = {"seed": replicate.seed, "size": replicate.train_rows,
+                               **{k: results[k] for k in ("accuracy", "training",
+                                                          "train_rows")}}
+    return out
+
+
+def value(entry: dict, target: str, stat: str = "noise_free"):
+    """One model's statistic on one target: ``noise_free`` (``evaluation.noise_free_mae``) or a
+    stored one ("mae", "r2", "mae_vs_median")."""
+    if stat == "noise_free":
+        return evaluation.noise_free_mae(entry, target)
+    return entry[target].get(stat)
+
+
+def _models(runs: dict) -> list[str]:
+    first = next(iter(runs.values()))["accuracy"]["test"]
+    return [m for m in evaluation.model_keys() if m in first and m != "oracle"]
+
+
+def accuracy(runs: dict, level: float = 0.95) -> dict:
+    """{split: {model: {target: interval}}} of the noise-free error over the replicates that
+    train on every row (one per seed)."""
+    full = [r for r in runs.values() if r["size"] is None]
+    splits = list(full[0]["accuracy"])
+    return {split: {m: {t: interval([value(r["accuracy"][split][m], t) for r in full], level)
+                        for t in TARGETS} for m in _models(runs)} for split in splits}
+
+
+def ratio(runs: dict, split: str, model: str, over: str, target: str,
+          level: float = 0.95) -> dict:
+    """The t-interval of model / over (noise-free error) over the seeds, paired per seed;
+    ``over`` may be "better" (the better of the primary and the backup on that seed)."""
+    primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    values = []
+    for r in runs.values():
+        if r["size"] is not None:
+            continue
+        acc = r["accuracy"][split]
+        below = min(value(acc[primary], target), value(acc[backup], target)) \
+            if over == "better" else value(acc[over], target)
+        values.append(value(acc[model], target) / below if below else None)
+    return interval(values, level)
+
+
+def comparisons() -> list[tuple[str, str, str]]:
+    """(label, model, over) of the ratios the book's claims rest on."""
+    primary, backup = registry.by_role("primary"), registry.by_role("backup")
+    out = [(f"{primary.name} / LightGBM", primary.key, "lightgbm"),
+           (f"{backup.name} / {primary.name}", backup.key, primary.key)]
+    out += [(f"{b.name} / {backup.name}", b.key, backup.key)
+            for b in registry.BACKBONES.values() if not b.role]
+    out.append(("Selector / better backbone", "selector", "better"))
+    return out
+
+
+def ratios(runs: dict, level: float = 0.95) -> dict:
+    """{label: {split: {target: interval}}} of every comparison on every split."""
+    splits = list(next(iter(runs.values()))["accuracy"])
+    return {label: {s: {t: ratio(runs, s, m, over, t, level) for t in TARGETS} for s in splits}
+            for label, m, over in comparisons()}
+
+
+def ratio_verdict(iv: dict) -> str:
+    """"lower", "higher" or "indistinguishable" (the interval holds 1) of a ratio's interval;
+    "one seed only" when there is no interval."""
+    if iv["half_width"] is None:
+        return "one seed only"
+    if iv["high"] < 1:
+        return "lower"
+    if iv["low"] > 1:
+        return "higher"
+    return "indistinguishable"
+
+
+def learning_curves(runs: dict, level: float = 0.95) -> dict:
+    """{panel label: {model: [{"rows", interval}...]}} on the test split, per training size
+    (every row as its own size), for every model and the oracle floor."""
+    sizes = sorted({r["train_rows"] for r in runs.values() if r["size"] is not None} |
+                   {max(r["train_rows"] for r in runs.values())})
+    out = {}
+    for label, target, stat in CURVES:
+        panel = {}
+        for model in ["oracle", *_models(runs)]:
+            points = []
+            for size in sizes:
+                at = [r for r in runs.values() if r["train_rows"] == size]
+                iv = interval([value(r["accuracy"]["test"][model], target, stat) for r in at],
+                              level)
+                points.append({"rows": int(size), **iv})
+            panel[model] = points
+        out[label] = panel
+    return out
+
+
+def summary(data_dir, seeds, train_rows, level: float = 0.95) -> dict:
+    """Everything ``results/seeds.json`` holds: the replicates, the accuracy and ratio
+    intervals, the learning curves and the per-seed training."""
+    runs = load(data_dir, seeds, train_rows)
+    return {"format": FORMAT, "level": level, "interval": "Student t, over seeds",
+            "seeds": list(seeds), "train_rows": list(train_rows),
+            "replicates": {n: {"seed": r["seed"], "train_rows": r["train_rows"],
+                               "training": r["training"]} for n, r in runs.items()},
+            "accuracy": accuracy(runs, level), "ratios": ratios(runs, level),
+            "learning_curves": learning_curves(runs, level)}
+
+
+def write(data_dir, result: dict):
+    return atomic_write_text(paths.resolve(data_dir) / "results" / "seeds.json",
+                             json.dumps(evaluation._finite(result), indent=1, sort_keys=True,
+                                        allow_nan=False) + "\n")
+
+
+# -- what the book shows ---------------------------------------------------------------------
+
+def _shown(iv: dict, decimals: int) -> str:
+    if iv["mean"] is None:
+        return "–"
+    if iv["half_width"] is None:
+        return tables.number(iv["mean"], decimals)
+    return f"{tables.number(iv['mean'], decimals)} ± {tables.number(iv['half_width'], decimals)}"
+
+
+def accuracy_table(result: dict, split: str = "test") -> pd.DataFrame:
+    """Noise-free error, mean ± half-width of the interval: a row per target (with its unit),
+    a column per model."""
+    names = evaluation.model_names()
+    acc = result["accuracy"][split]
+    return pd.DataFrame({names[m]: [_shown(acc[m][t], tables.ERROR_DECIMALS[t]) for t in TARGETS]
+                         for m in acc},
+                        index=[f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" if
+                               tables.ERROR_UNITS[t] else tables.NAMES[t] for t in TARGETS])
+
+
+def ratio_table(result: dict, target_reduce: str = "worst") -> pd.DataFrame:
+    """A row per comparison, a column per split: the ratio's mean ± half-width and its verdict,
+    on the target whose ratio is highest on average (``worst``)."""
+    rows = {}
+    for label, by_split in result["ratios"].items():
+        row = {}
+        for split, by_target in by_split.items():
+            target = max(TARGETS, key=lambda t: -math.inf if by_target[t]["mean"] is None
+                         else by_target[t]["mean"])
+            iv = by_target[target]
+            row[split] = f"{_shown(iv, 3)} ({tables.NAMES[target]}; {ratio_verdict(iv)})"
+        rows[label] = row
+    return pd.DataFrame(rows).T
+
+
+def claims(result: dict) -> list[str]:
+    """One sentence per comparison on the test split, worded from the intervals."""
+    out = []
+    for label, by_split in result["ratios"].items():
+        test = by_split["test"]
+        verdicts = {t: ratio_verdict(test[t]) for t in TARGETS}
+        lower = [tables.NAMES[t] for t, v in verdicts.items() if v == "lower"]
+        higher = [tables.NAMES[t] for t, v in verdicts.items() if v == "higher"]
+        same = [tables.NAMES[t] for t, v in verdicts.items() if v == "indistinguishable"]
+        parts = [f"lower on {', '.join(lower)}" if lower else "",
+                 f"higher on {', '.join(higher)}" if higher else "",
+                 f"not distinguishable from 1 on {', '.join(same)}" if same else ""]
+        n = next(iter(test.values()))["n"]
+        said = "; ".join(p for p in parts if p) or "known from one seed only"
+        out.append(f"{label}, test split, {n} seeds, {round(result['level'] * 100)} % "
+                   f"t-interval: {said}.")
+    return out
+
+
+def replicate_table(result: dict) -> pd.DataFrame:
+    """A row per replicate: its seed, training rows, and per backbone the epochs it ran and
+    its training time."""
+    rows = {}
+    for name, r in result["replicates"].items():
+        row = {"seed": r["seed"], "training rows": tables.number(r["train_rows"], 0)}
+        for key, t in r["training"].items():
+            row[f"{registry.get(key).name}: epochs"] = t["epochs"]
+            row[f"{registry.get(key).name}: min"] = tables.number(t["training_time_s"] / 60, 1)
+        rows[name] = row
+    return pd.DataFrame(rows).T

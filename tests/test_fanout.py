@@ -1,0 +1,166 @@
+"""The replicate chains on a real Dask cluster: a `dask scheduler` and two `dask worker`
+processes on 127.0.0.1. A sweep through them gives the same results as the same sweep run in
+this process, bit for bit; a worker killed in the middle of a chain's stage loses nothing (the
+scheduler gives the chain to the other worker, which removes the leftovers and finishes it)."""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY_SEEDS
+
+SWEEP = {**TINY_SEEDS, "seeds": [0, 1], "train_rows": [500]}
+DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+
+
+def _with_sweep(finished_tiny, folder: Path) -> Path:
+    """A copy of the finished tiny run whose profile asks for the sweep (2 chains)."""
+    root = folder / "project"
+    shutil.copytree(finished_tiny[0], root, symlinks=True)
+    path = root / "params" / "tiny.yaml"
+    profile = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**profile, "04b_seeds": SWEEP}))
+    return root
+
+
+def _chains(root: Path, scheduler=None, log=lambda *_: None) -> dict:
+    from coverage_lib import pipeline
+
+    os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
+    return pipeline.run_chains("tiny", pipeline.stage_params("tiny"), False, scheduler, log)
+
+
+@contextlib.contextmanager
+def cluster(root: Path, workers: int = 2):
+    """A scheduler and ``workers`` single-threaded worker processes (no nanny: killing one
+    kills what it runs) on loopback, seeing ``root`` as the project; yields (scheduler
+    file, worker processes)."""
+    env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root)}
+    folder = root / "dask"
+    folder.mkdir()
+    file = str(folder / "scheduler.json")
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", file], env=env, cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not os.path.exists(file) and time.time() < deadline:
+            time.sleep(0.2)
+        workers_ = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                      "--scheduler-file", file, "--host", "127.0.0.1",
+                                      "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                      "--local-directory", str(folder / f"w{i}")],
+                                     env=env, cwd=root, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for i in range(workers)]
+        procs += workers_
+        from distributed import Client
+        with Client(scheduler_file=file, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield file, workers_
+    finally:
+        for proc in reversed(procs):
+            proc.kill()
+            proc.wait()
+
+
+def results_of(root: Path) -> dict:
+    """What a sweep produced, per replicate: its evaluation's numbers, every training
+    history's per-epoch losses, and the data set's MANIFEST."""
+    out = {}
+    for run in sorted((root / "data" / "tiny" / "runs").iterdir()):
+        replicate = json.loads((run / "results" / "replicate.json").read_text())
+        histories = {p.name: {k: v for k, v in json.loads(p.read_text()).items()
+                              if k in ("train_loss", "val_loss", "val_mae", "best_epoch")}
+                     for p in sorted((run / "models").glob("*_training_history.json"))}
+        out[run.name] = {"accuracy": replicate["accuracy"], "routing": replicate["routing"],
+                         "lightgbm": replicate["lightgbm"], "histories": histories,
+                         "manifest": (run / "dataset" / "MANIFEST.txt").read_text()}
+    return out
+
+
+def no_partial_files(root: Path) -> list:
+    """Leftovers of an interrupted write or stage anywhere in the runs."""
+    runs = root / "data" / "tiny" / "runs"
+    return sorted(str(p.relative_to(runs)) for p in runs.rglob("*")
+                  if p.name.endswith((".tmp", ".running.ipynb", ".failed.ipynb")))
+
+
+@pytest.fixture(scope="module")
+def local_sweep(finished_tiny, tmp_path_factory):
+    previous = os.environ.get("COVERAGE_PROJECT_ROOT")
+    root = _with_sweep(finished_tiny, tmp_path_factory.mktemp("local"))
+    try:
+        summary = _chains(root)
+    finally:
+        os.environ.pop("COVERAGE_PROJECT_ROOT")
+        if previous is not None:
+            os.environ["COVERAGE_PROJECT_ROOT"] = previous
+    return root, summary
+
+
+def test_a_sweep_on_two_dask_workers_equals_the_local_one(local_sweep, finished_tiny,
+                                                          tmp_path, monkeypatch):
+    root = _with_sweep(finished_tiny, tmp_path)
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    lines = []
+    with cluster(root) as (scheduler, _):
+        summary = _chains(root, scheduler, lines.append)
+    assert sorted(summary) == sorted(local_sweep[1]) == \
+        ["seed0-rows500", "seed1-rows500", "seed1-rowsall"]
+    assert all(s["status"] == "ran" for chain in summary.values() for s in chain.values())
+    assert results_of(root) == results_of(local_sweep[0])
+    # the chains' own lines reached the client, and both workers took part
+    assert any("replicate (notebooks/replicate.ipynb): done" in line for line in lines)
+    assert "Dask: 2 workers" in "\n".join(lines)
+    assert no_partial_files(root) == []
+
+
+def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp_path,
+                                                 monkeypatch):
+    from distributed import Client
+
+    root = _with_sweep(finished_tiny, tmp_path)
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    runs = root / "data" / "tiny" / "runs"
+    with cluster(root) as (scheduler, workers):
+        outcome = {}
+        sweep = threading.Thread(target=lambda: outcome.update(
+            summary=_chains(root, scheduler)))
+        sweep.start()
+        killed = None
+        with Client(scheduler_file=scheduler, timeout="60s") as client:
+            pids = client.run(os.getpid)
+            deadline = time.time() + 240
+            while killed is None and time.time() < deadline and sweep.is_alive():
+                for address, keys in client.processing().items():
+                    for key in keys:
+                        name = str(key).split("-tiny-")[1].rsplit("-", 1)[0]
+                        if list((runs / name / "executed").glob(".*.running.ipynb")):
+                            os.kill(pids[address], signal.SIGKILL)
+                            killed = name
+                            break
+                    if killed:
+                        break
+                time.sleep(0.2)
+        sweep.join(timeout=600)
+        assert killed, "no chain was caught mid-stage"
+        assert sum(w.poll() is not None for w in workers) == 1  # one worker gone
+    assert sorted(outcome["summary"]) == sorted(local_sweep[1])
+    assert no_partial_files(root) == []
+    assert results_of(root) == results_of(local_sweep[0])
+    # every file a stage recorded is the one on disk
+    from coverage_lib import pipeline
+    for stamp in runs.glob("*/stamps/*.json"):
+        data = stamp.parent.parent
+        for rel, sha in json.loads(stamp.read_text())["outputs"].items():
+            assert pipeline._sha256_of(data / rel) == sha, (stamp, rel)
