@@ -65,7 +65,8 @@ def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:
     except (OSError, TimeoutError) as err:
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from None
     with client:
-        client.subscribe_topic(TOPIC, lambda event: log(event[1]["line"]))
+        client.subscribe_topic(TOPIC, lambda event: log(
+            f"{event[1]['line']}  [{event[1]['worker']}]"))
         workers = client.scheduler_info().get("workers", {})
         log(f"Dask: {len(workers)} workers; dashboard {client.dashboard_link}")
         run = uuid.uuid4().hex[:8]

@@ -79,11 +79,17 @@ def _models(runs: dict) -> list[str]:
     return [m for m in evaluation.model_keys() if m in first and m != "oracle"]
 
 
+def _splits(runs: dict) -> list[str]:
+    """The evaluation splits, in the book's order (test first)."""
+    held = next(iter(runs.values()))["accuracy"]
+    return [s for s in evaluation.EVAL_SPLITS if s in held]
+
+
 def accuracy(runs: dict, level: float = 0.95) -> dict:
     """{split: {model: {target: interval}}} of the noise-free error over the replicates that
     train on every row (one per seed)."""
     full = [r for r in runs.values() if r["size"] is None]
-    splits = list(full[0]["accuracy"])
+    splits = _splits(runs)
     return {split: {m: {t: interval([value(r["accuracy"][split][m], t) for r in full], level)
                         for t in TARGETS} for m in _models(runs)} for split in splits}
 
@@ -117,7 +123,7 @@ def comparisons() -> list[tuple[str, str, str]]:
 
 def ratios(runs: dict, level: float = 0.95) -> dict:
     """{label: {split: {target: interval}}} of every comparison on every split."""
-    splits = list(next(iter(runs.values()))["accuracy"])
+    splits = _splits(runs)
     return {label: {s: {t: ratio(runs, s, m, over, t, level) for t in TARGETS} for s in splits}
             for label, m, over in comparisons()}
 
@@ -183,29 +189,28 @@ def _shown(iv: dict, decimals: int) -> str:
 
 
 def accuracy_table(result: dict, split: str = "test") -> pd.DataFrame:
-    """Noise-free error, mean ± half-width of the interval: a row per target (with its unit),
-    a column per model."""
+    """Noise-free error, mean ± half-width of the interval: a row per model, a column per
+    target (with its unit)."""
     names = evaluation.model_names()
     acc = result["accuracy"][split]
-    return pd.DataFrame({names[m]: [_shown(acc[m][t], tables.ERROR_DECIMALS[t]) for t in TARGETS]
-                         for m in acc},
-                        index=[f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" if
-                               tables.ERROR_UNITS[t] else tables.NAMES[t] for t in TARGETS])
+    columns = [f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" for t in TARGETS]
+    return pd.DataFrame([[_shown(acc[m][t], tables.ERROR_DECIMALS[t]) for t in TARGETS]
+                         for m in acc], index=[names[m] for m in acc], columns=columns)
 
 
-def ratio_table(result: dict, target_reduce: str = "worst") -> pd.DataFrame:
-    """A row per comparison, a column per split: the ratio's mean ± half-width and its verdict,
-    on the target whose ratio is highest on average (``worst``)."""
-    rows = {}
+def ratio_table(result: dict) -> pd.DataFrame:
+    """A row per comparison and split: the ratio on the target where it is highest on average
+    (the first model's worst), mean ± half-width, and its verdict."""
+    rows, index = [], []
     for label, by_split in result["ratios"].items():
-        row = {}
         for split, by_target in by_split.items():
             target = max(TARGETS, key=lambda t: -math.inf if by_target[t]["mean"] is None
                          else by_target[t]["mean"])
             iv = by_target[target]
-            row[split] = f"{_shown(iv, 3)} ({tables.NAMES[target]}; {ratio_verdict(iv)})"
-        rows[label] = row
-    return pd.DataFrame(rows).T
+            rows.append([f"{_shown(iv, 3)} ({tables.NAMES[target]})", ratio_verdict(iv)])
+            index.append((label, split))
+    return pd.DataFrame(rows, columns=["ratio (worst target)", "verdict"],
+                        index=pd.MultiIndex.from_tuples(index, names=["comparison", "split"]))
 
 
 def claims(result: dict) -> list[str]:
@@ -228,13 +233,25 @@ def claims(result: dict) -> list[str]:
 
 
 def replicate_table(result: dict) -> pd.DataFrame:
-    """A row per replicate: its seed, training rows, and per backbone the epochs it ran and
-    its training time."""
+    """A row per replicate (named by its seed and rows): its training rows, and per backbone
+    the epochs it ran and its training time (minutes)."""
     rows = {}
     for name, r in result["replicates"].items():
-        row = {"seed": r["seed"], "training rows": tables.number(r["train_rows"], 0)}
+        row = {"training rows": tables.number(r["train_rows"], 0)}
         for key, t in r["training"].items():
-            row[f"{registry.get(key).name}: epochs"] = t["epochs"]
-            row[f"{registry.get(key).name}: min"] = tables.number(t["training_time_s"] / 60, 1)
+            row[registry.get(key).name] = (f"{t['epochs']} epochs, "
+                                           f"{tables.number(t['training_time_s'] / 60, 1)} min")
         rows[name] = row
     return pd.DataFrame(rows).T
+
+
+def book_values(result: dict) -> dict:
+    """What the book's other pages paste from the seeds stage: the claims worded from the
+    intervals (Markdown), the number of seeds and the level."""
+    seeds = len(result["seeds"])
+    claims_md = "\n".join(f"- {c}" for c in claims(result))
+    if seeds < 2:
+        claims_md = (f"- One seed only: no interval can be given (the profile's `seeds` lists "
+                     f"{result['seeds']}).")
+    return {"seeds_claims_md": claims_md, "seeds_n": seeds,
+            "seeds_level_pct": round(result["level"] * 100)}

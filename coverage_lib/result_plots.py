@@ -364,6 +364,10 @@ def learning_curves(curves: dict):
                         color=colour(names[model], i), marker="o", ms=3, lw=1.0, capsize=2,
                         label=names[model])
         ax.set_xscale("log")
+        sizes = [p["rows"] for p in next(iter(by_model.values()))]
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{n:,}" for n in sizes], rotation=30, ha="right")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("training rows")
         ax.set_title(panel)
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -39,6 +39,15 @@ def _latency():
             for i, (m, v) in enumerate(itertools.product(names, variants)) for b in (1, 4096)]
 
 
+def _curves():
+    rng = np.random.default_rng(2)
+    models = ("oracle", "lightgbm", *registry.BACKBONES, "selector")
+    point = lambda n: {"rows": n, "mean": float(rng.uniform(0.1, 1)),  # noqa: E731
+                       "half_width": float(rng.uniform(0, 0.1))}
+    return {panel: {m: [point(n) for n in (5000, 15744)] for m in models}
+            for panel in ("received power vs median (dB)", "radius R²", "QoS")}
+
+
 def _figures(frame):
     names = [b.name for b in registry.BACKBONES.values()]
     predictions = {"oracle (noise floor)": frame[TARGETS],
@@ -67,6 +76,7 @@ def _figures(frame):
                                                           2500.0),
         "accuracy bars": lambda: result_plots.accuracy_bars(_accuracy()),
         "latency bars": lambda: result_plots.latency_bars(_latency()),
+        "learning curves": lambda: result_plots.learning_curves(_curves()),
     }
 
 

@@ -1,0 +1,108 @@
+"""Replicates and their error bars: what a seed re-draws, how a learning-curve set is cut, the
+t-interval against an independent computation, and the verdicts worded from it."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from coverage_lib import dataset, intervals, params, replicates
+from coverage_lib.replicates import Replicate
+
+
+def test_replicates_are_every_seed_then_every_size_for_every_seed():
+    got = [r.name for r in replicates.replicates([0, 1, 2], [300, 100])]
+    assert got == ["seed0-rowsall", "seed1-rowsall", "seed2-rowsall", "seed0-rows100",
+                   "seed1-rows100", "seed2-rows100", "seed0-rows300", "seed1-rows300",
+                   "seed2-rows300"]
+    assert Replicate(0).is_main and Replicate(0).data_dir("data/p") == "data/p"
+    assert Replicate(1, 100).data_dir("data/p") == "data/p/runs/seed1-rows100"
+
+
+def test_seed_zero_reproduces_the_data_stage_split_and_other_seeds_do_not():
+    df = dataset.generate(2000, seed=3)
+    ranges = {"frequency_ghz": [0.5, 40.0], "rain_rate_mmh": [0.0, 40.0],
+              "distance_m": [10.0, 2500.0]}
+    indices = dataset.split(df, [0.7, 0.15, 0.15], ranges, seed=3)
+    main = replicates.cut(replicates.split_order(indices, 3, 0), [0.7, 0.15, 0.15], None)
+    for s in ("train", "val", "test"):
+        assert np.array_equal(main[s], indices[s])
+    other = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], None)
+    assert not np.array_equal(other["test"], indices["test"])
+    assert sorted(np.concatenate(list(other.values()))) == \
+        sorted(np.concatenate([indices[s] for s in ("train", "val", "test")]))
+    # a learning-curve set is the first rows of its seed's training order: nested, same
+    # validation and test rows
+    small = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 100)
+    large = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 400)
+    assert len(small["train"]) == 100 and set(small["train"]) <= set(large["train"])
+    assert np.array_equal(small["test"], other["test"])
+    with pytest.raises(ValueError, match="train_rows must be at most"):
+        replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 10**6)
+
+
+def test_epochs_grow_as_rows_shrink_up_to_the_cap():
+    assert replicates.epochs_for(10, 1000, None, 4) == 10
+    assert replicates.epochs_for(10, 1000, 500, 4) == 20
+    assert replicates.epochs_for(10, 1000, 100, 4) == 40
+    assert replicates.epochs_for(7, 1000, 999, 4) == 8
+
+
+def test_replicate_data_set_is_cut_from_the_main_one_and_skipped_when_unchanged(tmp_path):
+    df, indices, stats = dataset.build(3000, 7, [0.7, 0.15, 0.15],
+                                       {"frequency_ghz": [0.5, 40.0],
+                                        "rain_rate_mmh": [0.0, 40.0],
+                                        "distance_m": [10.0, 2500.0]})
+    main_dir = str(tmp_path / "main")
+    dataset.write_dataset(tmp_path / "main" / "dataset", df, indices, stats)
+    rep = Replicate(1, 200)
+    assert replicates.write_dataset(main_dir, rep, 7, [0.7, 0.15, 0.15], log=print)
+    folder = tmp_path / "main" / "runs" / rep.name / "dataset"
+    train = dataset.load_split(folder, "train")
+    assert len(train) == 200
+    own = dataset.load_stats(folder)
+    assert own["n_rows"] == 200 and own["physics"] == stats["physics"]
+    assert math.isclose(own["features"]["distance_m"]["mean"], train["distance_m"].mean())
+    # the OOD sets are the main ones, byte for byte
+    for s in dataset.OOD_SPLITS:
+        name = dataset.FILE_SPLIT.format(s)
+        assert (folder / name).read_bytes() == (tmp_path / "main" / "dataset" / name).read_bytes()
+    # the rows are the main data set's rows
+    assert set(train["distance_m"]) <= set(df["distance_m"])
+    assert not replicates.write_dataset(main_dir, rep, 7, [0.7, 0.15, 0.15], log=print)
+    (folder / "train_data.json").write_bytes(b"{}")  # damaged: written again
+    assert replicates.write_dataset(main_dir, rep, 7, [0.7, 0.15, 0.15], log=lambda *_: None)
+    assert dataset.load_split(folder, "train").equals(train)
+
+
+def test_t_interval_against_its_formula():
+    values = [1.0, 2.0, 4.0]
+    iv = intervals.interval(values, 0.95)
+    mean, s = np.mean(values), np.std(values, ddof=1)
+    assert math.isclose(iv["mean"], mean)
+    assert math.isclose(iv["half_width"], 4.302652729911275 * s / math.sqrt(3), rel_tol=1e-9)
+    assert iv["low"] < mean < iv["high"] and iv["n"] == 3
+    one = intervals.interval([2.0, None, float("nan")])
+    assert one["n"] == 1 and one["half_width"] is None and one["mean"] == 2.0
+    assert intervals.interval([])["mean"] is None
+
+
+def test_a_ratio_is_called_lower_or_higher_only_when_its_interval_excludes_one():
+    assert intervals.ratio_verdict(intervals.interval([0.90, 0.91, 0.92])) == "lower"
+    assert intervals.ratio_verdict(intervals.interval([1.10, 1.12, 1.11])) == "higher"
+    assert intervals.ratio_verdict(intervals.interval([0.90, 1.10, 1.00])) == "indistinguishable"
+    assert intervals.ratio_verdict(intervals.interval([0.5])) == "one seed only"
+
+
+def test_seeds_parameters_are_checked():
+    ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95}
+    params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok})
+    for bad, message in (({"seeds": [1, 2]}, "including 0"), ({"seeds": [0, 0]}, "distinct"),
+                         ({"train_rows": [0]}, r"train_rows\[0\] must be a positive integer"),
+                         ({"max_epoch_factor": 0.5}, "max_epoch_factor must be"),
+                         ({"level": 1.0}, "level must be a number in")):
+        with pytest.raises(ValueError, match=message):
+            params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok, **bad})
+    with pytest.raises(ValueError, match="lightgbm_params must map each target"):
+        params.RULES["replicate"]["lightgbm_params"]("lightgbm_params", {"sinr_db": {}})
+    json.dumps(ok)
