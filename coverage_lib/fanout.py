@@ -52,6 +52,27 @@ def connect(scheduler: str):
     return Client(scheduler, timeout="30s")
 
 
+def check_scheduler(scheduler: str, timeout: str = "10s") -> int:
+    """The number of workers of the scheduler at ``scheduler``, checked before any work
+    starts; unreachable, or not a scheduler → ValueError naming it and what is expected."""
+    from distributed import Client
+
+    expected = ("the address a `dask scheduler` printed (tcp://host:8786) or its scheduler "
+                "file (*.json)")
+    try:
+        if scheduler.endswith(".json"):
+            if not os.path.isfile(scheduler):
+                raise OSError(f"no such file: {scheduler}")
+            client = Client(scheduler_file=scheduler, timeout=timeout)
+        else:
+            client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} "
+                         f"({type(err).__name__}: {err}); give {expected}") from None
+    with client:
+        return len(client.scheduler_info().get("workers", {}))
+
+
 def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:
     """Run ``chains`` as tasks of the Dask cluster at ``scheduler``; {chain name: summary} once
     all have finished. A chain that fails raises its error here, naming the chain."""

@@ -222,13 +222,13 @@ def claims(result: dict) -> list[str]:
         lower = [tables.NAMES[t] for t, v in verdicts.items() if v == "lower"]
         higher = [tables.NAMES[t] for t, v in verdicts.items() if v == "higher"]
         same = [tables.NAMES[t] for t, v in verdicts.items() if v == "indistinguishable"]
-        parts = [f"lower on {', '.join(lower)}" if lower else "",
-                 f"higher on {', '.join(higher)}" if higher else "",
-                 f"not distinguishable from 1 on {', '.join(same)}" if same else ""]
+        parts = [f"below 1 on {', '.join(lower)}" if lower else "",
+                 f"above 1 on {', '.join(higher)}" if higher else "",
+                 f"its interval holds 1 on {', '.join(same)}" if same else ""]
         n = next(iter(test.values()))["n"]
         said = "; ".join(p for p in parts if p) or "known from one seed only"
-        out.append(f"{label}, test split, {n} seeds, {round(result['level'] * 100)} % "
-                   f"t-interval: {said}.")
+        out.append(f"{label}, ratio of noise-free errors on the test split ({n} seeds, "
+                   f"{round(result['level'] * 100)} % t-interval): {said}.")
     return out
 
 

@@ -569,7 +569,10 @@ def run(profile: str, force: bool = False, log=print, scheduler: str | None = No
     ``PipelineBusy``, also before anything is touched."""
     all_params = stage_params(profile)  # validation first: nothing is touched on bad input
     if scheduler is not None:
+        from . import fanout
+
         params_mod.non_empty_str("scheduler", scheduler)
+        log(f"Dask scheduler {scheduler}: {fanout.check_scheduler(scheduler)} workers now")
     with profile_lock(profile, log):
         return _run_locked(profile, all_params, force, log, scheduler)
 

@@ -9,11 +9,13 @@ data) and the replicate evaluation (``notebooks/replicate.ipynb``). The pipeline
 chains in-process or on a Dask cluster (``fanout``).
 
 What a seed re-draws, after data generation (the rows themselves never change):
+
 - the split of the in-distribution rows into train, validation and test (the OOD sets are
   fixed by their ranges);
 - each backbone's initialisation and batch order (the trainer's ``seed``);
 - LightGBM's seed (bagging and feature subsampling), refitting the main run's chosen
   hyper-parameters: the search runs once, in the main run.
+
 A learning-curve replicate trains on the first ``train_rows`` rows of its seed's training
 split (so a smaller set is part of every larger one), with the same validation and test rows;
 its epoch budget grows as the rows shrink (``epochs_for``).

@@ -106,3 +106,49 @@ def test_seeds_parameters_are_checked():
     with pytest.raises(ValueError, match="lightgbm_params must map each target"):
         params.RULES["replicate"]["lightgbm_params"]("lightgbm_params", {"sinr_db": {}})
     json.dumps(ok)
+
+
+def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
+        finished_tiny, tmp_path, monkeypatch):
+    import yaml
+
+    from conftest import scratch_copy
+    from coverage_lib import pipeline
+
+    root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
+    path = root / "params" / "tiny.yaml"
+    profile = yaml.safe_load(path.read_text())
+    profile["04b_seeds"] = {**profile["04b_seeds"], "seeds": [0, 3], "train_rows": [100]}
+    path.write_text(yaml.safe_dump(profile))
+    all_params = pipeline.stage_params("tiny")
+    chains = pipeline.chains("tiny", all_params)
+    assert [c.name for c in chains] == ["seed3-rowsall", "seed0-rows100", "seed3-rows100"]
+    metrics = json.loads((root / "data" / "tiny" / "results" / "metrics.json").read_text())
+    n_full = dataset.load_stats(root / "data" / "tiny" / "dataset")["n_rows"]
+    for chain in chains:
+        assert chain.data_dir == f"data/tiny/runs/{chain.name}"
+        *training, evaluation = chain.steps
+        for stage, p in training:
+            main = all_params[stage.name]
+            assert p["seed"] == chain.replicate.seed and p["data_dir"] == chain.data_dir
+            assert p["epochs"] == replicates.epochs_for(
+                main["epochs"], n_full, chain.replicate.train_rows, 2)
+            assert {k: v for k, v in p.items() if k not in ("seed", "data_dir", "epochs")} == \
+                {k: v for k, v in main.items() if k not in ("seed", "data_dir", "epochs")}
+        assert evaluation[0].notebook == "notebooks/replicate.ipynb"
+        assert evaluation[1]["lightgbm_params"] == {
+            t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()}
+    assert chains[1].steps[0][1]["epochs"] == 2  # 100 rows of ~1,500: capped at 2 × 1 epoch
+
+
+def test_an_unreachable_scheduler_is_refused_before_any_work(finished_tiny, tmp_path,
+                                                             monkeypatch):
+    from conftest import scratch_copy
+    from coverage_lib import pipeline
+
+    root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
+    before = sorted(p.name for p in (root / "data" / "tiny").iterdir())
+    for address in ("tcp://127.0.0.1:1", str(tmp_path / "missing.json")):
+        with pytest.raises(ValueError, match="scheduler: cannot reach a Dask scheduler at"):
+            pipeline.run("tiny", scheduler=address, log=lambda *_: None)
+    assert sorted(p.name for p in (root / "data" / "tiny").iterdir()) == before
