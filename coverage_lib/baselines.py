@@ -232,14 +232,16 @@ class LightGBMBaseline:
         """
         if candidates is None:
             candidates = random_candidates(DEFAULT_SPACE, DEFAULT_CANDIDATES, self.seed)
-        per_target = candidates if isinstance(candidates, dict) else \
-            {t: candidates for t in TARGETS}
-        if sorted(per_target) != sorted(TARGETS):
-            raise ValueError(f"candidates per target must name every target {TARGETS}; got "
-                             f"{sorted(per_target)}")
-        for target, listed in per_target.items():
-            check_candidates("candidates" if listed is candidates else
-                             f"candidates[{target!r}]", listed)
+        if isinstance(candidates, dict) and candidates and set(candidates) <= set(TARGETS):
+            if sorted(candidates) != sorted(TARGETS):
+                raise ValueError(f"candidates per target must name every target {TARGETS}; "
+                                 f"got {sorted(candidates)}")
+            per_target = candidates
+            for target, listed in per_target.items():
+                check_candidates(f"candidates[{target!r}]", listed)
+        else:
+            check_candidates("candidates", candidates)
+            per_target = {t: candidates for t in TARGETS}
         if search_rows is not None:
             params.positive_int("search_rows", search_rows)
         for name, frame in (("train_frame", train_frame), ("val_frame", val_frame)):

@@ -272,20 +272,31 @@ def write_metrics(path, results: dict) -> Path:
     missing = [k for k in ("profile", "accuracy", "goals") if k not in results]
     if missing:
         raise ValueError(f"results lacks {missing[0]!r}; see coverage_lib.evaluation's schema")
-    payload = {"format": FORMAT, **_finite(results)}
-    return atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True,
+    return write_json(path, {"format": FORMAT, **results})
+
+
+def write_json(path, payload: dict) -> Path:
+    """``payload`` as JSON (``_finite``: NaN and inf as null), written atomically."""
+    return atomic_write_text(path, json.dumps(_finite(payload), indent=1, sort_keys=True,
                                               allow_nan=False) + "\n")
+
+
+def read_json(path, fmt: str, what: str, missing: str) -> dict:
+    """A JSON file whose "format" is ``fmt``: ValueError naming the file if it is missing
+    (with ``missing``: what to run) or is not ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: {missing}")
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ValueError(f"{path} is not {what} (format {fmt!r})")
+    return payload
 
 
 def read_metrics(path) -> dict:
     """Read a ``metrics.json``; anything else → ValueError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist: run the pipeline (notebook 04_evaluate) first")
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a D2TL Coverage metrics file (format {FORMAT!r})")
-    return payload
+    return read_json(path, FORMAT, "a D2TL Coverage metrics file",
+                     "run the pipeline (notebook 04_evaluate) first")
 
 
 # -- every model on every split: what notebook 04 runs --------------------------------------
@@ -510,21 +521,14 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
                "training": training_summary(models.backbones, load_histories(data_dir)),
                "lightgbm": {t: {k: c[k] for k in ("best_iteration", "val_mae", "cap_reached")}
                             for t, c in models.lightgbm.chosen.items()}}
-    path = atomic_write_text(paths.resolve(data_dir) / "results" / "replicate.json",
-                             json.dumps(_finite(results), indent=1, sort_keys=True,
-                                        allow_nan=False) + "\n")
-    return read_replicate(path)
+    return read_replicate(write_json(paths.resolve(data_dir) / "results" / "replicate.json",
+                                     results))
 
 
 def read_replicate(path) -> dict:
     """Read a replicate's ``results/replicate.json``; anything else → ValueError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist: the replicate's chain has not finished")
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or payload.get("format") != REPLICATE_FORMAT:
-        raise ValueError(f"{path} is not a replicate result (format {REPLICATE_FORMAT!r})")
-    return payload
+    return read_json(path, REPLICATE_FORMAT, "a replicate's result",
+                     "the replicate's chain has not finished: run the pipeline")
 
 
 def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_paths: dict) -> dict:

@@ -12,7 +12,6 @@ interval: "lower" or "higher" only when the interval of the ratio excludes 1
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -21,7 +20,6 @@ from scipy import stats
 
 from . import evaluation, paths, registry, replicates, tables
 from .dataset import TARGETS
-from .io import atomic_write_text
 
 FORMAT = "d2tl-coverage-seeds/1"
 # The learning curves' three panels: (label, target, statistic).
@@ -173,9 +171,8 @@ def summary(data_dir, seeds, train_rows, level: float = 0.95) -> dict:
 
 
 def write(data_dir, result: dict):
-    return atomic_write_text(paths.resolve(data_dir) / "results" / "seeds.json",
-                             json.dumps(evaluation._finite(result), indent=1, sort_keys=True,
-                                        allow_nan=False) + "\n")
+    """``result`` (``summary``) as ``<data_dir>/results/seeds.json``, atomically."""
+    return evaluation.write_json(paths.resolve(data_dir) / "results" / "seeds.json", result)
 
 
 # -- what the book shows ---------------------------------------------------------------------
@@ -188,14 +185,17 @@ def _shown(iv: dict, decimals: int) -> str:
     return f"{tables.number(iv['mean'], decimals)} ± {tables.number(iv['half_width'], decimals)}"
 
 
-def accuracy_table(result: dict, split: str = "test") -> pd.DataFrame:
-    """Noise-free error, mean ± half-width of the interval: a row per model, a column per
-    target (with its unit)."""
+def accuracy_table(result: dict, splits=None) -> pd.DataFrame:
+    """Noise-free error, mean ± half-width of the interval: a row per split (all of them
+    unless ``splits`` names some) and model, a column per target (with its unit)."""
     names = evaluation.model_names()
-    acc = result["accuracy"][split]
+    splits = list(result["accuracy"]) if splits is None else list(splits)
+    rows = [(s, m) for s in splits for m in result["accuracy"][s]]
     columns = [f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" for t in TARGETS]
-    return pd.DataFrame([[_shown(acc[m][t], tables.ERROR_DECIMALS[t]) for t in TARGETS]
-                         for m in acc], index=[names[m] for m in acc], columns=columns)
+    return pd.DataFrame([[_shown(result["accuracy"][s][m][t], tables.ERROR_DECIMALS[t])
+                          for t in TARGETS] for s, m in rows], columns=columns,
+                        index=pd.MultiIndex.from_tuples([(s, names[m]) for s, m in rows],
+                                                        names=["split", "model"]))
 
 
 def ratio_table(result: dict) -> pd.DataFrame:

@@ -42,7 +42,9 @@ def _chains(root: Path, scheduler=None, log=lambda *_: None) -> dict:
 def cluster(root: Path, workers: int = 2):
     """A scheduler and ``workers`` single-threaded worker processes (no nanny: killing one
     kills what it runs) on loopback, seeing ``root`` as the project; yields (scheduler
-    file, worker processes)."""
+    file, worker processes). Their notebooks use as many CPU threads as this process's: with
+    fewer (OMP_NUM_THREADS=1), training's float sums round differently and the results are
+    no longer bit-identical to the local run's."""
     env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root)}
     folder = root / "dask"
     folder.mkdir()

@@ -224,7 +224,7 @@ def test_two_runs_of_one_profile_started_together_one_is_refused(done):
     assert other.returncode == 0, err
     assert lock_holder(data) is None  # released
     # The kernels talk over IPC: ipykernel's TCP warning does not bury the pipeline's lines.
-    assert "without encryption" not in out + err and "[1/7] 01_data" in out
+    assert "without encryption" not in out + err and "[1/8] 01_data" in out
 
 
 def test_a_run_meeting_a_running_one_changes_nothing(done):
