@@ -52,7 +52,7 @@ def connect(scheduler: str):
     return Client(scheduler, timeout="30s")
 
 
-def check_scheduler(scheduler: str, timeout: str = "10s") -> int:
+def check_scheduler(scheduler: str, timeout: str = "5s") -> int:
     """The number of workers of the scheduler at ``scheduler``, checked before any work
     starts; unreachable, or not a scheduler → ValueError naming it and what is expected."""
     from distributed import Client
