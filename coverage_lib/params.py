@@ -190,6 +190,7 @@ RULES = {
         "edge_sinr_db": number,
         "implementation_gap_db": number,
         "n_plot_rows": positive_int,
+        "chunk_rows": positive_int,
     },
     "02_train_mlp": {
         **TRAINER_RULES,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import dataset
+from . import dataset, storage
 from .dataset import OOD_SPLITS, SPLITS
 from .io import atomic_write_text
 from .paths import dataset_dir
@@ -118,7 +118,7 @@ def write_dataset(main_data_dir: str, replicate: Replicate, data_seed: int, frac
             json.loads(recorded.read_text()) == source:
         try:
             for name in dataset.read_manifest(target):
-                dataset.verified_bytes(target, name)
+                dataset.verified_path(target, name)
             return False
         except ValueError as err:
             log(f"{replicate.name}: its data set is damaged ({err}); writing it again")
@@ -130,11 +130,13 @@ def write_dataset(main_data_dir: str, replicate: Replicate, data_seed: int, frac
     rows = pd.concat(frames.values()).sort_index()
     cuts = cut(split_order(indices, data_seed, replicate.seed), fractions,
                replicate.train_rows)
-    files = {dataset.FILE_SPLIT.format(s): dataset.frame_to_json_bytes(
-        rows.loc[cuts[s]].reset_index(drop=True)) for s in SPLITS}
-    for s in OOD_SPLITS:
-        files[dataset.FILE_SPLIT.format(s)] = dataset.verified_bytes(
-            main, dataset.FILE_SPLIT.format(s))
+    (target / dataset.FILE_MANIFEST).unlink(missing_ok=True)
+    written = {}
+    for s in SPLITS:
+        written.update(storage.frame_files(target, dataset.ROWS_SPLIT.format(s),
+                                           rows.loc[cuts[s]].reset_index(drop=True)))
+    files = {name.format(s): dataset.verified_bytes(main, name.format(s))
+             for s in OOD_SPLITS for name in (dataset.FILE_SPLIT, dataset.FILE_SPLIT_PARQUET)}
     own = {**{s: cuts[s].tolist() for s in SPLITS},
            **{s: indices[s] for s in OOD_SPLITS}}
     files[dataset.FILE_INDICES] = dataset._json_bytes(own)
@@ -142,7 +144,7 @@ def write_dataset(main_data_dir: str, replicate: Replicate, data_seed: int, frac
     files[dataset.FILE_STATS] = dataset._json_bytes(dataset.feature_stats(
         rows.loc[cuts["train"]], stats["in_distribution_ranges"], physics["edge_sinr_db"],
         physics["implementation_gap_db"]))
-    dataset.write_files(target, files)
+    dataset.write_files(target, files, written=written)
     atomic_write_text(recorded, json.dumps(source, indent=1) + "\n")
     return True
 

@@ -393,10 +393,12 @@ def train_backbone(key: str, model, train_frame: pd.DataFrame, val_frame: pd.Dat
 
 
 def training_data(data_dir, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """What a training stage reads: the train and validation splits of ``data_dir``'s data set
-    (checked against its MANIFEST) and the physics assumptions the data were made with."""
+    """What a training stage reads: the train split's features and targets and the whole
+    validation split (its noise-free medians score the epochs) of ``data_dir``'s data set
+    (checked against its MANIFEST), and the physics assumptions the data were made with."""
     data = paths.dataset_dir(data_dir)
-    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    train = dataset.load_split(data, "train", FEATURES + TARGETS)
+    val = dataset.load_split(data, "val")
     log(f"train {len(train)} rows, validation {len(val)} rows; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads")
     return train, val, dataset.physics_assumptions(dataset.load_stats(data))

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
         "id_frequency_ghz": [0.5, 40.0], "id_rain_rate_mmh": [0.0, 40.0],
         "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
-        "n_plot_rows": 1000}
+        "n_plot_rows": 1000, "chunk_rows": 1000}  # three chunks
 TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
             "loss": "mse", "seed": 0, "width": 16, "depth": 1, "dropout": 0.0}
 TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,

@@ -343,10 +343,11 @@ def written(tmp_path_factory):
     return a, b, df, idx
 
 
-EXPECTED_FILES = {"coverage_training_data.json", "split_indices.json", "feature_stats.json",
-                  "MANIFEST.txt"} | {f"{s}_data.json" for s in
-                                     ["train", "val", "test", "ood_frequency", "ood_rain",
-                                      "ood_distance", "ood_multiple"]}
+ROW_FILES = ["coverage_training_data"] + [f"{s}_data" for s in
+                                           ["train", "val", "test", "ood_frequency", "ood_rain",
+                                            "ood_distance", "ood_multiple"]]
+EXPECTED_FILES = {"split_indices.json", "feature_stats.json", "MANIFEST.txt"} | \
+    {f"{name}.{kind}" for name in ROW_FILES for kind in ("json", "parquet")}
 
 
 def test_written_files(written):
@@ -374,20 +375,23 @@ def test_manifest_lists_every_file_with_size_and_sha256(written):
 @pytest.mark.parametrize("name", ["train", "val", "test", "ood_frequency", "ood_rain",
                                   "ood_distance", "ood_multiple"])
 def test_load_split_round_trip(written, name):
-    """Values come back to 1e-12 relative; pandas' JSON writer rounds to 15 *decimal places*,
-    so values below ~1e-3 carry an absolute error up to 5e-16 instead (hence atol)."""
+    """Both stored copies give back every value bit for bit, with its type: the Parquet file
+    (what load_split reads) and the canonical JSON export."""
     a, _, df, idx = written
-    got = dataset.load_split(a, name)
     want = df.iloc[idx[name]].reset_index(drop=True)
-    assert list(got.columns) == list(want.columns)
-    assert len(got) == len(want) > 0
-    for col in want.columns:
-        if want[col].dtype.kind in "biu":
-            np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), col)
-            assert got[col].dtype.kind == want[col].dtype.kind, col
-        else:
-            np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(),
-                                       rtol=1e-12, atol=1e-15, err_msg=col)
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(dataset.load_split(a, name), want, check_exact=True)
+    pd.testing.assert_frame_equal(dataset.read_frame(a / f"{name}_data.json"), want,
+                                  check_exact=True)
+
+
+def test_load_split_reads_only_the_columns_asked_for(written):
+    a, _, df, idx = written
+    got = dataset.load_split(a, "val", ["los", "distance_m"])
+    pd.testing.assert_frame_equal(
+        got, df.iloc[idx["val"]][["los", "distance_m"]].reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"columns \['distance'\] are not in the data set"):
+        dataset.load_split(a, "val", ["distance"])
 
 
 def test_all_rows_file_labels_each_row_with_its_split(written):
@@ -424,3 +428,75 @@ def test_load_split_rejects_unknown_name(written):
     a, _, _, _ = written
     with pytest.raises(ValueError, match="split"):
         dataset.load_split(a, "training")
+
+
+# ============================================================================================
+# Chunked generation (build_files): same files as in memory, memory bounded by one chunk
+# ============================================================================================
+
+def test_one_chunk_writes_exactly_the_in_memory_files(tmp_path, written):
+    """A data set of at most one chunk is byte for byte the in-memory one, whatever the
+    chunk size: the paper profile's files do not change with chunking."""
+    a, _, _, _ = written
+    for chunk_rows in (6000, 10_000):
+        folder = tmp_path / f"chunk{chunk_rows}"
+        dataset.build_files(folder, 6000, 31, FRACTIONS, ID_RANGES, chunk_rows=chunk_rows)
+        assert (folder / "MANIFEST.txt").read_bytes() == (a / "MANIFEST.txt").read_bytes()
+        assert {p.name for p in folder.iterdir()} == EXPECTED_FILES
+
+
+def test_chunks_are_their_own_streams_and_split_and_stats_cover_them_all(tmp_path):
+    folder = tmp_path / "chunked"
+    dataset.build_files(folder, 5000, 13, FRACTIONS, ID_RANGES, chunk_rows=2000)
+    parts = [dataset.generate_rows(n, dataset.chunk_rng(13, k))
+             for k, n in enumerate(dataset.chunk_sizes(5000, 2000))]
+    assert [len(p) for p in parts] == [2000, 2000, 1000]
+    assert parts[0].equals(dataset.generate(2000, 13))  # the first chunk is the seed's draw
+    rows = pd.concat(parts, ignore_index=True)
+    idx = dataset.split(rows, FRACTIONS, ID_RANGES, seed=13)
+    stats = dataset.feature_stats(rows.iloc[idx["train"]], ID_RANGES)
+    assert dataset.load_stats(folder) == json.loads(json.dumps(stats))
+    for name in dataset.SPLITS + dataset.OOD_SPLITS:
+        pd.testing.assert_frame_equal(dataset.load_split(folder, name),
+                                      rows.iloc[idx[name]].reset_index(drop=True),
+                                      check_exact=True)
+    everything = dataset.read_frame(folder / "coverage_training_data.json")
+    pd.testing.assert_frame_equal(everything.drop(columns="split"), rows, check_exact=True)
+    assert dataset.describe_splits(folder, ID_RANGES)["rows"].to_dict() == \
+        {name: len(ix) for name, ix in idx.items()}
+
+
+def test_sample_and_band_rows_read_the_stored_rows(tmp_path, written):
+    a, _, df, _ = written
+    sample = dataset.sample_rows(a, 500, seed=3)
+    assert len(sample) == 500 and sample.equals(dataset.sample_rows(a, 500, seed=3))
+    keys = ["distance_m", "frequency_ghz", "shadowing_db"]
+    assert len(sample.merge(df, on=keys)) == 500  # every sampled row is a stored row
+    assert len(dataset.sample_rows(a, 10 ** 6, seed=3)) == len(df)
+    band = dataset.band_rows(a, "frequency_ghz", (3.0, 4.0), limit=50)
+    assert len(band) == 50 and band["frequency_ghz"].between(3.0, 4.0).all()
+    pd.testing.assert_frame_equal(band, df[df["frequency_ghz"].between(3.0, 4.0)]
+                                  .iloc[:50].reset_index(drop=True), check_exact=True)
+
+
+def test_a_failed_build_leaves_no_manifest_and_no_temporary_file(tmp_path, monkeypatch):
+    folder = tmp_path / "failed"
+    calls = []
+    real = dataset.generate_rows
+
+    def failing(n, rng, *args):
+        calls.append(n)
+        if len(calls) == 2:
+            raise RuntimeError("disk full (simulated)")
+        return real(n, rng, *args)
+
+    monkeypatch.setattr(dataset, "generate_rows", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        dataset.build_files(folder, 3000, 5, FRACTIONS, ID_RANGES, chunk_rows=1000)
+    assert list(folder.iterdir()) == []
+
+
+def test_chunk_rows_is_checked_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="chunk_rows"):
+        dataset.build_files(tmp_path / "x", 3000, 5, FRACTIONS, ID_RANGES, chunk_rows=0)
+    assert not (tmp_path / "x").exists()

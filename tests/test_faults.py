@@ -274,15 +274,15 @@ def test_a_lock_and_partial_files_left_by_a_killed_run_do_not_block_the_next(don
 
 def test_corrupted_data_file_is_named_and_its_stage_reruns(done):
     root, data = done
-    train = data / "dataset" / "train_data.json"
+    train = data / "dataset" / "train_data.parquet"  # the copy training reads
     good = train.read_bytes()
     train.write_bytes(good[:len(good) // 2])  # truncated
-    with pytest.raises(ValueError, match="train_data.json does not match the data set's "
+    with pytest.raises(ValueError, match="train_data.parquet does not match the data set's "
                                          "MANIFEST.txt"):
         dataset.load_split(data / "dataset", "train")
     logs = []
     summary = pipeline.run("tiny", log=logs.append)
-    assert any("dataset/train_data.json changed since 01_data wrote it: rerunning 01_data"
+    assert any("dataset/train_data.parquet changed since 01_data wrote it: rerunning 01_data"
                in line for line in logs), logs
     assert summary["01_data"]["status"] == "ran"
     assert train.read_bytes() == good
