@@ -33,6 +33,7 @@ ORACLE_COLUMNS = [
     "radius_censored",
 ]
 COLUMNS = FEATURES + TARGETS + ORACLE_COLUMNS
+MODEL_COLUMNS = FEATURES + TARGETS  # what a model learns from (a training split's read)
 
 BANDWIDTHS_MHZ = np.array(domain.BANDWIDTHS_MHZ, dtype=float)
 # The physical domain each feature is drawn from, over all scenarios (``domain``).

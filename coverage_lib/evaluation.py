@@ -395,7 +395,8 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     manifest = dataset.manifest_sha256(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     gap = assumptions["implementation_gap_db"]
-    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    train = dataset.load_split(data, "train", dataset.MODEL_COLUMNS)
+    val = dataset.load_split(data, "val")
     frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     selector = models.selector
@@ -502,7 +503,8 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     data = paths.dataset_dir(data_dir)
     manifest = dataset.manifest_sha256(data)
     gap = dataset.physics_assumptions(dataset.load_stats(data))["implementation_gap_db"]
-    train, val = dataset.load_split(data, "train"), dataset.load_split(data, "val")
+    train = dataset.load_split(data, "train", dataset.MODEL_COLUMNS)
+    val = dataset.load_split(data, "val")
     frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     models.selector.fit_thresholds(val, quantile=selector_quantile)

@@ -397,7 +397,7 @@ def training_data(data_dir, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict
     validation split (its noise-free medians score the epochs) of ``data_dir``'s data set
     (checked against its MANIFEST), and the physics assumptions the data were made with."""
     data = paths.dataset_dir(data_dir)
-    train = dataset.load_split(data, "train", FEATURES + TARGETS)
+    train = dataset.load_split(data, "train", dataset.MODEL_COLUMNS)
     val = dataset.load_split(data, "val")
     log(f"train {len(train)} rows, validation {len(val)} rows; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads")
