@@ -66,7 +66,8 @@ class PhysicsLoss:
         p, s, r, a, q = (TARGETS.index(t) for t in ("received_power_dbm", "sinr_db",
                                                     "coverage_radius_m", "coverage_area_km2",
                                                     "qos_score"))
-        device = next(model.parameters()).device  # the trainer's device (CPU: no copies)
+        weight = next(model.parameters(), None)  # the trainer's device (on the CPU: no copies)
+        device = weight.device if weight is not None else torch.device("cpu")
         y = model(self.x[idx].to(device))
         y_far = model(self.x_farther[idx].to(device))
         y_rain = model(self.x_rainier[idx].to(device))

@@ -209,7 +209,8 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     x_train, y_train = model.normalizer.features(train_frame), model.normalizer.targets(train_frame)
     x_val, y_val = model.normalizer.features(val_frame), model.normalizer.targets(val_frame)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
-    criterion = (MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()).to(device)
+    criterion = MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()
+    criterion.to(device)
     undecayed = no_weight_decay(model)
     decay = [p for n, p in model.named_parameters() if n not in undecayed]
     no_decay = [p for n, p in model.named_parameters() if n in undecayed]
