@@ -9,6 +9,7 @@ baselines): ``positive_int(name, value)`` and its siblings raise ValueError or r
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -161,6 +162,27 @@ def lightgbm_space(name, v):
     baselines.check_space(name, v)
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def torch_device(name, v):
+    """A rule: where torch runs, "auto" (CUDA when available, else the CPU), "cpu", "cuda" or
+    "cuda:N". A CUDA device this machine does not have is refused here, before any work
+    (torch is imported only to check a CUDA name)."""
+    if not isinstance(v, str) or not _DEVICE.fullmatch(v):
+        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {v!r}")
+    if v.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(v.partition(":")[2] or 0) >= count:
+            here = ["auto", "cpu"] + (["cuda", *(f"cuda:{i}" for i in range(count))]
+                                      if count else [])
+            what = f"this machine has {count} CUDA device(s)" if count else \
+                "CUDA is not available on this machine"
+            raise ValueError(f"{name} is {v!r}, but {what}; allowed here: {here}")
+
+
 def one_of(*allowed):
     def rule(name, v):
         if v not in allowed:
@@ -177,6 +199,8 @@ TRAINER_RULES = {
     "patience": positive_int,
     "loss": one_of("mse", "multitask"),
     "seed": non_negative_int,
+    "device": torch_device,
+    "precision": one_of("fp32", "bf16"),
 }
 # Rules per stage; every parameter of a stage's notebook has one. Later stages add theirs.
 RULES = {

@@ -66,14 +66,17 @@ class PhysicsLoss:
         p, s, r, a, q = (TARGETS.index(t) for t in ("received_power_dbm", "sinr_db",
                                                     "coverage_radius_m", "coverage_area_km2",
                                                     "qos_score"))
-        y = model(self.x[idx])
-        y_far = model(self.x_farther[idx])
-        y_rain = model(self.x_rainier[idx])
-        phys = y * self.std + self.mean
+        weight = next(model.parameters(), None)  # the trainer's device (on the CPU: no copies)
+        device = weight.device if weight is not None else torch.device("cpu")
+        y = model(self.x[idx].to(device))
+        y_far = model(self.x_farther[idx].to(device))
+        y_rain = model(self.x_rainier[idx].to(device))
+        mean, std = self.mean.to(device), self.std.to(device)
+        phys = y * std + mean
         log_radius = phys[:, r]
         radius = torch.clamp(10.0 ** log_radius - RADIUS_OFFSET_M, min=0.0)
         area_from_radius = torch.log10(math.pi * radius ** 2 / 1e6 + AREA_OFFSET_KM2)
-        sinr_from_power = phys[:, p] - self.noise_and_interference_db[idx]
+        sinr_from_power = phys[:, p] - self.noise_and_interference_db[idx].to(device)
         gap = self.implementation_gap_db
         if gap is None:
             gap = physics.assumptions(getattr(model, "physics_assumptions", None))[
@@ -83,9 +86,9 @@ class PhysicsLoss:
             "power_vs_distance": torch.relu(y_far[:, p] - y[:, p]).pow(2).mean(),
             "power_vs_rain": torch.relu(y_rain[:, p] - y[:, p]).pow(2).mean(),
             "radius_vs_distance": (y_far[:, r] - y[:, r]).pow(2).mean(),
-            "area_identity": ((phys[:, a] - area_from_radius) / self.std[a]).pow(2).mean(),
-            "sinr_identity": ((phys[:, s] - sinr_from_power) / self.std[s]).pow(2).mean(),
-            "qos_identity": ((phys[:, q] - qos_of_sinr) / self.std[q]).pow(2).mean(),
+            "area_identity": ((phys[:, a] - area_from_radius) / std[a]).pow(2).mean(),
+            "sinr_identity": ((phys[:, s] - sinr_from_power) / std[s]).pow(2).mean(),
+            "qos_identity": ((phys[:, q] - qos_of_sinr) / std[q]).pow(2).mean(),
         }
 
     def all_penalties(self, model, batch_size: int = 4096) -> dict:

@@ -7,9 +7,15 @@ loss term (the Mamba-3's physics loss), early stopping on validation MAE. After 
 the history JSON and a resumable state are written atomically; the best epoch's checkpoint
 is written whenever validation MAE improves. A killed run started again resumes from its last
 completed epoch and ends exactly where an uninterrupted run would (same machine).
+
+The trainer runs on the device its ``device`` parameter names ("auto": CUDA when available,
+else the CPU), a Mamba-3 with the scan its config names ("auto": mamba-ssm's fused kernel on
+CUDA, the exact parallel form elsewhere); ``precision`` "bf16" runs forward and loss under
+bfloat16 autocast. Checkpoints and resume states hold CPU tensors, so either loads anywhere.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -27,7 +33,7 @@ from torch import nn
 from . import __version__, dataset, metrics, params, paths, physics, registry
 from .dataset import FEATURES, TARGETS
 from .io import atomic_write_bytes, atomic_write_text
-from .models.base import PREDICT_BATCH
+from .models.base import PREDICT_BATCH, PRECISIONS, describe_device, resolve_device  # noqa: F401
 
 CHECKPOINT_FORMAT = "d2tl-coverage-checkpoint/1"
 LOSSES = ("mse", "multitask")
@@ -44,6 +50,12 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float = 1.0
     warmup_fraction: float = 0.03
+    # "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+    # "fp32", or "bf16": forward and loss under bfloat16 autocast, float32 master weights and
+    # optimiser (no loss scaling: bf16 has float32's range). On CUDA fast; on a CPU without
+    # native bf16 (this project's 2-core machines) it works but is slower than fp32.
+    precision: str = "fp32"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -54,6 +66,8 @@ class TrainConfig:
         params.one_of(*LOSSES)("loss", self.loss)
         params.non_negative_int("seed", self.seed)
         params.unit_interval("warmup_fraction", self.warmup_fraction)
+        params.torch_device("device", self.device)
+        params.one_of(*PRECISIONS)("precision", self.precision)
 
 
 class MultiTaskLoss(nn.Module):
@@ -100,6 +114,30 @@ def _batched(model, x, batch_size=PREDICT_BATCH):
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def _autocast(device: torch.device, precision: str):
+    """bfloat16 autocast for "bf16"; no context at all for "fp32" (the paper's numbers)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _on_cpu(obj):
+    """``obj`` (a state dict, nested dicts and lists) with every tensor copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
+def scans_used(model, device: torch.device) -> list[str]:
+    """The scan forms ``model``'s Mamba-3 blocks run on ``device`` ("auto" resolved), in
+    order; empty for a model without Mamba-3 blocks."""
+    return [m.scan_on(device) for m in model.modules() if hasattr(m, "scan_on")]
+
+
 def evaluate(model, frame: pd.DataFrame) -> dict:
     """Per-target metrics of ``model.predict`` in physical units (MAE, RMSE, R²; for received
     power and SINR also the MAE against the noise-free median when the frame has it)."""
@@ -139,6 +177,12 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     process there). ``dataset_stats`` (the data set's ``feature_stats.json``) travels in the
     checkpoint; a model whose ``physics_assumptions`` differ from the ones recorded there →
     ValueError.
+
+    The model trains on ``config.device`` (the splits go there whole: a million rows are
+    ~70 MB) and comes back on the CPU, in eval mode, with the best epoch's weights, as a
+    loaded checkpoint would. The device and the Mamba-3 scan form used are recorded in the
+    history and the checkpoint (``device_used``, ``scan_used``). Validation always runs in
+    float32, so ``val_mae`` compares across precisions.
     """
     from tqdm.auto import tqdm
 
@@ -156,9 +200,17 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     state_path = out_dir / f"{run_name}_training_state.pth"
     checkpoint_path = out_dir / checkpoint_name
 
+    device = resolve_device(config.device)
+    used = {"device_used": describe_device(device)}
+    scans = sorted(set(scans_used(model, device)))
+    if scans:
+        used["scan_used"] = "+".join(scans)
+    model.to(device)
     x_train, y_train = model.normalizer.features(train_frame), model.normalizer.targets(train_frame)
     x_val, y_val = model.normalizer.features(val_frame), model.normalizer.targets(val_frame)
+    x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     criterion = MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()
+    criterion.to(device)
     undecayed = no_weight_decay(model)
     decay = [p for n, p in model.named_parameters() if n not in undecayed]
     no_decay = [p for n, p in model.named_parameters() if n in undecayed]
@@ -187,6 +239,8 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         optimizer.load_state_dict(state["optimizer_state_dict"])
         scheduler.load_state_dict(state["scheduler_state_dict"])
         torch.set_rng_state(state["torch_rng_state"])
+        if device.type == "cuda" and "cuda_rng_state" in state:
+            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
         generator.set_state(state["generator_state"])
         history, best = json.loads(state["history_json"]), state["best"]
         start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
@@ -200,15 +254,16 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
             break
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(x_train), generator=generator)
+        order = torch.randperm(len(x_train), generator=generator).to(device)
         sums = {"loss": 0.0, "data": 0.0}
         for i in range(steps_per_epoch):
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
-            per_target = ((model(xb) - yb) ** 2).mean(dim=0)
-            data_loss = criterion(per_target)
-            extras = extra_loss(model, xb) if extra_loss is not None else {}
-            loss = data_loss + sum(extras.values())
+            with _autocast(device, config.precision):
+                per_target = ((model(xb).float() - yb) ** 2).mean(dim=0)
+                data_loss = criterion(per_target)
+                extras = extra_loss(model, xb) if extra_loss is not None else {}
+                loss = data_loss + sum(extras.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -234,24 +289,28 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
             history["val_mae_per_target"][t].append(v)
         history["lr"].append(optimizer.param_groups[0]["lr"])
         history["epoch_time_s"].append(time.perf_counter() - t0)
+        history.update(used)
 
         if val_mae < best["val_mae"]:
             best, bad_epochs = {"val_mae": val_mae, "epoch": epoch}, 0
             val_metrics = evaluate(model, val_frame)
-            _save_torch(checkpoint_path, _checkpoint(
-                model, epoch, val_metrics, config, data_manifest_sha256, dataset_stats))
+            _save_torch(checkpoint_path, {**_checkpoint(
+                model, epoch, val_metrics, config, data_manifest_sha256, dataset_stats), **used})
         else:
             bad_epochs += 1
         history["best_epoch"] = best["epoch"]
-        _save_torch(state_path, {
+        resume = {
             "fingerprint": fingerprint, "epoch": epoch, "bad_epochs": bad_epochs,
             "best": best, "history_json": json.dumps(history),
-            "model_state_dict": model.state_dict(),
-            "criterion_state_dict": criterion.state_dict(),
-            "optimizer_state_dict": optimizer.state_dict(),
+            "model_state_dict": _on_cpu(model.state_dict()),
+            "criterion_state_dict": _on_cpu(criterion.state_dict()),
+            "optimizer_state_dict": _on_cpu(optimizer.state_dict()),
             "scheduler_state_dict": scheduler.state_dict(),
             "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
-            "completed": False})
+            "completed": False}
+        if device.type == "cuda":
+            resume["cuda_rng_state"] = torch.cuda.get_rng_state(device)
+        _save_torch(state_path, resume)
         atomic_write_text(history_path, json.dumps(history, indent=1))
         bar.set_postfix(val_mae=f"{val_mae:.4f}", best=best["epoch"])
         if on_epoch_end is not None:
@@ -260,6 +319,7 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
 
     _mark_completed(state_path)
     checkpoint = load_checkpoint(checkpoint_path, data_manifest_sha256=data_manifest_sha256)
+    model.to("cpu")
     model.load_state_dict(checkpoint["model_state_dict"])
     model.eval()
     return TrainResult(best_epoch=checkpoint["epoch"], val_metrics=checkpoint["val_metrics"],
@@ -272,7 +332,7 @@ def _load_state(path: Path, fingerprint: dict, log):
     if not path.exists():
         return None
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a torn or foreign file: start afresh, say why
         log(f"ignoring unreadable training state {path}: {err}")
         return None
@@ -287,7 +347,7 @@ def _load_state(path: Path, fingerprint: dict, log):
 
 def _mark_completed(path: Path) -> None:
     if path.exists():
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         state["completed"] = True
         _save_torch(path, state)
 
@@ -297,7 +357,7 @@ def _checkpoint(model, epoch, val_metrics, config, manifest_sha256, dataset_stat
         "format": CHECKPOINT_FORMAT,
         "model_class": type(model).__name__,
         "model_config": model.config,
-        "model_state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "model_state_dict": _on_cpu(model.state_dict()),
         "feature_stats": model.normalizer.to_dict(),
         "physics_assumptions": model.physics_assumptions,
         "dataset_stats": dataset_stats or {},
@@ -325,7 +385,10 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
     data. The result has its model rebuilt under ``"model"``. A checkpoint for other features,
     an unknown model class or config, or (when ``data_manifest_sha256`` is given) another data
     set → ValueError saying what differs. ``model_overrides`` replaces config fields that do
-    not change the weights (e.g. ``{"scan": "parallel"}`` for a Mamba-3 trained on a GPU).
+    not change the weights (e.g. ``{"scan": "recurrent"}``). A Mamba-3 whose config says scan
+    "fused" (trained on a GPU) is rebuilt with scan "auto": the same weights, run by the fused
+    kernel on CUDA with mamba_ssm and by the exact parallel form elsewhere, so it loads and
+    predicts on a machine without the kernel (the model comes back on the CPU).
     The model serves with the physics assumptions it was trained with (``physics_assumptions``,
     else its data set's; a checkpoint that records neither: the library defaults).
     """
@@ -362,7 +425,10 @@ def load_checkpoint(path, data_manifest_sha256: str | None = None,
         raise ValueError(f"checkpoint {path}: its model serves with physics assumptions "
                          f"{assumptions}, its data set was generated with {recorded}")
     try:
-        config = config_cls(**{**ckpt["model_config"], **(model_overrides or {})})
+        fields = dict(ckpt["model_config"])
+        if fields.get("scan") == "fused":
+            fields["scan"] = "auto"
+        config = config_cls(**{**fields, **(model_overrides or {})})
         model = model_cls(ckpt["feature_stats"], config,
                           physics_assumptions=recorded if assumptions is None else assumptions)
         model.load_state_dict(ckpt["model_state_dict"])

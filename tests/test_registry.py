@@ -131,7 +131,7 @@ def test_the_shared_notebook_checks_its_parameters():
             "config": {"width": 16, "depth": 1}, **{k: TINY_MLP[k] for k in
                                                      ("epochs", "batch_size", "lr",
                                                       "weight_decay", "patience", "loss",
-                                                      "seed")}}
+                                                      "seed", "device", "precision")}}
     assert registry.shared_params(good)["model"] == "mlp"
     with pytest.raises(ValueError, match="model must be one of"):
         registry.shared_params({**good, "model": "transformer"})

@@ -1,4 +1,5 @@
-"""What both backbones share: the normalisation as buffers, and the ``predict`` contract."""
+"""What both backbones share: the normalisation as buffers, the ``predict`` contract, and
+where the network runs (``resolve_device``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,26 @@ def _check_options(batch_size, outputs, precision) -> None:
     params.one_of(*OUTPUTS)("outputs", outputs)
     params.one_of(*PRECISIONS)("precision", precision)
     params.positive_int("batch_size", batch_size)
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The torch device a ``device`` parameter names: "auto" is CUDA when available, else the
+    CPU; "cpu", "cuda", "cuda:N" as torch spells them (``params.torch_device`` checks the
+    name and refuses a CUDA device this machine lacks). A torch.device passes through."""
+    if isinstance(name, torch.device):
+        return name
+    params.torch_device("device", name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """"cpu", or "cuda:N (<GPU name>)": what a history and a checkpoint record."""
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 class CoverageModel(nn.Module):
@@ -60,40 +81,57 @@ class CoverageModel(nn.Module):
         return f"{type(self).__name__}: {self.n_parameters:,} parameters, config {self.config}"
 
     def predict(self, features: pd.DataFrame, batch_size: int = PREDICT_BATCH,
-                outputs: str = "consistent", precision: str = "fp32") -> pd.DataFrame:
+                outputs: str = "consistent", precision: str = "fp32",
+                device: str | torch.device | None = None) -> pd.DataFrame:
         """Targets in physical units for each row of ``features`` (columns: FEATURES).
 
         A missing or extra column, NaN or inf, ``outputs`` not in OUTPUTS or ``precision``
         not in PRECISIONS → ValueError. ``predict_array`` is the same without pandas.
+        ``device``: where the network runs (see ``network_outputs``).
         """
         _check_options(batch_size, outputs, precision)
-        y = self._predict_checked(frame_array(features), batch_size, outputs, precision)
+        y = self._predict_checked(frame_array(features), batch_size, outputs, precision, device)
         return pd.DataFrame(y, columns=list(TARGETS), index=features.index)
 
     def predict_array(self, x: np.ndarray, batch_size: int = PREDICT_BATCH,
-                      outputs: str = "consistent", precision: str = "fp32") -> np.ndarray:
+                      outputs: str = "consistent", precision: str = "fp32",
+                      device: str | torch.device | None = None) -> np.ndarray:
         """``predict`` on links given as a (rows, 13) array in FEATURES order (checked as
         ``links.feature_array`` checks it); returns a (rows, 5) float64 array in TARGETS order.
 
         ``precision``: "fp32" (the default, the paper's tables) or "bf16" (the forward pass
         under bfloat16 autocast; its accuracy cost is measured by ``serving``).
+        ``device``: where the network runs (see ``network_outputs``).
         """
         _check_options(batch_size, outputs, precision)
-        return self._predict_checked(feature_array(x), batch_size, outputs, precision)
+        return self._predict_checked(feature_array(x), batch_size, outputs, precision, device)
 
-    def _predict_checked(self, x, batch_size, outputs, precision) -> np.ndarray:
+    def _predict_checked(self, x, batch_size, outputs, precision, device=None) -> np.ndarray:
         return self.outputs_from(x, self.network_outputs(
-            self.normalizer.feature_array(x), batch_size, precision), outputs)
+            self.normalizer.feature_array(x), batch_size, precision, device), outputs)
 
     def network_outputs(self, normalised: torch.Tensor, batch_size: int = PREDICT_BATCH,
-                        precision: str = "fp32") -> torch.Tensor:
-        """The network on normalised links, in eval mode and chunks of ``batch_size`` rows."""
+                        precision: str = "fp32",
+                        device: str | torch.device | None = None) -> torch.Tensor:
+        """The network on normalised links, in eval mode and chunks of ``batch_size`` rows;
+        a CPU float32 tensor whatever device ran it.
+
+        ``device``: None runs it where the model's parameters are; a device name ("auto",
+        "cpu", "cuda", "cuda:N"; ``resolve_device``) or a torch.device moves the model there
+        first (in place, as ``Module.to`` does). Each chunk of rows goes to that device.
+        """
+        here = next(self.parameters()).device
+        if device is not None:
+            device = resolve_device(device)
+            if device != here:
+                self.to(device)
+                here = next(self.parameters()).device  # "cuda" resolves to "cuda:0"
         was_training = self.training
         if was_training:
             self.eval()
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,
+        with torch.inference_mode(), torch.autocast(here.type, torch.bfloat16,
                                                     enabled=precision == "bf16"):
-            chunks = [self(normalised[i:i + batch_size]).float()
+            chunks = [self(normalised[i:i + batch_size].to(here)).float().cpu()
                       for i in range(0, len(normalised), batch_size)]
         if was_training:
             self.train()

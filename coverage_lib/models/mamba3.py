@@ -230,7 +230,7 @@ class Mamba3(nn.Module):
             raise ValueError(f"input must be (batch, length, {self.d_model}), got {tuple(u.shape)}")
         scan = self.scan
         if scan in ("fused", "auto"):
-            reason = self._fused_blocker(u)
+            reason = self._fused_blocker(u.device)
             if reason is None:
                 return self._fused_forward(u)
             if scan == "fused":
@@ -241,10 +241,17 @@ class Mamba3(nn.Module):
         y = y * F.silu(z)
         return self.out_proj(y.flatten(-2))
 
-    def _fused_blocker(self, u):
-        """Why the fused kernel cannot take this input (None if it can)."""
-        if not u.is_cuda:
-            return f"the input is on {u.device}, not CUDA"
+    def scan_on(self, device) -> str:
+        """The form ``forward`` runs for inputs on ``device``: "auto" resolves to "fused" (CUDA
+        with mamba_ssm importable) or "parallel"; the other forms are themselves."""
+        if self.scan != "auto":
+            return self.scan
+        return "fused" if self._fused_blocker(torch.device(device)) is None else "parallel"
+
+    def _fused_blocker(self, device):
+        """Why the fused kernel cannot take input on ``device`` (None if it can)."""
+        if device.type != "cuda":
+            return f"the input is on {device}, not CUDA"
         if self.rope_fraction not in (0.5, 1.0):
             return f"mamba_ssm accepts rope_fraction 0.5 or 1.0 only, not {self.rope_fraction}"
         return _fused_unavailable_reason()

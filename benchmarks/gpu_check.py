@@ -1,0 +1,172 @@
+"""One short check for a lent GPU machine: the CUDA tests, then the paper profile's backbones
+trained on CUDA, against the CPU run's numbers. Minutes of GPU time, not hours.
+
+From the repository root, with the project's environment (``make env`` builds .venv; the fused
+Mamba-3 kernel needs ``pip install mamba-ssm==2.3.2.post1``, and the check goes on without it):
+
+    .venv/bin/python benchmarks/gpu_check.py --out "$OUT"           # paper profile, fp32
+    .venv/bin/python benchmarks/gpu_check.py --out "$OUT" --bf16    # each backbone in bf16 too
+    .venv/bin/python benchmarks/gpu_check.py --rows 3000 --epochs 1 --skip-tests   # smoke run
+
+1. The device, torch, and whether mamba_ssm's fused kernel can run (else why not).
+2. ``pytest tests/test_device.py tests/test_mamba3.py`` (the CUDA tests run here).
+3. The profile's data set, built from its 01_data parameters (``--rows`` replaces n_samples) in a
+   temporary folder: data/<profile> is never touched.
+4. Each registered backbone trained as its stage trains it (``training.train_backbone`` with the
+   profile's parameters, ``device`` auto; ``--epochs`` caps the epochs), timed, then scored on
+   the test split: received power MAE against the noise-free median, radius MAE.
+5. ``gpu_check.json`` and ``gpu_check.md`` under ``--out``, rewritten after every run (a run cut
+   off by its time limit still reports what it finished), beside the CPU run's training time
+   and test errors from ``--reference`` (data/<profile>/results/metrics.json) when present.
+
+Budget: the paper run took about 11 minutes per backbone on 2 CPU cores; its GPU times are what
+this script measures. Where GPU time is a few minutes, start with ``--epochs 2`` (seconds per
+epoch are in the summary) and size the full run from that.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from coverage_lib import dataset, metrics, params, registry, training
+from coverage_lib.dataset import FEATURES
+from coverage_lib.models.mamba3 import _fused_unavailable_reason
+from coverage_lib.normalization import Normalizer
+
+ERRORS = (("received_power_dbm", "mae_vs_median"), ("coverage_radius_m", "mae"))
+
+
+def arguments():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--rows", type=int, help="n_samples instead of the profile's")
+    parser.add_argument("--epochs", type=int, help="cap every backbone's epochs at this")
+    parser.add_argument("--backbones", default=",".join(registry.BACKBONES))
+    parser.add_argument("--bf16", action="store_true", help="also train each one in bf16")
+    parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--reference", help="the CPU run's metrics.json "
+                                            "(default: data/<profile>/results/metrics.json)")
+    parser.add_argument("--out", default="data/gpu_check")
+    return parser.parse_args()
+
+
+def machine() -> dict:
+    cuda = torch.cuda.is_available()
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if cuda else None,
+            "cpu_threads": torch.get_num_threads(),
+            "device_auto": str(training.resolve_device("auto")),
+            "fused_mamba3": _fused_unavailable_reason() or "available"}
+
+
+def run_tests() -> dict:
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_device.py",
+                           "tests/test_mamba3.py", "-q", "-rs"], capture_output=True, text=True)
+    tail = (done.stdout + done.stderr).strip().splitlines()[-25:]
+    print("\n".join(tail))
+    return {"returncode": done.returncode, "wall_s": time.perf_counter() - t0, "tail": tail}
+
+
+def build_data(profile: str, rows: int | None, data_dir: Path) -> dict:
+    p = params.load_profile(profile)["01_data"]
+    id_ranges = {c: tuple(p[f"id_{c}"]) for c in ("frequency_ghz", "rain_rate_mmh",
+                                                    "distance_m")}
+    t0 = time.perf_counter()
+    frame, indices, stats = dataset.build(rows or p["n_samples"], p["seed"],
+                                          p["split_fractions"], id_ranges, p["edge_sinr_db"],
+                                          p["implementation_gap_db"])
+    dataset.write_dataset(data_dir / "dataset", frame, indices, stats)
+    return {"rows": len(frame), "wall_s": time.perf_counter() - t0}
+
+
+def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
+    """Train backbone ``key`` as its stage does (its notebook's two cells), then score it."""
+    train, val, test, assumptions = frames
+    backbone = registry.get(key)
+    training.seed_everything(stage["seed"])
+    config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
+    model = backbone.build(Normalizer.fit(train).to_dict(), config, assumptions)
+    t0 = time.perf_counter()
+    result = training.train_backbone(key, model, train, val, data_dir, stage, progress=False)
+    wall = time.perf_counter() - t0
+    scores = metrics.target_metrics(test, model.predict(test[FEATURES], device=stage["device"]))
+    history = result.history
+    return {"backbone": key, "precision": stage["precision"], "wall_s": wall,
+            "epochs": len(history["val_mae"]), "best_epoch": result.best_epoch,
+            "best_val_mae": min(history["val_mae"]),
+            "epoch_time_s": sum(history["epoch_time_s"]) / len(history["epoch_time_s"]),
+            "device_used": history["device_used"], "scan_used": history.get("scan_used"),
+            "test": {f"{t} {s}": scores[t][s] for t, s in ERRORS}}
+
+
+def cpu_reference(path: Path, key: str) -> dict:
+    if not path.is_file():
+        return {}
+    ref = json.loads(path.read_text())
+    out = {"cpu_wall_s": ref["training"][key]["training_time_s"],
+           "cpu_epochs": ref["training"][key]["epochs"]}
+    out.update({f"cpu {t} {s}": ref["accuracy"]["test"][key][t][s] for t, s in ERRORS})
+    return out
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps(summary, indent=1))
+    lines = [f"# GPU check ({summary['profile']} profile, {summary['data'].get('rows')} rows)",
+             "", f"Machine: {summary['machine']}", "",
+             f"Tests: {summary['tests'].get('tail', ['skipped'])[-1:]}", "",
+             "| backbone | precision | device | scan | epochs | wall s | s/epoch | CPU wall s "
+             "| best val MAE | power MAE vs median dB (CPU) | radius MAE m (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["runs"]:
+        power, radius = (f"{r['test'][f'{t} {s}']:.4g} ({r.get(f'cpu {t} {s}', float('nan')):.4g})"
+                         for t, s in ERRORS)
+        lines.append(f"| {r['backbone']} | {r['precision']} | {r['device_used']} | "
+                     f"{r['scan_used'] or '-'} | {r['epochs']} | {r['wall_s']:.0f} | "
+                     f"{r['epoch_time_s']:.1f} | {r.get('cpu_wall_s', float('nan')):.0f} | "
+                     f"{r['best_val_mae']:.4f} | {power} | {radius} |")
+    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+
+
+def main():
+    args = arguments()
+    out = Path(args.out)
+    reference = Path(args.reference or f"data/{args.profile}/results/metrics.json")
+    summary = {"profile": args.profile, "machine": machine(), "tests": {}, "data": {},
+               "runs": []}
+    print(json.dumps(summary["machine"], indent=1))
+    if not args.skip_tests:
+        summary["tests"] = run_tests()
+    write_summary(out, summary)
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        data_dir = Path(tmp)
+        summary["data"] = build_data(args.profile, args.rows, data_dir)
+        print(f"data set: {summary['data']}")
+        train, val, assumptions = training.training_data(data_dir)
+        frames = (train, val, dataset.load_split(data_dir / "dataset", "test"), assumptions)
+        profile = params.load_profile(args.profile)
+        for precision in ("fp32", "bf16") if args.bf16 else ("fp32",):
+            for key in args.backbones.split(","):
+                stage = {**profile[registry.get(key).stage], "device": "auto",
+                         "precision": precision}
+                if args.epochs:
+                    stage["epochs"] = min(stage["epochs"], args.epochs)
+                run = train_one(key, stage, data_dir, frames)  # bf16 overwrites fp32's files
+                run.update(cpu_reference(reference, key))
+                summary["runs"].append(run)
+                print(json.dumps(run))
+                write_summary(out, summary)
+    print((out / "gpu_check.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
