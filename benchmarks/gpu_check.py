@@ -81,11 +81,11 @@ def build_data(profile: str, rows: int | None, data_dir: Path) -> dict:
     id_ranges = {c: tuple(p[f"id_{c}"]) for c in ("frequency_ghz", "rain_rate_mmh",
                                                     "distance_m")}
     t0 = time.perf_counter()
-    frame, indices, stats = dataset.build(rows or p["n_samples"], p["seed"],
-                                          p["split_fractions"], id_ranges, p["edge_sinr_db"],
-                                          p["implementation_gap_db"])
-    dataset.write_dataset(data_dir / "dataset", frame, indices, stats)
-    return {"rows": len(frame), "wall_s": time.perf_counter() - t0}
+    n_rows = rows or p["n_samples"]
+    dataset.build_files(data_dir / "dataset", n_rows, p["seed"], p["split_fractions"],
+                        id_ranges, p["edge_sinr_db"], p["implementation_gap_db"],
+                        p["chunk_rows"])
+    return {"rows": n_rows, "wall_s": time.perf_counter() - t0}
 
 
 def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
