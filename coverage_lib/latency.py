@@ -20,10 +20,17 @@ from .dataset import FEATURES
 from .models.mamba3 import Mamba3
 
 
+WARMUP_BUDGET_S = 1.0  # warm-up stops after this long, once at least one call has run
+
+
 def median_seconds(fn, arg, repeats: int, warmup: int) -> float:
-    """Median wall time of ``fn(arg)`` over ``repeats`` calls, after ``warmup`` calls."""
-    for _ in range(warmup):
+    """Median wall time of ``fn(arg)`` over ``repeats`` calls, after ``warmup`` calls (fewer
+    when they take over WARMUP_BUDGET_S; at least one: slow calls need no five warm-ups)."""
+    start = time.perf_counter()
+    for i in range(warmup):
         fn(arg)
+        if time.perf_counter() - start > WARMUP_BUDGET_S:
+            break
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Where the networks run: the trainer's ``device`` and ``precision`` parameters, ``predict``
 on a device, checkpoints moving between a GPU and a CPU. The CUDA tests are skipped without a
-GPU (``benchmarks/gpu_check.sh`` runs them on a lent one); the fused Mamba-3 kernel against
+GPU (``benchmarks/gpu_check.py`` runs them on a lent one); the fused Mamba-3 kernel against
 the parallel form, block by block, is in ``test_mamba3.py``."""
 import numpy as np
 import pandas as pd
