@@ -559,30 +559,36 @@ def run_stage(stage: Stage, p: dict, executed: Path) -> None:
     executed.with_name(f"{executed.stem}.failed.ipynb").unlink(missing_ok=True)
 
 
-def run(profile: str, force: bool = False, log=print, scheduler: str | None = None) -> dict:
+def run(profile: str, force: bool = False, log=print, scheduler: str | None = None,
+        until: str | None = None) -> dict:
     """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times
     (and the replicate chains' under "chains").
 
     ``scheduler``: a Dask scheduler's address (``tcp://host:8786``) or scheduler file (a path
-    ending in .json) to send the replicate chains to; None runs them here. Bad parameters →
-    ValueError before anything is touched; another run of the same profile in progress →
-    ``PipelineBusy``, also before anything is touched."""
+    ending in .json) to send the replicate chains to; None runs them here. ``until``: the
+    name of the last stage to run (e.g. "01_data" to generate the data set only); None runs
+    them all. Bad parameters → ValueError before anything is touched; another run of the
+    same profile in progress → ``PipelineBusy``, also before anything is touched."""
     all_params = stage_params(profile)  # validation first: nothing is touched on bad input
+    if until is not None:
+        params_mod.one_of(*(s.name for s in stages()))("until", until)
     if scheduler is not None:
         from . import fanout
 
         params_mod.non_empty_str("scheduler", scheduler)
         log(f"Dask scheduler {scheduler}: {fanout.check_scheduler(scheduler)} workers now")
     with profile_lock(profile, log):
-        return _run_locked(profile, all_params, force, log, scheduler)
+        return _run_locked(profile, all_params, force, log, scheduler, until)
 
 
 def _run_locked(profile: str, all_params: dict, force: bool, log,
-                scheduler: str | None = None) -> dict:
+                scheduler: str | None = None, until: str | None = None) -> dict:
     data = resolve(data_dir_of(profile))
     _remove_leftovers(data, log)
     summary = {}
     plan = stages()
+    if until is not None:
+        plan = plan[:[s.name for s in plan].index(until) + 1]
     for i, stage in enumerate(plan, 1):
         if stage.name == SEEDS_STAGE:
             chains_run = run_chains(profile, all_params, force, scheduler, log)
@@ -746,6 +752,8 @@ def main(argv=None) -> int:
     run_p.add_argument("--profile", required=True,
                        help=f"parameter profile: one of {params_mod.available_profiles()}")
     run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    run_p.add_argument("--until", default=None, metavar="STAGE",
+                       help="the last stage to run (e.g. 01_data); default: every stage")
     run_p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
                        help="send the replicate chains (seeds, learning curves) to the Dask "
                             "scheduler at this address (tcp://host:8786) or scheduler file "
@@ -760,7 +768,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run(args.profile, force=args.force, scheduler=args.scheduler)
+            run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until)
         elif args.check:
             print(f"book/executed/ holds profile {check_book()!r}")
         else:

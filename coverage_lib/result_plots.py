@@ -35,10 +35,13 @@ def colour(name: str, i: int = 0) -> str:
 
 
 def keep(fig, data_dir, name: str) -> None:
-    """Save ``fig`` as ``<data_dir>/figures/<name>.png`` and ``.pdf`` (the book shows the PNG)
-    and show it."""
-    save(fig, paths.resolve(data_dir) / "figures", name)
-    plots.show(fig)
+    """Save ``fig`` as ``<data_dir>/figures/<name>.png`` and ``.pdf`` and show the saved PNG
+    (at half its pixel size: the inline backend's "retina" form, drawn once, not again)."""
+    from IPython.display import Image, display
+
+    png, _ = save(fig, paths.resolve(data_dir) / "figures", name)
+    plt.close(fig)
+    display(Image(data=png.read_bytes(), format="png", retina=True))
 
 
 def glue_all(values: dict) -> None:

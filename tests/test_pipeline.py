@@ -66,7 +66,9 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
         assert nbformat.read(copy, as_version=4).cells[-1].outputs is not None
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["skipped"] * STAGE_COUNT
-    assert pipeline.run("tiny", force=True, log=logs.append)["01_data"]["status"] == "ran"
+    # --force reruns a stage that is up to date (here the data stage alone: --until).
+    forced = pipeline.run("tiny", force=True, log=logs.append, until="01_data")
+    assert list(forced) == ["01_data"] and forced["01_data"]["status"] == "ran"
     # Same seed, same bytes: the forced rerun reproduces every data file.
     assert (data / "dataset" / "MANIFEST.txt").read_text() == manifest
 
@@ -84,6 +86,16 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
                   {**TINY_MLP, "lr": 0.001})
     assert [v["status"] for v in pipeline.run("tiny", log=logs.append).values()] == \
         ["ran"] + ["skipped"] * (STAGE_COUNT - 1)
+
+
+def test_until_runs_the_stages_up_to_the_one_named(project):
+    with pytest.raises(ValueError, match=r"until must be one of \['01_data', "):
+        pipeline.run("tiny", log=lambda *_: None, until="02_train")
+    assert not (project / "data").exists()  # refused before any work
+    summary = pipeline.run("tiny", log=lambda *_: None, until="01_data")
+    assert list(summary) == ["01_data"] and summary["01_data"]["status"] == "ran"
+    data = project / "data" / "tiny"
+    assert (data / "dataset" / "MANIFEST.txt").is_file() and not (data / "models").exists()
 
 
 def test_missing_parameter_refused(project):
