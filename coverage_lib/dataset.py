@@ -237,11 +237,15 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+SPLIT_NAMES = SPLITS + OOD_SPLITS
+
+
 def split_labels(indices: dict, n_rows: int) -> np.ndarray:
-    """Each row's split name (every row is in exactly one split)."""
-    labels = np.empty(n_rows, dtype=object)
+    """Each row's split as a code (int8): its position in SPLIT_NAMES (every row is in
+    exactly one split). One byte per row, whatever the row count."""
+    labels = np.full(n_rows, -1, dtype=np.int8)
     for name, idx in indices.items():
-        labels[np.asarray(idx, dtype=np.int64)] = name
+        labels[np.asarray(idx, dtype=np.int64)] = SPLIT_NAMES.index(name)
     return labels
 
 
@@ -254,9 +258,9 @@ def _write_rows(folder, chunks) -> dict:
         writers[name] = storage.RowsWriter(folder, ROWS_SPLIT.format(name), COLUMNS)
     try:
         for rows, labels in chunks:
-            writers[ROWS_ALL].append(rows.assign(split=labels.astype(str)))
-            for name in SPLITS + OOD_SPLITS:
-                writers[name].append(rows[labels == name])
+            writers[ROWS_ALL].append(rows.assign(split=np.array(SPLIT_NAMES)[labels]))
+            for code, name in enumerate(SPLIT_NAMES):
+                writers[name].append(rows[labels == code])
         entries = {}
         for writer in writers.values():
             entries.update(writer.finish())
@@ -281,8 +285,19 @@ def write_dataset(folder, df: pd.DataFrame, indices: dict, stats: dict) -> Path:
                                 FILE_STATS: _json_bytes(stats)}, written=entries)
 
 
-def _indices_bytes(indices: dict) -> bytes:
-    return _json_bytes({k: np.asarray(v).tolist() for k, v in indices.items()})
+def _indices_bytes(indices: dict, slice_rows: int = 1_000_000) -> bytes:
+    """``_json_bytes`` of {split: its indices as a list}, byte for byte, encoded
+    ``slice_rows`` indices at a time (no Python list of every index)."""
+    parts = []
+    for name in sorted(indices):
+        idx = np.asarray(indices[name], dtype=np.int64)
+        if not len(idx):
+            parts.append(f' "{name}": []'.encode())
+            continue
+        body = ",\n".join(",\n".join(f"  {i}" for i in idx[at:at + slice_rows].tolist())
+                          for at in range(0, len(idx), slice_rows))
+        parts.append(f' "{name}": [\n'.encode() + body.encode() + b"\n ]")
+    return b"{\n" + b",\n".join(parts) + b"\n}\n"
 
 
 def build_files(folder, n_samples: int, seed: int, split_fractions, id_ranges: dict,

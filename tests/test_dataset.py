@@ -500,3 +500,12 @@ def test_chunk_rows_is_checked_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="chunk_rows"):
         dataset.build_files(tmp_path / "x", 3000, 5, FRACTIONS, ID_RANGES, chunk_rows=0)
     assert not (tmp_path / "x").exists()
+
+
+def test_indices_file_is_encoded_in_slices_as_json_would_encode_it_whole():
+    rng = np.random.default_rng(0)
+    indices = {name: np.sort(rng.choice(10 ** 6, n, replace=False))
+               for name, n in zip(dataset.SPLIT_NAMES, [40, 0, 7, 1, 13, 0, 22])}
+    whole = (json.dumps({k: v.tolist() for k, v in indices.items()}, indent=1, sort_keys=True)
+             + "\n").encode()
+    assert dataset._indices_bytes(indices, slice_rows=5) == whole
