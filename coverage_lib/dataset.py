@@ -221,11 +221,7 @@ def _json_bytes(obj) -> bytes:
 def read_frame(path) -> pd.DataFrame:
     """Read a canonical JSON data file written by ``write_dataset`` (unchecked: ``load_split``
     checks the Parquet copy against the data set's MANIFEST first)."""
-    return frame_from_json_bytes(Path(path).read_bytes())
-
-
-def frame_from_json_bytes(payload: bytes) -> pd.DataFrame:
-    data = json.loads(payload)
+    data = json.loads(Path(path).read_bytes())
     return pd.DataFrame(data["data"], columns=data["columns"])
 
 

@@ -364,6 +364,14 @@ def predictions(frame: pd.DataFrame, models: Models, implementation_gap_db: floa
     return out, flags
 
 
+def evaluation_splits(data) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """What an evaluation reads from the data set folder ``data``: the train split's features
+    and targets (LightGBM's fit), the whole validation split and every split it scores."""
+    return (dataset.load_split(data, "train", dataset.MODEL_COLUMNS),
+            dataset.load_split(data, "val"),
+            {split: dataset.load_split(data, split) for split in EVAL_SPLITS})
+
+
 def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
              lightgbm_candidates: int, lightgbm_search_rows: int, lightgbm_max_rounds: int,
              lightgbm_early_stopping: int, lightgbm_min_improvement: float,
@@ -395,9 +403,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     manifest = dataset.manifest_sha256(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     gap = assumptions["implementation_gap_db"]
-    train = dataset.load_split(data, "train", dataset.MODEL_COLUMNS)
-    val = dataset.load_split(data, "val")
-    frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
+    train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     selector = models.selector
     log(f"train {len(train)}, validation {len(val)} rows; evaluation sets: "
@@ -503,9 +509,7 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     data = paths.dataset_dir(data_dir)
     manifest = dataset.manifest_sha256(data)
     gap = dataset.physics_assumptions(dataset.load_stats(data))["implementation_gap_db"]
-    train = dataset.load_split(data, "train", dataset.MODEL_COLUMNS)
-    val = dataset.load_split(data, "val")
-    frames = {split: dataset.load_split(data, split) for split in EVAL_SPLITS}
+    train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     models.selector.fit_thresholds(val, quantile=selector_quantile)
     models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,

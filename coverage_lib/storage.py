@@ -144,11 +144,6 @@ class RowsWriter:
         self._parquet_file.discard()
 
 
-def json_bytes(frame: pd.DataFrame) -> bytes:
-    """The canonical JSON of ``frame`` in one piece (what ``RowsWriter`` writes in chunks)."""
-    return _json_head(frame.columns) + _json_rows(frame) + b"]}"
-
-
 def frame_files(folder, name: str, frame: pd.DataFrame) -> dict:
     """Write one frame as ``<name>.json`` and ``<name>.parquet``; {file: (bytes, sha256)}."""
     writer = RowsWriter(folder, name, frame.columns)
