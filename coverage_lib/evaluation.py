@@ -644,10 +644,12 @@ def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
 
     names = model_names()
     primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
-    scale = 100.0 if percent else 1.0
-    return pd.DataFrame({s: {f"to {names[primary]}": scale * r["to_mlp"],
-                             f"to {names[backup]}": scale * r["to_mamba"],
-                             **{f"reason: {k}": scale * r["reasons"][k]
+    def scaled(v):  # None: a half-width where the share did not vary over the seeds
+        return None if v is None else (100.0 if percent else 1.0) * v
+
+    return pd.DataFrame({s: {f"to {names[primary]}": scaled(r["to_mlp"]),
+                             f"to {names[backup]}": scaled(r["to_mamba"]),
+                             **{f"reason: {k}": scaled(r["reasons"][k])
                                 for k in REASONS if k in r["reasons"]}}
                          for s, r in ((s, results["routing"][s]) for s in EVAL_SPLITS
                                       if s in results["routing"])})
@@ -718,20 +720,28 @@ def goals_table(results: dict) -> pd.DataFrame:
     return tables.goals(pd.DataFrame(results["goals"]), GOAL_DECIMALS)
 
 
-def book_tables(results: dict) -> dict:
+def book_tables(results: dict, spread: dict | None = None) -> dict:
     """The tables notebook 04 shows and the book's pages paste (myst-nb glue names → tables
     of strings, ``tables``: units in the labels, verdicts in words, rules in their order); the
-    tables that vary from run to run are ``latency_tables``."""
-    acc, splits = results["accuracy"], results["splits"]
-    vs_median = table(acc, "test", "mae_vs_median").loc[["received_power_dbm", "sinr_db"]]
+    tables that vary from run to run are ``latency_tables``.
+
+    With ``spread`` (``intervals.spread`` of two or more seeds) the tables of accuracy, of
+    the frequency bands and of routing show each cell as mean ± half-width over the seeds
+    (``tables.plus_minus``); the others are the main run's (seed 0)."""
+    splits = results["splits"]
+    over_seeds = _over_seeds(results, spread)
     strict, routing = tables.tolerances(physics_checks.TOLERANCES), selector_table(results)
     return {
-        "table_test_mae": tables.by_target(table(acc, "test", "mae")),
-        "table_test_vs_median": tables.by_target(vs_median),
-        "table_test_r2": tables.by_target(table(acc, "test", "r2"), decimals=5, unit=""),
-        "table_ood_mae": tables.by_target(ood_table(acc)),
-        "table_noise_free": tables.by_target(noise_free_table(acc)),
-        "table_bands": tables.by_target(band_table(results)),
+        "table_test_mae": over_seeds(lambda r: tables.by_target(table(r["accuracy"], "test"))),
+        "table_test_vs_median": over_seeds(lambda r: tables.by_target(
+            table(r["accuracy"], "test", "mae_vs_median").loc[["received_power_dbm",
+                                                                "sinr_db"]])),
+        "table_test_r2": over_seeds(lambda r: tables.by_target(
+            table(r["accuracy"], "test", "r2"), decimals=5, unit="")),
+        "table_ood_mae": over_seeds(lambda r: tables.by_target(ood_table(r["accuracy"]))),
+        "table_noise_free": over_seeds(lambda r: tables.by_target(
+            noise_free_table(r["accuracy"]))),
+        "table_bands": over_seeds(lambda r: tables.by_target(band_table(r))),
         "table_raw_heads": tables.by_target(raw_heads_table(results)),
         "table_goals": goals_table(results),
         "table_physics_test": tables.violations(violation_table(results["physics"], "test"),
@@ -743,9 +753,18 @@ def book_tables(results: dict) -> dict:
         # the same two as Markdown (glued as HTML): their prose wraps on the book's pages
         "table_tolerances_md": tables.markdown(strict, ("rule", "what it says")),
         "table_selector_md": tables.markdown(routing, ("rule", "what it says")),
-        "table_routing": tables.percentages(routing_table(results, percent=True)),
+        "table_routing": over_seeds(lambda r: tables.percentages(routing_table(r, True))),
         "table_lightgbm": tables.formatted(lightgbm_table(results)),
     }
+
+
+def _over_seeds(results: dict, spread: dict | None):
+    """``build`` (results → a table of strings) → that table; with a ``spread`` of two or more
+    seeds, built from their means and their half-widths, cell by cell "mean ± half-width"."""
+    if not spread or spread["n"] < 2:
+        return lambda build: build(results)
+    mean, half = ({**results, **spread[k]} for k in ("mean", "half"))
+    return lambda build: tables.plus_minus(build(mean), build(half))
 
 
 def latency_tables(results: dict) -> dict:
@@ -763,14 +782,35 @@ def latency_tables(results: dict) -> dict:
 def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> dict:
     """The numbers the book's prose pastes (glue names → values), all from ``results`` (the
     metrics.json content) and the training ``histories`` ({backbone key: history})."""
-    acc, test = results["accuracy"], results["accuracy"]["test"]
+    mlp, mamba = registry.by_role("primary").key, registry.by_role("backup").key
+    return {
+        "n_train": n_train, "n_test": n_test,
+        **accuracy_numbers(results["accuracy"], results["routing"]),
+        "selector_divergence_threshold": results["selector"]["thresholds"]["divergence"],
+        "goals_met": sum(g["met"] for g in results["goals"]),
+        "goals_total": len(results["goals"]),
+        "mlp_best_epoch": histories[mlp]["best_epoch"],
+        "mamba_best_epoch": histories[mamba]["best_epoch"],
+        "mlp_epochs": len(histories[mlp]["val_mae"]),
+        "lightgbm_candidates": results["lightgbm"]["candidates"],
+        "lightgbm_search_rows": results["lightgbm"]["search_rows"]  # None: every training row
+        or next(iter(results["lightgbm"]["chosen"].values()))["train_rows"],
+        "lightgbm_capped": sum(bool(c["cap_reached"])
+                               for c in results["lightgbm"]["chosen"].values()),
+        "mamba_epochs": len(histories[mamba]["val_mae"]),
+    }
+
+
+def accuracy_numbers(acc: dict, routing: dict) -> dict:
+    """The quoted numbers that come from one run's ``accuracy`` and ``routing`` (as
+    metrics.json holds them): ``book_numbers``' part that differs from seed to seed."""
+    test = acc["test"]
     mlp, mamba = registry.by_role("primary").key, registry.by_role("backup").key
 
     def ratio(split, model, target, over="oracle"):
         return acc[split][model][target]["mae"] / acc[split][over][target]["mae"]
 
     numbers = {
-        "n_train": n_train, "n_test": n_test,
         "mlp_power_mae": test[mlp]["received_power_dbm"]["mae"],
         "mlp_power_vs_median": test[mlp]["received_power_dbm"]["mae_vs_median"],
         "mlp_power_ratio": ratio("test", mlp, "received_power_dbm"),
@@ -786,19 +826,7 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
         "mamba_power_vs_median": test[mamba]["received_power_dbm"]["mae_vs_median"],
         "mamba_radius_mae": test[mamba]["coverage_radius_m"]["mae"],
         "mamba_radius_over_mlp": ratio("test", mamba, "coverage_radius_m", over=mlp),
-        "selector_test_to_mamba": results["routing"]["test"]["to_mamba"],
-        "selector_divergence_threshold": results["selector"]["thresholds"]["divergence"],
-        "goals_met": sum(g["met"] for g in results["goals"]),
-        "goals_total": len(results["goals"]),
-        "mlp_best_epoch": histories[mlp]["best_epoch"],
-        "mamba_best_epoch": histories[mamba]["best_epoch"],
-        "mlp_epochs": len(histories[mlp]["val_mae"]),
-        "lightgbm_candidates": results["lightgbm"]["candidates"],
-        "lightgbm_search_rows": results["lightgbm"]["search_rows"]  # None: every training row
-        or next(iter(results["lightgbm"]["chosen"].values()))["train_rows"],
-        "lightgbm_capped": sum(bool(c["cap_reached"])
-                               for c in results["lightgbm"]["chosen"].values()),
-        "mamba_epochs": len(histories[mamba]["val_mae"]),
+        "selector_test_to_mamba": routing["test"]["to_mamba"],
     }
     for split in acc:
         if split != "test":
@@ -813,7 +841,7 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
                     acc[split][model]["received_power_dbm"]["mae_vs_median"]
                 numbers[f"{model}_radius_mae_{split}"] = \
                     acc[split][model]["coverage_radius_m"]["mae"]
-    for reason, fraction in results["routing"]["test"]["reasons"].items():
+    for reason, fraction in routing["test"]["reasons"].items():
         numbers[f"selector_test_{reason}"] = fraction
     return numbers
 

@@ -21,7 +21,10 @@ from scipy import stats
 from . import evaluation, paths, registry, replicates, tables
 from .dataset import TARGETS
 
-FORMAT = "d2tl-coverage-seeds/1"
+FORMAT = "d2tl-coverage-seeds/2"
+# What each replicate's results keep in seeds.json (per seed, for the replicates on every row):
+# the book's accuracy tables, routing and frequency bands become mean ± half-width of these.
+PER_SEED = ("accuracy", "frequency_bands", "routing", "training")
 # The learning curves' three panels: (label, target, statistic).
 CURVES = (("received power vs median (dB)", "received_power_dbm", "mae_vs_median"),
           ("radius R²", "coverage_radius_m", "r2"),
@@ -59,8 +62,7 @@ def load(data_dir, seeds, train_rows) -> dict:
         else:
             results = evaluation.read_replicate(folder / "results" / "replicate.json")
         out[replicate.name] = {"seed": replicate.seed, "size": replicate.train_rows,
-                               **{k: results[k] for k in ("accuracy", "training",
-                                                          "train_rows")}}
+                               **{k: results[k] for k in ("train_rows", *PER_SEED)}}
     return out
 
 
@@ -167,7 +169,38 @@ def summary(data_dir, seeds, train_rows, level: float = 0.95) -> dict:
             "replicates": {n: {"seed": r["seed"], "train_rows": r["train_rows"],
                                "training": r["training"]} for n, r in runs.items()},
             "accuracy": accuracy(runs, level), "ratios": ratios(runs, level),
-            "learning_curves": learning_curves(runs, level)}
+            "learning_curves": learning_curves(runs, level),
+            "per_seed": {str(r["seed"]): {k: r[k] for k in PER_SEED if k != "training"}
+                         for r in runs.values() if r["size"] is None}}
+
+
+def _over(trees: list, reduce, constant):
+    """``reduce`` applied leaf by leaf over trees of the same shape (nested dicts of numbers),
+    on the keys every tree has; a leaf equal in every tree (a count such as rows, an error
+    that is 0 by definition) is ``constant(leaf)``, text stays as it is in the first tree."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: _over([t[k] for t in trees], reduce, constant) for k in first
+                if all(isinstance(t, dict) and k in t for t in trees)}
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    if all(t == first for t in trees):
+        return constant(first)
+    return reduce([t if isinstance(t, (int, float)) else None for t in trees])
+
+
+def spread(result: dict) -> dict:
+    """The per-seed results of ``result`` (``summary``) reduced leaf by leaf: ``mean`` and
+    ``half`` (the half-width of the t-interval at ``result["level"]``; None with one seed and
+    for a value that does not vary, a count staying a count) are shaped as metrics.json's
+    ``accuracy``, ``frequency_bands`` and ``routing``, so the evaluation's tables can be built
+    from either; ``n`` is the number of seeds."""
+    runs = list(result["per_seed"].values())
+    level = result["level"]
+    return {"n": len(runs),
+            "mean": _over(runs, lambda v: interval(v, level)["mean"], lambda v: v),
+            "half": _over(runs, lambda v: interval(v, level)["half_width"],
+                          lambda v: v if isinstance(v, int) else None)}
 
 
 def write(data_dir, result: dict):
@@ -175,9 +208,17 @@ def write(data_dir, result: dict):
     return evaluation.write_json(paths.resolve(data_dir) / "results" / "seeds.json", result)
 
 
+def read(data_dir) -> dict:
+    """``<data_dir>/results/seeds.json``; missing or of another format → ValueError naming it."""
+    return evaluation.read_json(paths.resolve(data_dir) / "results" / "seeds.json", FORMAT,
+                                "a D2TL Coverage seeds file", "run the seeds stage (notebook "
+                                "04b_seeds) first")
+
+
 # -- what the book shows ---------------------------------------------------------------------
 
-def _shown(iv: dict, decimals: int) -> str:
+def shown(iv: dict, decimals: int) -> str:
+    """An interval as "mean ± half-width" with ``decimals`` (the mean alone without one)."""
     if iv["mean"] is None:
         return "–"
     if iv["half_width"] is None:
@@ -192,7 +233,7 @@ def accuracy_table(result: dict, splits=None) -> pd.DataFrame:
     splits = list(result["accuracy"]) if splits is None else list(splits)
     rows = [(s, m) for s in splits for m in result["accuracy"][s]]
     columns = [f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" for t in TARGETS]
-    return pd.DataFrame([[_shown(result["accuracy"][s][m][t], tables.ERROR_DECIMALS[t])
+    return pd.DataFrame([[shown(result["accuracy"][s][m][t], tables.ERROR_DECIMALS[t])
                           for t in TARGETS] for s, m in rows], columns=columns,
                         index=pd.MultiIndex.from_tuples([(s, names[m]) for s, m in rows],
                                                         names=["split", "model"]))
@@ -207,7 +248,7 @@ def ratio_table(result: dict) -> pd.DataFrame:
             target = max(TARGETS, key=lambda t: -math.inf if by_target[t]["mean"] is None
                          else by_target[t]["mean"])
             iv = by_target[target]
-            rows.append([f"{_shown(iv, 3)} ({tables.NAMES[target]})", ratio_verdict(iv)])
+            rows.append([f"{shown(iv, 3)} ({tables.NAMES[target]})", ratio_verdict(iv)])
             index.append((label, split))
     return pd.DataFrame(rows, columns=["ratio (worst target)", "verdict"],
                         index=pd.MultiIndex.from_tuples(index, names=["comparison", "split"]))
@@ -243,6 +284,33 @@ def replicate_table(result: dict) -> pd.DataFrame:
                                            f"{tables.number(t['training_time_s'] / 60, 1)} min")
         rows[name] = row
     return pd.DataFrame(rows).T
+
+
+# The glued numbers the book's prose quotes with their interval: name → how each is shown.
+QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
+          "oracle_power_mae": "{:.3f}", "mlp_radius_r2": "{:.5f}",
+          "lightgbm_power_vs_median": "{:.3f}", "lightgbm_radius_over_mlp": "{:.2f}",
+          "selector_test_to_mamba": "{:.2%}", "selector_test_more_accurate": "{:.2%}"}
+
+
+def quoted_numbers(result: dict) -> dict:
+    """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
+    one seed), glued as ``<name>_text``: ``evaluation.accuracy_numbers`` of every seed."""
+    per_seed = [evaluation.accuracy_numbers(r["accuracy"], r["routing"])
+                for r in result["per_seed"].values()]
+    out = {}
+    for name, shown in QUOTED.items():
+        iv = interval([n.get(name) for n in per_seed], result["level"])
+        if iv["mean"] is None:
+            text = "–"
+        elif iv["half_width"] is None:
+            text = shown.format(iv["mean"])
+        elif shown.endswith("%}"):  # 12.34 ± 0.56 %
+            text = f"{shown.format(iv['mean'])[:-1]} ± {shown.format(iv['half_width'])}"
+        else:
+            text = f"{shown.format(iv['mean'])} ± {shown.format(iv['half_width'])}"
+        out[f"{name}_text"] = text
+    return out
 
 
 def book_values(result: dict) -> dict:

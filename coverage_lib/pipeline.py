@@ -62,7 +62,7 @@ def stages() -> list[Stage]:
               writes=("results/seeds.json",)),
         Stage("05_plots", "notebooks/05_plots.ipynb",
               reads=("dataset", "models", "results/metrics.json",
-                     "results/selector_thresholds.json"),
+                     "results/selector_thresholds.json", "results/seeds.json"),
               writes=("figures",)),
         Stage("06_interactive", "notebooks/06_interactive.ipynb",
               reads=("dataset", *routed, "results/selector_thresholds.json")),

@@ -16,7 +16,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from . import domain, paths, physics, plots, registry, tables
+from . import domain, intervals, paths, physics, plots, registry, tables
 from .dataset import FEATURES, OOD_SPLITS, TARGETS
 from .io import atomic_write_bytes
 from .plots import MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN, label
@@ -288,10 +288,23 @@ def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
     return fig
 
 
-def accuracy_bars(accuracy: dict):
+def accuracy_bars(accuracy: dict, seeds: dict | None = None):
     """MAE of every model but the oracle relative to the primary backbone's (the MLP), per
-    target, on every split (log scale; 1 = the MLP); three splits a row, the legend below."""
+    target, on every split (log scale; 1 = the MLP); three splits a row, the legend below.
+
+    With ``seeds`` (``results/seeds.json`` of two or more seeds) each bar is the mean over the
+    seeds of the per-seed ratio (paired: both models trained on that seed's split), and its
+    error bar that ratio's t-interval."""
     names, primary = registry.display_names(), registry.by_role("primary").key
+    seeds = seeds or {"per_seed": {}, "level": 0.95}
+    runs = [r["accuracy"] for r in seeds["per_seed"].values()]
+    if len(runs) < 2:
+        runs = [accuracy]
+
+    def ratio(split, model, target):
+        iv = intervals.interval([a[split][model][target]["mae"] / a[split][primary][target]["mae"]
+                                 for a in runs], seeds["level"])
+        return iv["mean"], iv["half_width"] or 0.0
     splits = [s for s in ("test", *OOD_SPLITS) if s in accuracy]
     models = [m for m in ("lightgbm", *registry.BACKBONES, "selector")
               if m != primary and m in accuracy[splits[0]]]
@@ -302,10 +315,10 @@ def accuracy_bars(accuracy: dict):
     width = 0.8 / len(models)
     for ax, split in zip(axes.flat, splits):
         for i, model in enumerate(models):
-            ratios = [accuracy[split][model][t]["mae"] / accuracy[split][primary][t]["mae"]
-                      for t in TARGETS]
-            ax.bar(np.arange(len(TARGETS)) + (i - (len(models) - 1) / 2) * width, ratios,
-                   width, color=colour(names[model], i), label=names[model])
+            means, halves = zip(*(ratio(split, model, t) for t in TARGETS))
+            ax.bar(np.arange(len(TARGETS)) + (i - (len(models) - 1) / 2) * width, means,
+                   width, color=colour(names[model], i), label=names[model],
+                   yerr=halves if len(runs) > 1 else None, error_kw={"lw": 0.8, "capsize": 1.5})
         ax.axhline(1.0, color="#000000", lw=0.8)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

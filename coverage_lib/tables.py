@@ -132,6 +132,26 @@ def formatted(table: pd.DataFrame, decimals: dict | None = None,
     return _unnamed(out)
 
 
+def plus_minus(mean: pd.DataFrame, half: pd.DataFrame) -> pd.DataFrame:
+    """Two formatted tables of the same shape, the means and the half-widths of their
+    intervals, as one: each cell "mean ± half-width" ("12.00 ± 0.50 %" for percentages),
+    the mean alone where the half-width is missing ("–")."""
+    def cell(m: str, h: str) -> str:
+        if h.startswith("–") or m.startswith("–"):
+            return m
+        if m.endswith(" %") and h.endswith(" %"):
+            return f"{m[:-2]} ± {h}"
+        return f"{m} ± {h}"
+
+    if mean.shape != half.shape or not mean.index.equals(half.index) \
+            or not mean.columns.equals(half.columns):
+        raise ValueError("plus_minus needs two tables of the same rows and columns")
+    out = mean.copy()
+    for column in mean.columns:
+        out[column] = [cell(str(m), str(h)) for m, h in zip(mean[column], half[column])]
+    return out
+
+
 def markdown(table: pd.DataFrame, index_names=()) -> str:
     """``table`` as a Markdown table (its row labels first, headed ``index_names``): for
     tables of prose, which the book's theme wraps and aligns to the left, unlike the

@@ -61,25 +61,47 @@ def claim_verdict(goals: list) -> str:
     return "\n".join(lines)
 
 
-def out_of_distribution(accuracy: dict) -> str:
+def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
     """Per OOD set, the backup against the MLP on the noise-free received power and radius,
-    each comparison worded from its two numbers."""
+    each comparison worded from its two numbers; with ``seeds`` (``results/seeds.json`` of two
+    or more seeds), from the interval of their per-seed ratio (``intervals.ratio_verdict``),
+    each error shown as mean ± half-width."""
+    from . import intervals
     from .evaluation import noise_free_mae
 
     mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    runs = [r["accuracy"] for r in (seeds or {}).get("per_seed", {}).values()]
+    runs = runs if len(runs) >= 2 else [accuracy]
+    level = (seeds or {}).get("level", 0.95)
     lines = []
     for split in OOD_SPLITS:
         if {mlp, backup} <= set(accuracy.get(split, {})):
             parts = []
             for target, what in (("received_power_dbm", "received power against the median"),
                                  ("coverage_radius_m", "coverage radius")):
-                a, b = (noise_free_mae(accuracy[split][m], target) for m in (backup, mlp))
+                errors = {m: [noise_free_mae(r[split][m], target) for r in runs]
+                          for m in (backup, mlp)}
+                a, b = (intervals.interval(errors[m], level) for m in (backup, mlp))
                 unit, d = tables.ERROR_UNITS[target], tables.ERROR_DECIMALS[target]
-                parts.append(f"on {what} {comparison('the backup', a, 'the MLP', b)} "
-                             f"({tables.number(a, d)} {unit} against {tables.number(b, d)} "
-                             f"{unit})")
+                if len(runs) == 1:
+                    said = comparison("the backup", a["mean"], "the MLP", b["mean"])
+                else:
+                    said = _from_interval(intervals.ratio_verdict(intervals.interval(
+                        [x / y for x, y in zip(errors[backup], errors[mlp])], level)))
+                parts.append(f"on {what} {said} ({intervals.shown(a, d)} {unit} against "
+                             f"{intervals.shown(b, d)} {unit})")
             lines.append(f"- **{split}** ({SPLIT_MEANINGS[split]}): " + "; ".join(parts) + ".")
+    if len(runs) > 1:
+        lines.append(f"- Over {len(runs)} seeds: mean ± half-width of the "
+                     f"{round(100 * level)} % t-interval; better or worse only where the "
+                     f"interval of the per-seed ratio excludes 1.")
     return "\n".join(lines)
+
+
+def _from_interval(verdict: str) -> str:
+    return {"lower": "the backup is better than the MLP",
+            "higher": "the backup is worse than the MLP"}.get(
+        verdict, "the backup and the MLP cannot be told apart (their ratio's interval holds 1)")
 
 
 def switching_costs(physics: dict, splits=("test", "domain")) -> str:
@@ -142,11 +164,11 @@ def selector_speed(latency_rows: list) -> str:
             f"the backup on every row, so its speed is the backup's.")
 
 
-def stable(results: dict) -> dict:
+def stable(results: dict, seeds: dict | None = None) -> dict:
     """The sentences that depend only on the accuracy, physics and goals (glue name →
-    Markdown)."""
+    Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran."""
     return {"verdict_md": claim_verdict(results["goals"]),
-            "ood_md": out_of_distribution(results["accuracy"]),
+            "ood_md": out_of_distribution(results["accuracy"], seeds),
             "switching_md": switching_costs(results["physics"])}
 
 

@@ -25,8 +25,8 @@ def _noisy(frame, scale):
     return frame[TARGETS] * (1 + scale * rng.standard_normal((len(frame), len(TARGETS))))
 
 
-def _accuracy():
-    rng = np.random.default_rng(1)
+def _accuracy(seed=1):
+    rng = np.random.default_rng(seed)
     models = ("oracle", "lightgbm", *registry.BACKBONES, "selector")
     return {s: {m: {t: {"mae": float(rng.uniform(0.5, 2))} for t in TARGETS} for m in models}
             for s in ("test", *OOD_SPLITS)}
@@ -75,6 +75,8 @@ def _figures(frame):
         "coverage map": lambda: result_plots.coverage_map(sinr, np.arange(81) % 2 == 0, axis,
                                                           2500.0),
         "accuracy bars": lambda: result_plots.accuracy_bars(_accuracy()),
+        "accuracy bars over seeds": lambda: result_plots.accuracy_bars(_accuracy(), {
+            "level": 0.95, "per_seed": {str(s): {"accuracy": _accuracy(s)} for s in (1, 2, 3)}}),
         "latency bars": lambda: result_plots.latency_bars(_latency()),
         "learning curves": lambda: result_plots.learning_curves(_curves()),
     }

@@ -152,3 +152,61 @@ def test_an_unreachable_scheduler_is_refused_before_any_work(finished_tiny, tmp_
         with pytest.raises(ValueError, match="scheduler: cannot reach a Dask scheduler at"):
             pipeline.run("tiny", scheduler=address, log=lambda *_: None)
     assert sorted(p.name for p in (root / "data" / "tiny").iterdir()) == before
+
+
+def _scaled(tree, factor):
+    """Every real leaf of ``tree`` times ``factor`` (counts, integers, stay as they are)."""
+    if isinstance(tree, dict):
+        return {k: _scaled(v, factor) for k, v in tree.items()}
+    return tree * factor if isinstance(tree, float) else tree
+
+
+def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny):
+    from coverage_lib import evaluation, tables
+
+    metrics = evaluation.read_results(finished_tiny[0] / "data" / "tiny")
+    kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
+    one = {"level": 0.95, "per_seed": {"0": kept}}
+    two = {"level": 0.95, "per_seed": {"0": kept, "3": _scaled(kept, 1.1)}}
+
+    # one seed: the tables and quoted numbers are the main run's, without an interval
+    assert intervals.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
+    alone, main = evaluation.book_tables(metrics, intervals.spread(one)), \
+        evaluation.book_tables(metrics)
+    assert all(alone[k].equals(main[k]) for k in main if hasattr(main[k], "equals"))
+    quoted = intervals.quoted_numbers(one)
+    assert quoted["mlp_power_vs_median_text"] == \
+        f"{metrics['accuracy']['test']['mlp']['received_power_dbm']['mae_vs_median']:.3f}"
+    assert quoted["selector_test_to_mamba_text"] == f"{metrics['routing']['test']['to_mamba']:.2%}"
+
+    # two seeds, the second 10 % off: mean 1.05 v, half-width t(0.975, 1)·s/√2 = 12.706·0.05 v
+    spread = intervals.spread(two)
+    assert spread["n"] == 2
+    for band, entry in metrics["frequency_bands"]["ood_frequency"].items():
+        got = spread["mean"]["frequency_bands"]["ood_frequency"][band]
+        assert got["rows"] == entry["rows"] and isinstance(got["rows"], int)
+        assert got["mlp"]["coverage_radius_m"] == pytest.approx(
+            1.05 * entry["mlp"]["coverage_radius_m"], rel=1e-12)
+    shown = evaluation.book_tables(metrics, spread)
+    t = 12.706204736174694
+    v = metrics["accuracy"]["test"]["mlp"]["coverage_radius_m"]["mae"]
+    mlp = evaluation.model_names()["mlp"]
+    cell = shown["table_test_mae"].loc[tables.target_label("coverage_radius_m"), mlp]
+    assert cell == f"{tables.number(1.05 * v, 1)} ± {tables.number(t * 0.05 * v, 1)}"
+    for name in ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
+                 "table_noise_free", "table_bands", "table_routing"):
+        assert shown[name].shape == main[name].shape, name
+        # a value the same on both seeds (0 by definition, a share of 0 %) shows no interval
+        pairs = zip(shown[name].to_numpy().ravel(), main[name].to_numpy().ravel())
+        assert all(" ± " in c or c == m for c, m in pairs), name
+        assert sum(" ± " in c for c in shown[name].to_numpy().ravel()) > 0, name
+    oracle = evaluation.model_names()["oracle"]
+    assert shown["table_test_vs_median"].loc[tables.target_label("received_power_dbm"),
+                                             oracle] == "0.000"
+    for name in ("table_lightgbm", "table_physics_test", "table_goals", "table_selector"):
+        assert shown[name].equals(main[name]), name  # the main run's: not over seeds
+    band = next(iter(metrics["frequency_bands"]["ood_frequency"].values()))["rows"]
+    assert band in shown["table_bands"].index.get_level_values(1)  # a count stays a count
+    quoted = intervals.quoted_numbers(two)
+    power = metrics["accuracy"]["test"]["mlp"]["received_power_dbm"]["mae_vs_median"]
+    assert quoted["mlp_power_vs_median_text"] == f"{1.05 * power:.3f} ± {t * 0.05 * power:.3f}"

@@ -79,6 +79,15 @@ def test_comparisons_are_worded_from_the_numbers():
     text = verdicts.out_of_distribution(accuracy)
     assert "the backup is better than the MLP (0.230 dB against 0.350 dB)" in text
     assert "the backup is better than the MLP (134.6 m against 410.8 m)" in text
+    # over seeds: worded from the interval of the per-seed ratio, errors as mean ± half-width
+    again = {"ood_distance": {mlp: entry(0.37, 400.8), backup: entry(0.25, 420.0)}}
+    seeds = {"level": 0.95, "per_seed": {"0": {"accuracy": accuracy}, "1": {"accuracy": again}}}
+    text = verdicts.out_of_distribution(accuracy, seeds)
+    half = 12.706204736174694 * 0.01  # t(0.975, 1)·s/√2 with s = 0.02/√2: 12.706 × 0.01
+    assert (f"on received power against the median the backup is better than the MLP "
+            f"(0.240 ± {half:.3f} dB against 0.360 ± {half:.3f} dB)") in text
+    assert "on coverage radius the backup and the MLP cannot be told apart" in text
+    assert "Over 2 seeds" in text
 
 
 def test_equal_footing_is_judged_from_the_times():
@@ -97,3 +106,13 @@ def test_prose_tables_as_markdown():
     assert lines[0] == "| rule | what it says | tolerance |"
     assert lines[2].startswith("| power_vs_rain | received power does not rise")
     assert lines[2].endswith("| 0.5 dB |")
+
+
+def test_plus_minus_joins_means_and_half_widths():
+    mean = pd.DataFrame({"a": ["1.250", "12.00 %", "–"], "b": ["3", "4.0", "5.0"]})
+    half = pd.DataFrame({"a": ["0.010", "0.50 %", "0.1"], "b": ["–", "0.2", "– %"]})
+    assert tables.plus_minus(mean, half).to_dict("list") == {
+        "a": ["1.250 ± 0.010", "12.00 ± 0.50 %", "–"], "b": ["3", "4.0 ± 0.2", "5.0"]}
+    import pytest
+    with pytest.raises(ValueError, match="same rows and columns"):
+        tables.plus_minus(mean, half.iloc[:2])
