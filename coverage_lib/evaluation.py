@@ -720,17 +720,19 @@ def goals_table(results: dict) -> pd.DataFrame:
     return tables.goals(pd.DataFrame(results["goals"]), GOAL_DECIMALS)
 
 
-def book_tables(results: dict, spread: dict | None = None) -> dict:
+def book_tables(results: dict, spread: dict | None = None, goals: list | None = None) -> dict:
     """The tables notebook 04 shows and the book's pages paste (myst-nb glue names → tables
     of strings, ``tables``: units in the labels, verdicts in words, rules in their order); the
     tables that vary from run to run are ``latency_tables``.
 
     With ``spread`` (``intervals.spread`` of two or more seeds) the tables of accuracy, of
     the frequency bands and of routing show each cell as mean ± half-width over the seeds
-    (``tables.plus_minus``); the others are the main run's (seed 0)."""
+    (``tables.plus_minus``), and the goals table shows ``goals`` (``intervals.goals``) where
+    given; the others are the main run's (seed 0)."""
     splits = results["splits"]
     over_seeds = _over_seeds(results, spread)
     strict, routing = tables.tolerances(physics_checks.TOLERANCES), selector_table(results)
+    judged = goals_table(results if goals is None else {"goals": goals})
     return {
         "table_test_mae": over_seeds(lambda r: tables.by_target(table(r["accuracy"], "test"))),
         "table_test_vs_median": over_seeds(lambda r: tables.by_target(
@@ -743,7 +745,9 @@ def book_tables(results: dict, spread: dict | None = None) -> dict:
             noise_free_table(r["accuracy"]))),
         "table_bands": over_seeds(lambda r: tables.by_target(band_table(r))),
         "table_raw_heads": tables.by_target(raw_heads_table(results)),
-        "table_goals": goals_table(results),
+        "table_goals": judged,
+        # the same as Markdown (glued as HTML): the goals' names wrap on the book's page
+        "table_goals_md": tables.markdown(judged, ("goal",)),
         "table_physics_test": tables.violations(violation_table(results["physics"], "test"),
                                                 splits["test"]["physics_rows"],
                                                 splits["test"]["rows"]),
@@ -787,8 +791,6 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
         "n_train": n_train, "n_test": n_test,
         **accuracy_numbers(results["accuracy"], results["routing"]),
         "selector_divergence_threshold": results["selector"]["thresholds"]["divergence"],
-        "goals_met": sum(g["met"] for g in results["goals"]),
-        "goals_total": len(results["goals"]),
         "mlp_best_epoch": histories[mlp]["best_epoch"],
         "mamba_best_epoch": histories[mamba]["best_epoch"],
         "mlp_epochs": len(histories[mlp]["val_mae"]),

@@ -286,6 +286,32 @@ def replicate_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+def goals(result: dict, results: dict) -> list[dict]:
+    """The paper's goals judged over the seeds: each accuracy goal (``evaluation.goals``; the
+    physics rules are the main run's, ``results``: replicates do not check them) with its
+    value on every seed, their mean as ``value`` with ``half_width``, and ``met`` from the
+    interval: True when all of it is within the limit, False when none of it is, None
+    (undecided) when it holds the limit; then the main run's other goals (serving) as they
+    are. With one seed, the main run's goals."""
+    per_seed = [evaluation.goals(r["accuracy"], results["physics"])
+                for r in result["per_seed"].values()]
+    if len(per_seed) < 2:
+        return results["goals"]
+    out = []
+    for rows in zip(*per_seed):
+        first = rows[0]
+        iv = interval([r["value"] for r in rows], result["level"])
+        half = iv["half_width"] if len({r["value"] for r in rows}) > 1 else None
+        ends = [evaluation.goal_row(first["goal"], v, first["limit"], first["kind"])["met"]
+                for v in (iv["mean"] - (half or 0.0), iv["mean"] + (half or 0.0))]
+        out.append({**evaluation.goal_row(first["goal"], iv["mean"], first["limit"],
+                                          first["kind"]),
+                    "half_width": half, "values": [r["value"] for r in rows],
+                    "met": ends[0] if ends[0] == ends[1] else None})
+    judged = {g["goal"] for g in out}
+    return out + [g for g in results["goals"] if g["goal"] not in judged]
+
+
 # The glued numbers the book's prose quotes with their interval: name → how each is shown.
 QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
           "oracle_power_mae": "{:.3f}", "mlp_radius_r2": "{:.5f}",
@@ -311,6 +337,21 @@ def quoted_numbers(result: dict) -> dict:
             text = f"{shown.format(iv['mean'])} ± {shown.format(iv['half_width'])}"
         out[f"{name}_text"] = text
     return out
+
+
+def over_seeds(results: dict, result: dict) -> dict:
+    """Everything the book's pages paste that varies from seed to seed (glue name → table,
+    text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
+    the main run's (``results``, metrics.json): the evaluation's tables
+    (``evaluation.book_tables``), the quoted errors (``quoted_numbers``), the goals met
+    (``goals``) and the sentences worded from them (``verdicts.stable``)."""
+    from . import verdicts
+
+    judged = goals(result, results)
+    return {**evaluation.book_tables(results, spread(result), judged),
+            **quoted_numbers(result), **verdicts.stable(results, result, judged),
+            "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),
+            "goals_undecided": sum(g["met"] is None for g in judged)}
 
 
 def book_values(result: dict) -> dict:

@@ -70,14 +70,24 @@ def _unnamed(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+GOAL_VERDICTS = {True: "met", False: "not met", None: "undecided"}  # undecided: see intervals.goals
+
+
 def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
-    """Goals (``evaluation.goals`` rows: goal, value, limit, kind, met) as measured value,
-    the limit with its direction (≤ or ≥) and a verdict in words."""
+    """Goals (``evaluation.goals`` rows: goal, value, limit, kind, met; over seeds also
+    ``half_width``, and ``met`` None where undecided: ``intervals.goals``) as measured value
+    (mean ± half-width over seeds), the limit with its direction (≤ or ≥) and a verdict in
+    words."""
+    halves = table["half_width"] if "half_width" in table else [None] * len(table)
     return _unnamed(pd.DataFrame({
-        "measured": [number(float(v), decimals) for v in table["value"]],
-        "goal": [("≤ " if k == "max" else "≥ ") + number(float(limit), decimals).rstrip("0")
-                 .rstrip(".") for k, limit in zip(table["kind"], table["limit"])],
-        "verdict": ["met" if m else "not met" for m in table["met"]],
+        "measured": [number(float(v), decimals) + ("" if h is None or h != h else
+                                                   f" ± {number(float(h), decimals)}")
+                     for v, h in zip(table["value"], halves)],
+        "goal": [("≤\u00a0" if k == "max" else "≥\u00a0")  # no break between sign and limit
+                 + number(float(limit), decimals).rstrip("0").rstrip(".")
+                 for k, limit in zip(table["kind"], table["limit"])],
+        "verdict": [GOAL_VERDICTS[None if m is None or m != m else bool(m)]
+                    for m in table["met"]],
     }, index=pd.Index(table["goal"])))
 
 

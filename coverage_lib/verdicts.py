@@ -36,28 +36,38 @@ def comparison(name: str, value: float, other: str, reference: float) -> str:
 
 def _goal_words(goal: dict) -> str:
     sign = "≤" if goal["kind"] == "max" else "≥"
-    value = goal["value"]
+    value, half = goal["value"], goal.get("half_width")
     shown = tables.number(int(value) if float(value).is_integer() else value, 4)
+    shown += "" if half is None else f" ± {tables.number(half, 4)}"
     return f"{goal['goal']}: {shown} (goal {sign} {goal['limit']:g})"
 
 
 def claim_verdict(goals: list) -> str:
     """One bullet per part of the claim (``CLAIMS``): met when every goal testing it is met,
-    with the missed goals and their measured values; then the count of all goals."""
+    with the missed goals and their measured values; then the count of all goals. Goals
+    judged over seeds (``intervals.goals``) may be undecided (``met`` None: the interval holds
+    the limit): a part with no missed goal but an undecided one is undecided."""
     lines = []
     for claim, prefixes in CLAIMS:
         tested = [g for g in goals if g["goal"].startswith(prefixes)]
         if not tested:
             continue
-        missed = [g for g in tested if not g["met"]]
-        if not missed:
+        missed = [g for g in tested if g["met"] is False]
+        open_ = [g for g in tested if g["met"] is None]
+        held = len(tested) - len(missed) - len(open_)
+        if not missed and not open_:
             verdict = f"**met**: all {len(tested)} of its goals hold."
         else:
-            verdict = (f"**not met**: {len(tested) - len(missed)} of {len(tested)} goals hold; "
-                       f"missed: " + "; ".join(_goal_words(g) for g in missed) + ".")
+            verdict = (f"**{'not met' if missed else 'undecided'}**: {held} of {len(tested)} "
+                       f"goals hold")
+            verdict += "".join(f"; {what}: " + "; ".join(_goal_words(g) for g in found)
+                               for what, found in (("missed", missed), ("undecided", open_))
+                               if found) + "."
         lines.append(f"- *{claim}* — {verdict}")
-    met = sum(g["met"] for g in goals)
-    lines.append(f"- In all, {met} of the {len(goals)} goals are met.")
+    met = sum(g["met"] is True for g in goals)
+    undecided = sum(g["met"] is None for g in goals)
+    lines.append(f"- In all, {met} of the {len(goals)} goals are met"
+                 + (f" and {undecided} undecided." if undecided else "."))
     return "\n".join(lines)
 
 
@@ -164,10 +174,11 @@ def selector_speed(latency_rows: list) -> str:
             f"the backup on every row, so its speed is the backup's.")
 
 
-def stable(results: dict, seeds: dict | None = None) -> dict:
+def stable(results: dict, seeds: dict | None = None, goals: list | None = None) -> dict:
     """The sentences that depend only on the accuracy, physics and goals (glue name →
-    Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran."""
-    return {"verdict_md": claim_verdict(results["goals"]),
+    Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran, the
+    claim from ``goals`` where given (``intervals.goals``), else from the main run's."""
+    return {"verdict_md": claim_verdict(results["goals"] if goals is None else goals),
             "ood_md": out_of_distribution(results["accuracy"], seeds),
             "switching_md": switching_costs(results["physics"])}
 

@@ -210,3 +210,48 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     quoted = intervals.quoted_numbers(two)
     power = metrics["accuracy"]["test"]["mlp"]["received_power_dbm"]["mae_vs_median"]
     assert quoted["mlp_power_vs_median_text"] == f"{1.05 * power:.3f} ± {t * 0.05 * power:.3f}"
+
+
+def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
+    from coverage_lib import evaluation, tables, verdicts
+
+    values = {"A": (0.5, 0.6), "B": (0.5, 0.5), "C": (2.0, 2.1), "D": (0.10, 0.11)}
+    monkeypatch.setattr(evaluation, "goals", lambda seed, physics: [
+        evaluation.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
+    serving = evaluation.goal_row("Selector speed", 3.0, 1.0, "max")
+    main = {"physics": {}, "goals": [*evaluation.goals(0, {}), serving]}
+    one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0}}}, main)
+    assert one == main["goals"]
+    two = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0},
+                                                       "1": {"accuracy": 1}}}, main)
+    assert two[-1] == serving  # the main run's goals beyond accuracy, as they are
+    two = two[:-1]
+    half = 12.706204736174694 * 0.05  # t(0.975, 1) · s/√2, s = 0.1/√2
+    assert [g["met"] for g in two] == [None, True, False, True]  # A's interval holds 1
+    assert two[0]["value"] == pytest.approx(0.55) and two[0]["half_width"] == pytest.approx(half)
+    assert two[1]["half_width"] is None  # the same on both seeds: no interval to show
+    shown = tables.goals(__import__("pandas").DataFrame(two), 4)
+    assert list(shown["verdict"]) == ["undecided", "met", "not met", "met"]
+    assert shown["measured"].iloc[0] == f"0.5500 ± {half:.4f}" and \
+        shown["measured"].iloc[1] == "0.5000"
+    text = verdicts.claim_verdict(two)
+    assert "**not met**: 2 of 4 goals hold; missed: MLP C" in text and "undecided: MLP A" in text
+    assert "2 of the 4 goals are met and 1 undecided" in text
+
+
+def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finished_tiny):
+    from coverage_lib import evaluation, verdicts
+
+    metrics = evaluation.read_results(finished_tiny[0] / "data" / "tiny")
+    kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
+    one = intervals.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
+    main = {**evaluation.book_tables(metrics), **verdicts.stable(metrics)}
+    for name, value in main.items():
+        assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name
+    assert one["goals_met"] == sum(g["met"] for g in metrics["goals"])
+    two = intervals.over_seeds(metrics, {"level": 0.95,
+                                         "per_seed": {"0": kept, "1": _scaled(kept, 1.1)}})
+    assert two["goals_total"] == len(metrics["goals"])
+    assert two["goals_met"] + two["goals_undecided"] <= two["goals_total"]
+    assert any(" ± " in m for m in two["table_goals"]["measured"])
+    assert "Over 2 seeds" in two["ood_md"] and " ± " in two["mlp_power_vs_median_text"]

@@ -43,8 +43,8 @@ def test_goals_read_as_words():
                           {"goal": "b", "value": 0.99, "limit": 0.999, "kind": "min",
                            "met": False}])
     shown = tables.goals(goals, 4)
-    assert shown.loc["a"].tolist() == ["1.0016", "≤ 1.01", "met"]
-    assert shown.loc["b"].tolist() == ["0.9900", "≥ 0.999", "not met"]
+    assert shown.loc["a"].tolist() == ["1.0016", "≤\u00a01.01", "met"]
+    assert shown.loc["b"].tolist() == ["0.9900", "≥\u00a00.999", "not met"]
 
 
 def test_violations_in_rule_order_with_units_and_row_counts():
