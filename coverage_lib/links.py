@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .dataset import FEATURES
+from .dataset import FEATURE_INDEX, FEATURES
 from .physics import SCENARIO_NAMES
 
 
@@ -90,15 +90,18 @@ def feature_array(features) -> np.ndarray:
     if not isinstance(features, pd.DataFrame):
         raise ValueError(f"features must be a pandas DataFrame with columns {FEATURES} (or a "
                          f"(rows, {len(FEATURES)}) array); got {type(features).__name__}")
-    missing = [c for c in FEATURES if c not in features.columns]
-    if missing:
-        raise ValueError(f"features is missing column {missing[0]!r}; required: {FEATURES}")
-    extra = [c for c in features.columns if c not in FEATURES]
-    if extra:
-        raise ValueError(f"features has unexpected column {extra[0]!r}; allowed: {FEATURES}")
-    frame = features if list(features.columns) == FEATURES else features[list(FEATURES)]
-    if all(getattr(t, "kind", "O") in "iuf" for t in frame.dtypes):  # ints and floats
-        values = frame.to_numpy(dtype=float)
+    frame = features
+    if not features.columns.equals(FEATURE_INDEX):  # the usual case first: FEATURES in order
+        missing = [c for c in FEATURES if c not in features.columns]
+        if missing:
+            raise ValueError(f"features is missing column {missing[0]!r}; required: {FEATURES}")
+        extra = [c for c in features.columns if c not in FEATURES]
+        if extra:
+            raise ValueError(f"features has unexpected column {extra[0]!r}; allowed: {FEATURES}")
+        frame = features[list(FEATURES)]
+    values = frame.to_numpy()  # one numeric dtype only where every column is ints or floats
+    if values.dtype.kind in "iuf":
+        values = values.astype(float, copy=False)
     else:  # strings, objects, booleans: what does not read as a number becomes NaN, named below
         values = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
                                   for c in FEATURES]) if len(frame) else \

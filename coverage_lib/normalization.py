@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .dataset import FEATURES, TARGETS
+from .dataset import FEATURES, TARGET_INDEX, TARGETS
 from .links import check_features  # noqa: F401  (re-exported: the one validation of links)
 
 FEATURE_TRANSFORMS = {"frequency_ghz": "log10", "distance_m": "log10",
@@ -96,7 +96,7 @@ class Normalizer:
         return (y - self.target_mean) / self.target_std
 
     def targets_to_frame(self, y: torch.Tensor, index=None) -> pd.DataFrame:
-        return pd.DataFrame(self.target_array(y), columns=list(TARGETS), index=index)
+        return pd.DataFrame(self.target_array(y), columns=TARGET_INDEX, index=index)
 
     def target_array(self, y) -> np.ndarray:
         """Normalised targets (rows, 5), a tensor or an array, back in physical units, as a

@@ -343,12 +343,12 @@ def consistent_targets(features: pd.DataFrame, received_power_dbm, coverage_radi
     outputs that satisfy rules 3, 4 and 5 by construction (the monotonicity rules remain
     the model's to learn).
     """
-    from .dataset import FEATURES, TARGETS  # dataset builds on this module
+    from .dataset import FEATURES, TARGET_INDEX  # dataset builds on this module
 
     x = features[list(FEATURES)].to_numpy(dtype=float)
     return pd.DataFrame(consistent_array(x, received_power_dbm, coverage_radius_m,
                                          implementation_gap_db),
-                        columns=list(TARGETS), index=features.index)
+                        columns=TARGET_INDEX, index=features.index)
 
 
 def consistent_array(x: np.ndarray, received_power_dbm, coverage_radius_m,

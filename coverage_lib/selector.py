@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry, training
-from .dataset import FEATURES, TARGETS, sha256_file
+from .dataset import FEATURES, TARGET_INDEX, TARGETS, sha256_file
 from .io import atomic_write_text
 from .links import check_features, feature_array, frame_array
 from .metrics import oracle_predictions
@@ -186,7 +186,7 @@ class Selector:
         for radius and area) and divided by its training-split std (the MLP's normaliser)."""
         return pd.DataFrame(self._differences(a[TARGETS].to_numpy(dtype=float),
                                               b[TARGETS].to_numpy(dtype=float)),
-                            columns=list(TARGETS), index=a.index)
+                            columns=TARGET_INDEX, index=a.index)
 
     def divergence(self, mlp_pred: pd.DataFrame, mamba_pred: pd.DataFrame) -> pd.Series:
         """Per row: max over targets of ``|MLP − Mamba|`` / std, each target in its training
@@ -230,7 +230,7 @@ class Selector:
                           divergence > self.thresholds["divergence"]],
                          np.arange(1, len(REASONS) + 1), 0)
         flags["reason"], flags["routed_to"] = self._labels(code)
-        frame = lambda y: pd.DataFrame(y, columns=list(TARGETS), index=features.index)  # noqa: E731
+        frame = lambda y: pd.DataFrame(y, columns=TARGET_INDEX, index=features.index)  # noqa: E731
         return frame(mlp_y), frame(mamba_y), flags
 
     @staticmethod
@@ -245,7 +245,7 @@ class Selector:
         that answered: "mlp" or "mamba3") and ``reason`` ("" or the first of REASONS that
         held). A missing or extra column, NaN or inf → ValueError naming the column."""
         y, code = self._predict_checked(frame_array(features))
-        out = pd.DataFrame(y, columns=list(TARGETS), index=features.index)
+        out = pd.DataFrame(y, columns=TARGET_INDEX, index=features.index)
         out["reason"], out["routed_to"] = self._labels(code)
         return out[[*TARGETS, "routed_to", "reason"]]
 

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from . import params
-from .dataset import FEATURES, TARGETS, draw_features
+from .dataset import FEATURES, TARGET_INDEX, TARGETS, draw_features
 from .io import atomic_write_bytes
 from .links import check_features, feature_array, frame_array
 from .metrics import oracle_predictions
@@ -109,7 +109,7 @@ class ServedBackbone:
 
     def predict(self, features: pd.DataFrame, outputs: str = "consistent") -> pd.DataFrame:
         return pd.DataFrame(self.predict_array(frame_array(features), outputs),
-                            columns=list(TARGETS), index=features.index)
+                            columns=TARGET_INDEX, index=features.index)
 
 
 def onnx_backbone(model, onnx_path, threads: int | None = None) -> ServedBackbone:

@@ -2,13 +2,15 @@
 where the network runs (``resolve_device``)."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from .. import params, physics
-from ..dataset import TARGETS
+from ..dataset import TARGET_INDEX, TARGETS
 from ..links import feature_array, frame_array
 from ..normalization import Normalizer
 
@@ -91,7 +93,7 @@ class CoverageModel(nn.Module):
         """
         _check_options(batch_size, outputs, precision)
         y = self._predict_checked(frame_array(features), batch_size, outputs, precision, device)
-        return pd.DataFrame(y, columns=list(TARGETS), index=features.index)
+        return pd.DataFrame(y, columns=TARGET_INDEX, index=features.index)
 
     def predict_array(self, x: np.ndarray, batch_size: int = PREDICT_BATCH,
                       outputs: str = "consistent", precision: str = "fp32",
@@ -129,8 +131,9 @@ class CoverageModel(nn.Module):
         was_training = self.training
         if was_training:
             self.eval()
-        with torch.inference_mode(), torch.autocast(here.type, torch.bfloat16,
-                                                    enabled=precision == "bf16"):
+        mixed = torch.autocast(here.type, torch.bfloat16) if precision == "bf16" else \
+            contextlib.nullcontext()  # an autocast context costs even when disabled
+        with torch.inference_mode(), mixed:
             chunks = [self(normalised[i:i + batch_size].to(here)).float().cpu()
                       for i in range(0, len(normalised), batch_size)]
         if was_training:
