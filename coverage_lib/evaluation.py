@@ -107,7 +107,8 @@ def table(accuracy: dict, split: str, stat: str = "mae", models=None) -> pd.Data
 def violation_table(physics: dict, split: str) -> pd.DataFrame:
     """Violation rates (%) on one split: a row per rule, a column per model."""
     names, found = model_names(), physics[split]
-    return pd.DataFrame({names.get(m, m): {rule: 100.0 * r["violation_rate"]
+    return pd.DataFrame({names.get(m, m): {rule: None if r["violation_rate"] is None else
+                                           100.0 * r["violation_rate"]
                                            for rule, r in found[m].items()}
                          for m in ("physics", *model_keys()) if m in found})
 
@@ -431,14 +432,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     test_features = frames["test"][FEATURES]
     raw_heads = {k: metrics.target_metrics(frames["test"], m.predict(test_features, outputs="raw"))
                  for k, m in models.backbones.items()}
-    checkers = {"physics": partial(physics_checks.link_budget_predictor, **assumptions),
-                "lightgbm": models.lightgbm.predict,
-                **{k: m.predict for k, m in models.backbones.items()},
-                "selector": selector.predict}
-    rule_sets = {**{split: frame[FEATURES].iloc[:physics_rows] for split, frame in frames.items()},
-                 "domain": dataset.draw_features(physics_rows, np.random.default_rng([seed, 3]))}
-    physics = {name: {m: physics_checks.check(p, rows, gap).to_dict(orient="index")
-                      for m, p in checkers.items()} for name, rows in rule_sets.items()}
+    physics = rule_checks(frames, models, assumptions, physics_rows, seed)
     rows = frames["test"][FEATURES].sample(n=4096, replace=len(frames["test"]) < 4096,
                                            random_state=seed)
     onnx_paths = {key: serving.export_onnx(
@@ -488,27 +482,46 @@ def accuracy_of(frames: dict, models: Models, gap: float) -> tuple[dict, dict, d
     return accuracy, routing, bands
 
 
-REPLICATE_FORMAT = "d2tl-coverage-replicate/1"
+def rule_checks(frames: dict, models: Models, assumptions: dict, rows: int, seed: int) -> dict:
+    """{set: {model: {rule: check}}}: the physics rules (``physics_checks.check``) of the
+    noise-free link budget, LightGBM, every backbone and the Selector on the first ``rows``
+    rows of each split in ``frames`` and on ``rows`` points drawn from the whole domain
+    ("domain", drawn with ``seed``)."""
+    checkers = {"physics": partial(physics_checks.link_budget_predictor, **assumptions),
+                "lightgbm": models.lightgbm.predict,
+                **{k: m.predict for k, m in models.backbones.items()},
+                "selector": models.selector.predict}
+    rule_sets = {**{split: frame[FEATURES].iloc[:rows] for split, frame in frames.items()},
+                 "domain": dataset.draw_features(rows, np.random.default_rng([seed, 3]))}
+    gap = assumptions["implementation_gap_db"]
+    return {name: {m: physics_checks.check(p, links, gap).to_dict(orient="index")
+                   for m, p in checkers.items()} for name, links in rule_sets.items()}
+
+
+REPLICATE_FORMAT = "d2tl-coverage-replicate/2"
 
 
 def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
               lightgbm_max_rounds: int, lightgbm_early_stopping: int,
-              lightgbm_min_improvement: float, selector_quantile: float, log=print) -> dict:
+              lightgbm_min_improvement: float, selector_quantile: float, physics_rows: int,
+              log=print) -> dict:
     """A replicate's evaluation (``replicates``): the Selector's thresholds fitted on its
     validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
-    ``seed``, then every model on the test split and every OOD set. Writes
-    ``results/replicate.json`` ({"format", "profile", "seed", "train_rows",
-    "data_manifest_sha256", "accuracy", "routing", "frequency_bands", "training",
-    "lightgbm"}) and returns it. Latency, physics rules and ONNX stay the main run's."""
+    ``seed``, then every model on the test split and every OOD set, and the physics rules
+    (``rule_checks``, ``physics_rows`` rows a set). Writes ``results/replicate.json``
+    ({"format", "profile", "seed", "train_rows", "data_manifest_sha256", "accuracy",
+    "routing", "frequency_bands", "physics", "training", "lightgbm"}) and returns it. Latency
+    and ONNX stay the main run's."""
     params.validate("replicate", {
         "profile": profile, "data_dir": data_dir, "seed": seed,
         "lightgbm_params": lightgbm_params, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
         "lightgbm_min_improvement": lightgbm_min_improvement,
-        "selector_quantile": selector_quantile})
+        "selector_quantile": selector_quantile, "physics_rows": physics_rows})
     data = paths.dataset_dir(data_dir)
     manifest = dataset.manifest_sha256(data)
-    gap = dataset.physics_assumptions(dataset.load_stats(data))["implementation_gap_db"]
+    assumptions = dataset.physics_assumptions(dataset.load_stats(data))
+    gap = assumptions["implementation_gap_db"]
     train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     models.selector.fit_thresholds(val, quantile=selector_quantile)
@@ -524,6 +537,7 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     results = {"format": REPLICATE_FORMAT, "profile": profile, "seed": seed,
                "train_rows": len(train), "data_manifest_sha256": manifest,
                "accuracy": accuracy, "routing": routing, "frequency_bands": bands,
+               "physics": rule_checks(frames, models, assumptions, physics_rows, seed),
                "training": training_summary(models.backbones, load_histories(data_dir)),
                "lightgbm": {t: {k: c[k] for k in ("best_iteration", "val_mae", "cap_reached")}
                             for t, c in models.lightgbm.chosen.items()}}
@@ -726,9 +740,9 @@ def book_tables(results: dict, spread: dict | None = None, goals: list | None = 
     tables that vary from run to run are ``latency_tables``.
 
     With ``spread`` (``intervals.spread`` of two or more seeds) the tables of accuracy, of
-    the frequency bands and of routing show each cell as mean ± half-width over the seeds
-    (``tables.plus_minus``), and the goals table shows ``goals`` (``intervals.goals``) where
-    given; the others are the main run's (seed 0)."""
+    the frequency bands, of routing and of the physics rules show each cell as mean ±
+    half-width over the seeds (``tables.plus_minus``), and the goals table shows ``goals``
+    (``intervals.goals``) where given; the others are the main run's (seed 0)."""
     splits = results["splits"]
     over_seeds = _over_seeds(results, spread)
     strict, routing = tables.tolerances(physics_checks.TOLERANCES), selector_table(results)
@@ -748,10 +762,11 @@ def book_tables(results: dict, spread: dict | None = None, goals: list | None = 
         "table_goals": judged,
         # the same as Markdown (glued as HTML): the goals' names wrap on the book's page
         "table_goals_md": tables.markdown(judged, ("goal",)),
-        "table_physics_test": tables.violations(violation_table(results["physics"], "test"),
-                                                splits["test"]["physics_rows"],
-                                                splits["test"]["rows"]),
-        "table_physics_ood": tables.violations(ood_violation_table(results["physics"]), 0, 0),
+        "table_physics_test": over_seeds(lambda r: tables.violations(
+            violation_table(r["physics"], "test"), splits["test"]["physics_rows"],
+            splits["test"]["rows"])),
+        "table_physics_ood": over_seeds(lambda r: tables.violations(
+            ood_violation_table(r["physics"]), 0, 0)),
         "table_tolerances": strict,
         "table_selector": routing,
         # the same two as Markdown (glued as HTML): their prose wraps on the book's pages

@@ -23,8 +23,9 @@ from .dataset import TARGETS
 
 FORMAT = "d2tl-coverage-seeds/2"
 # What each replicate's results keep in seeds.json (per seed, for the replicates on every row):
-# the book's accuracy tables, routing and frequency bands become mean ± half-width of these.
-PER_SEED = ("accuracy", "frequency_bands", "routing", "training")
+# the book's tables of accuracy, frequency bands, routing and physics rules become mean ±
+# half-width of these.
+PER_SEED = ("accuracy", "frequency_bands", "routing", "physics", "training")
 # The learning curves' three panels: (label, target, statistic).
 CURVES = (("received power vs median (dB)", "received_power_dbm", "mae_vs_median"),
           ("radius R²", "coverage_radius_m", "r2"),
@@ -287,13 +288,13 @@ def replicate_table(result: dict) -> pd.DataFrame:
 
 
 def goals(result: dict, results: dict) -> list[dict]:
-    """The paper's goals judged over the seeds: each accuracy goal (``evaluation.goals``; the
-    physics rules are the main run's, ``results``: replicates do not check them) with its
-    value on every seed, their mean as ``value`` with ``half_width``, and ``met`` from the
-    interval: True when all of it is within the limit, False when none of it is, None
-    (undecided) when it holds the limit; then the main run's other goals (serving) as they
-    are. With one seed, the main run's goals."""
-    per_seed = [evaluation.goals(r["accuracy"], results["physics"])
+    """The paper's goals judged over the seeds: each goal of accuracy and physics rules
+    (``evaluation.goals`` of every seed) with its value on every seed, their mean as ``value``
+    with ``half_width``, and ``met`` from the interval: True when all of it is within the
+    limit, False when none of it is, None (undecided) when it holds the limit; then the main
+    run's (``results``) other goals (serving) as they are. With one seed, the main run's
+    goals."""
+    per_seed = [evaluation.goals(r["accuracy"], r["physics"])
                 for r in result["per_seed"].values()]
     if len(per_seed) < 2:
         return results["goals"]

@@ -261,6 +261,7 @@ RULES = {
         "lightgbm_early_stopping": positive_int,
         "lightgbm_min_improvement": unit_interval,
         "selector_quantile": quantile,
+        "physics_rows": positive_int,
     },
     "05_plots": {
         "seed": non_negative_int,

@@ -683,7 +683,8 @@ def chains(profile: str, all_params: dict) -> list[Chain]:
             "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
             "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
             **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
-                                          "lightgbm_min_improvement", "selector_quantile")}})))
+                                          "lightgbm_min_improvement", "selector_quantile",
+                                          "physics_rows")}})))
         out.append(Chain(profile, replicate, run_dir, data_params["seed"],
                          tuple(data_params["split_fractions"]), tuple(steps)))
     return out

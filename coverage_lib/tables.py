@@ -145,9 +145,17 @@ def formatted(table: pd.DataFrame, decimals: dict | None = None,
 def plus_minus(mean: pd.DataFrame, half: pd.DataFrame) -> pd.DataFrame:
     """Two formatted tables of the same shape, the means and the half-widths of their
     intervals, as one: each cell "mean ± half-width" ("12.00 ± 0.50 %" for percentages),
-    the mean alone where the half-width is missing ("–")."""
+    the mean alone where the half-width is missing ("–") or is not a number (a column of
+    text, e.g. tolerances, the same in both)."""
+    def is_number(text: str) -> bool:
+        try:
+            float(text.removesuffix(" %").replace(",", ""))
+        except ValueError:
+            return False
+        return True
+
     def cell(m: str, h: str) -> str:
-        if h.startswith("–") or m.startswith("–"):
+        if not (is_number(h) and is_number(m)):
             return m
         if m.endswith(" %") and h.endswith(" %"):
             return f"{m[:-2]} ± {h}"

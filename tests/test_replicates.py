@@ -194,7 +194,8 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     cell = shown["table_test_mae"].loc[tables.target_label("coverage_radius_m"), mlp]
     assert cell == f"{tables.number(1.05 * v, 1)} ± {tables.number(t * 0.05 * v, 1)}"
     for name in ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
-                 "table_noise_free", "table_bands", "table_routing"):
+                 "table_noise_free", "table_bands", "table_routing", "table_physics_test",
+                 "table_physics_ood"):
         assert shown[name].shape == main[name].shape, name
         # a value the same on both seeds (0 by definition, a share of 0 %) shows no interval
         pairs = zip(shown[name].to_numpy().ravel(), main[name].to_numpy().ravel())
@@ -203,7 +204,7 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     oracle = evaluation.model_names()["oracle"]
     assert shown["table_test_vs_median"].loc[tables.target_label("received_power_dbm"),
                                              oracle] == "0.000"
-    for name in ("table_lightgbm", "table_physics_test", "table_goals", "table_selector"):
+    for name in ("table_lightgbm", "table_selector", "table_tolerances"):
         assert shown[name].equals(main[name]), name  # the main run's: not over seeds
     band = next(iter(metrics["frequency_bands"]["ood_frequency"].values()))["rows"]
     assert band in shown["table_bands"].index.get_level_values(1)  # a count stays a count
@@ -220,10 +221,12 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
         evaluation.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
     serving = evaluation.goal_row("Selector speed", 3.0, 1.0, "max")
     main = {"physics": {}, "goals": [*evaluation.goals(0, {}), serving]}
-    one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0}}}, main)
+    one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}}}},
+                          main)
     assert one == main["goals"]
-    two = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0},
-                                                       "1": {"accuracy": 1}}}, main)
+    two = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}},
+                                                       "1": {"accuracy": 1, "physics": {}}}},
+                          main)
     assert two[-1] == serving  # the main run's goals beyond accuracy, as they are
     two = two[:-1]
     half = 12.706204736174694 * 0.05  # t(0.975, 1) · s/√2, s = 0.1/√2

@@ -109,10 +109,13 @@ def test_prose_tables_as_markdown():
 
 
 def test_plus_minus_joins_means_and_half_widths():
-    mean = pd.DataFrame({"a": ["1.250", "12.00 %", "–"], "b": ["3", "4.0", "5.0"]})
-    half = pd.DataFrame({"a": ["0.010", "0.50 %", "0.1"], "b": ["–", "0.2", "– %"]})
+    mean = pd.DataFrame({"a": ["1.250", "12.00 %", "–"], "b": ["3", "4.0", "5.0"],
+                         "c": ["0.5 dB", "1,234.5", "x"]})
+    half = pd.DataFrame({"a": ["0.010", "0.50 %", "0.1"], "b": ["–", "0.2", "– %"],
+                         "c": ["0.5 dB", "12.0", "x"]})
     assert tables.plus_minus(mean, half).to_dict("list") == {
-        "a": ["1.250 ± 0.010", "12.00 ± 0.50 %", "–"], "b": ["3", "4.0 ± 0.2", "5.0"]}
+        "a": ["1.250 ± 0.010", "12.00 ± 0.50 %", "–"], "b": ["3", "4.0 ± 0.2", "5.0"],
+        "c": ["0.5 dB", "1,234.5 ± 12.0", "x"]}
     import pytest
     with pytest.raises(ValueError, match="same rows and columns"):
         tables.plus_minus(mean, half.iloc[:2])
