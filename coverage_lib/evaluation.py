@@ -508,7 +508,8 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     """A replicate's evaluation (``replicates``): the Selector's thresholds fitted on its
     validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
     ``seed``, then every model on the test split and every OOD set, and the physics rules
-    (``rule_checks``, ``physics_rows`` rows a set). Writes ``results/replicate.json``
+    (``rule_checks``, ``physics_rows`` rows a set; 0: none, "physics" is None). Writes
+    ``results/replicate.json``
     ({"format", "profile", "seed", "train_rows", "data_manifest_sha256", "accuracy",
     "routing", "frequency_bands", "physics", "training", "lightgbm"}) and returns it. Latency
     and ONNX stay the main run's."""
@@ -537,7 +538,8 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     results = {"format": REPLICATE_FORMAT, "profile": profile, "seed": seed,
                "train_rows": len(train), "data_manifest_sha256": manifest,
                "accuracy": accuracy, "routing": routing, "frequency_bands": bands,
-               "physics": rule_checks(frames, models, assumptions, physics_rows, seed),
+               "physics": rule_checks(frames, models, assumptions, physics_rows, seed)
+               if physics_rows else None,
                "training": training_summary(models.backbones, load_histories(data_dir)),
                "lightgbm": {t: {k: c[k] for k in ("best_iteration", "val_mae", "cap_reached")}
                             for t, c in models.lightgbm.chosen.items()}}

@@ -261,7 +261,7 @@ RULES = {
         "lightgbm_early_stopping": positive_int,
         "lightgbm_min_improvement": unit_interval,
         "selector_quantile": quantile,
-        "physics_rows": positive_int,
+        "physics_rows": non_negative_int,  # 0: no rule checks (a learning-curve replicate)
     },
     "05_plots": {
         "seed": non_negative_int,

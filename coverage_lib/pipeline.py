@@ -682,9 +682,10 @@ def chains(profile: str, all_params: dict) -> list[Chain]:
         steps.append((chain_stages()[-1], params_mod.validate("replicate", {
             "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
             "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
+            # the rules only where the book's tables use them: a seed's run on every row
+            "physics_rows": evaluation["physics_rows"] if replicate.train_rows is None else 0,
             **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
-                                          "lightgbm_min_improvement", "selector_quantile",
-                                          "physics_rows")}})))
+                                          "lightgbm_min_improvement", "selector_quantile")}})))
         out.append(Chain(profile, replicate, run_dir, data_params["seed"],
                          tuple(data_params["split_fractions"]), tuple(steps)))
     return out

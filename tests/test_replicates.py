@@ -138,6 +138,10 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
         assert evaluation[0].notebook == "notebooks/replicate.ipynb"
         assert evaluation[1]["lightgbm_params"] == {
             t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()}
+        # the physics rules on a seed's run on every row only (the tables' seeds)
+        assert evaluation[1]["physics_rows"] == (
+            all_params["04_evaluate"]["physics_rows"] if chain.replicate.train_rows is None
+            else 0)
     assert chains[1].steps[0][1]["epochs"] == 2  # 100 rows of ~1,500: capped at 2 × 1 epoch
 
 
