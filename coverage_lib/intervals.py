@@ -194,8 +194,8 @@ def spread(result: dict) -> dict:
     """The per-seed results of ``result`` (``summary``) reduced leaf by leaf: ``mean`` and
     ``half`` (the half-width of the t-interval at ``result["level"]``; None with one seed and
     for a value that does not vary, a count staying a count) are shaped as metrics.json's
-    ``accuracy``, ``frequency_bands`` and ``routing``, so the evaluation's tables can be built
-    from either; ``n`` is the number of seeds."""
+    ``accuracy``, ``frequency_bands``, ``routing`` and ``physics``, so the evaluation's tables
+    can be built from either; ``n`` is the number of seeds."""
     runs = list(result["per_seed"].values())
     level = result["level"]
     return {"n": len(runs),
@@ -326,16 +326,16 @@ def quoted_numbers(result: dict) -> dict:
     per_seed = [evaluation.accuracy_numbers(r["accuracy"], r["routing"])
                 for r in result["per_seed"].values()]
     out = {}
-    for name, shown in QUOTED.items():
+    for name, form in QUOTED.items():
         iv = interval([n.get(name) for n in per_seed], result["level"])
         if iv["mean"] is None:
             text = "–"
         elif iv["half_width"] is None:
-            text = shown.format(iv["mean"])
-        elif shown.endswith("%}"):  # 12.34 ± 0.56 %
-            text = f"{shown.format(iv['mean'])[:-1]} ± {shown.format(iv['half_width'])}"
+            text = form.format(iv["mean"])
+        elif form.endswith("%}"):  # 12.34 ± 0.56 %
+            text = f"{form.format(iv['mean'])[:-1]} ± {form.format(iv['half_width'])}"
         else:
-            text = f"{shown.format(iv['mean'])} ± {shown.format(iv['half_width'])}"
+            text = f"{form.format(iv['mean'])} ± {form.format(iv['half_width'])}"
         out[f"{name}_text"] = text
     return out
 
