@@ -39,8 +39,7 @@ def main():
 
     machine = {**latency.machine(), "cpu_flags": latency.cpu_flags(),
                "bf16_native": latency.bf16_native()}
-    print(f"{machine['cpu']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
-          f"{machine['torch_threads']} threads; flags: {' '.join(machine['cpu_flags'])}")
+    print(f"{latency.machine_line(machine)}; flags: {' '.join(machine['cpu_flags'])}")
     peaks = {"fp32": latency.gemm_peak_gflops(torch.float32),
              "bf16": latency.gemm_peak_gflops(torch.bfloat16)}
     print(f"GEMM peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s "

@@ -190,6 +190,13 @@ def _over(trees: list, reduce, constant):
     return reduce([t if isinstance(t, (int, float)) else None for t in trees])
 
 
+def seed_accuracies(result: dict | None, accuracy: dict) -> list[dict]:
+    """The ``accuracy`` of every seed in ``result`` (``summary``) where two or more ran, else
+    ``[accuracy]`` (the main run's alone)."""
+    runs = [r["accuracy"] for r in (result or {}).get("per_seed", {}).values()]
+    return runs if len(runs) >= 2 else [accuracy]
+
+
 def spread(result: dict) -> dict:
     """The per-seed results of ``result`` (``summary``) reduced leaf by leaf: ``mean`` and
     ``half`` (the half-width of the t-interval at ``result["level"]``; None with one seed and
@@ -220,11 +227,7 @@ def read(data_dir) -> dict:
 
 def shown(iv: dict, decimals: int) -> str:
     """An interval as "mean ± half-width" with ``decimals`` (the mean alone without one)."""
-    if iv["mean"] is None:
-        return "–"
-    if iv["half_width"] is None:
-        return tables.number(iv["mean"], decimals)
-    return f"{tables.number(iv['mean'], decimals)} ± {tables.number(iv['half_width'], decimals)}"
+    return "–" if iv["mean"] is None else tables.with_half(iv["mean"], iv["half_width"], decimals)
 
 
 def accuracy_table(result: dict, splits=None) -> pd.DataFrame:

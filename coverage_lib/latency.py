@@ -90,6 +90,12 @@ def machine() -> dict:
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def machine_line(machine: dict) -> str:
+    """``machine()`` in one line: CPU, its count, torch and its threads."""
+    return (f"{machine['cpu']}, {machine['cpu_count']} CPUs, torch {machine['torch']} with "
+            f"{machine['torch_threads']} threads")
+
+
 def _network(model, precision="fp32"):
     def run(x):
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,

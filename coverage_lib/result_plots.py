@@ -296,14 +296,11 @@ def accuracy_bars(accuracy: dict, seeds: dict | None = None):
     seeds of the per-seed ratio (paired: both models trained on that seed's split), and its
     error bar that ratio's t-interval."""
     names, primary = registry.display_names(), registry.by_role("primary").key
-    seeds = seeds or {"per_seed": {}, "level": 0.95}
-    runs = [r["accuracy"] for r in seeds["per_seed"].values()]
-    if len(runs) < 2:
-        runs = [accuracy]
+    runs, level = intervals.seed_accuracies(seeds, accuracy), (seeds or {}).get("level", 0.95)
 
     def ratio(split, model, target):
         iv = intervals.interval([a[split][model][target]["mae"] / a[split][primary][target]["mae"]
-                                 for a in runs], seeds["level"])
+                                 for a in runs], level)
         return iv["mean"], iv["half_width"] or 0.0
     splits = [s for s in ("test", *OOD_SPLITS) if s in accuracy]
     models = [m for m in ("lightgbm", *registry.BACKBONES, "selector")

@@ -37,6 +37,13 @@ def number(value, decimals: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def with_half(mean, half, decimals: int = 3) -> str:
+    """``number(mean)`` followed by " ± " and the half-width of its interval, where there is
+    one (None or NaN: the mean alone)."""
+    shown = number(mean, decimals)
+    return shown if half is None or half != half else f"{shown} ± {number(half, decimals)}"
+
+
 def target_label(target: str, unit: str | None = None) -> str:
     """'received power [dB]' for a target's error (or ``unit`` where given)."""
     return f"{NAMES[target]} [{ERROR_UNITS[target] if unit is None else unit}]"
@@ -80,9 +87,7 @@ def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
     words."""
     halves = table["half_width"] if "half_width" in table else [None] * len(table)
     return _unnamed(pd.DataFrame({
-        "measured": [number(float(v), decimals) + ("" if h is None or h != h else
-                                                   f" ± {number(float(h), decimals)}")
-                     for v, h in zip(table["value"], halves)],
+        "measured": [with_half(float(v), h, decimals) for v, h in zip(table["value"], halves)],
         "goal": [("≤\u00a0" if k == "max" else "≥\u00a0")  # no break between sign and limit
                  + number(float(limit), decimals).rstrip("0").rstrip(".")
                  for k, limit in zip(table["kind"], table["limit"])],

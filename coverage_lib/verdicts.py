@@ -36,9 +36,9 @@ def comparison(name: str, value: float, other: str, reference: float) -> str:
 
 def _goal_words(goal: dict) -> str:
     sign = "≤" if goal["kind"] == "max" else "≥"
-    value, half = goal["value"], goal.get("half_width")
-    shown = tables.number(int(value) if float(value).is_integer() else value, 4)
-    shown += "" if half is None else f" ± {tables.number(half, 4)}"
+    value = goal["value"]
+    shown = tables.with_half(int(value) if float(value).is_integer() else value,
+                             goal.get("half_width"), 4)
     return f"{goal['goal']}: {shown} (goal {sign} {goal['limit']:g})"
 
 
@@ -80,9 +80,7 @@ def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
     from .evaluation import noise_free_mae
 
     mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
-    runs = [r["accuracy"] for r in (seeds or {}).get("per_seed", {}).values()]
-    runs = runs if len(runs) >= 2 else [accuracy]
-    level = (seeds or {}).get("level", 0.95)
+    runs, level = intervals.seed_accuracies(seeds, accuracy), (seeds or {}).get("level", 0.95)
     lines = []
     for split in OOD_SPLITS:
         if {mlp, backup} <= set(accuracy.get(split, {})):
