@@ -21,10 +21,11 @@ paper: $(INSTALLED) $(MATHJAX)
 	@echo "book: _build/html/index.html"
 
 # The test book (quick profile) goes to build/test-book; `make book` puts paper back if it ran.
+# The unit tests run on two pytest-xdist workers, one CPU thread each (tests/conftest.py).
 # nbval re-executes the notebooks, which rewrites what they write: it runs on a copy of the
 # run (build/nbval), so the run's outputs stay the ones its stamps record.
 test: $(INSTALLED) $(MATHJAX)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n 2 tests
 	$(BIN)/python -m coverage_lib run --profile quick
 	rm -rf build/nbval && mkdir -p build/nbval/data && cp -r data/quick build/nbval/data/quick
 	COVERAGE_PROJECT_ROOT=$(CURDIR)/build/nbval $(BIN)/python -m pytest --nbval build/nbval/data/quick/executed/

@@ -440,7 +440,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         models_dir / "onnx" / f"{Path(registry.get(key).checkpoint).stem}.onnx",
         frames["test"][FEATURES].head(64)) for key in onnx_backbones}
     timings = latency.measure(latency.variants(models, onnx_paths), rows, batches=(1, 4096),
-                              repeats={1: latency_repeats, 4096: max(5, latency_repeats // 10)})
+                              repeats={1: latency_repeats, 4096: max(3, latency_repeats // 10)})
     timings = timings.to_dict(orient="records")
     checkpoints = {k: dataset.sha256_file(b.checkpoint_path(data_dir))
                    for k, b in registry.BACKBONES.items()}

@@ -20,7 +20,7 @@ from .dataset import FEATURES
 from .models.mamba3 import Mamba3
 
 
-WARMUP_BUDGET_S = 1.0  # warm-up stops after this long, once at least one call has run
+WARMUP_BUDGET_S = 0.5  # warm-up stops after this long, once at least one call has run
 
 
 def median_seconds(fn, arg, repeats: int, warmup: int) -> float:

@@ -4,6 +4,14 @@ import os
 import shutil
 from pathlib import Path
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (`make test` runs two workers on two cores) each worker, and every
+    # notebook kernel and process it starts, uses one CPU thread: two-thread workers would
+    # fight over the cores. A test comparing two runs makes both in one worker, so they agree.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
+
 import pytest
 import yaml
 
