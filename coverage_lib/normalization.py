@@ -65,6 +65,7 @@ class Normalizer:
             for c in columns:
                 v = forward_transform(transforms.get(c), train[c].to_numpy(dtype=float))
                 out[c] = {"mean": float(v.mean()), "std": float(max(v.std(), 1e-12)),
+                          "min": float(v.min()), "max": float(v.max()),  # after the transform
                           "transform": transforms.get(c)}
             return out
         return cls({"features": stats_of(FEATURES, FEATURE_TRANSFORMS),

@@ -1,4 +1,7 @@
 """The law head of the backup and its ablation: what holds by construction, what it never calls."""
+import copy
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +11,7 @@ from scipy.optimize import brentq
 from coverage_lib import dataset, physics, physics_checks, training
 from coverage_lib.dataset import FEATURES
 from coverage_lib.models import CoverageMamba3, Mamba3Config
-from coverage_lib.models.law_head import laws
+from coverage_lib.models.law_head import encoder_bounds, laws
 from coverage_lib.models.mlp import CoverageLawMLP, MLPConfig
 from coverage_lib.normalization import Normalizer
 
@@ -119,3 +122,43 @@ def test_ablation_round_trips_through_its_checkpoint(frames, tmp_path):
     assert ckpt["model_class"] == "CoverageLawMLP"
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)
+
+
+@pytest.mark.parametrize("kind", ["mamba3", "mlp_law"])
+def test_encoders_see_only_the_training_range(kind, frames):
+    """Past the training split's highest frequency the attenuation coefficients are those at
+    that frequency (an encoder's output there would be arbitrary) and only the laws carry
+    frequency further; inside the range the clamp changes nothing, bit for bit."""
+    train, val = frames
+    low_band = train[train["frequency_ghz"] <= 30.0].reset_index(drop=True)
+    model = build(kind, low_band)
+    top = low_band["frequency_ghz"].max()
+    links = val[FEATURES].head(8)
+    at_top = laws(model, links.assign(frequency_ghz=top))
+    beyond = laws(model, links.assign(frequency_ghz=90.0))
+    pd.testing.assert_frame_equal(beyond, at_top, check_exact=True)  # every coefficient
+
+    unclamped = copy.deepcopy(model)
+    for side, value in (("low", -math.inf), ("high", math.inf)):
+        for encoder in ("path", "medium"):
+            name = f"{encoder}_{side}"
+            setattr(unclamped.law, name, torch.full_like(getattr(model.law, name), value))
+    inside = low_band[FEATURES]
+    pd.testing.assert_frame_equal(model.predict(inside), unclamped.predict(inside),
+                                  check_exact=True)
+    far = links.assign(frequency_ghz=90.0)
+    assert not np.allclose(laws(unclamped, far)["rain_log10_k"], beyond["rain_log10_k"])
+    # the path loss's frequency term still acts past the edge
+    assert not np.allclose(model.predict(far)["received_power_dbm"],
+                           model.predict(links.assign(frequency_ghz=top))["received_power_dbm"])
+
+
+def test_feature_stats_without_a_range_clamp_nothing(frames):
+    """Feature stats written before they recorded min and max (older checkpoints) leave the
+    encoders' inputs as they are."""
+    stats = Normalizer.fit(frames[0]).to_dict()
+    assert all({"min", "max"} <= set(e) for e in stats["features"].values())
+    older = {part: {c: {k: v for k, v in e.items() if k not in ("min", "max")}
+                    for c, e in entries.items()} for part, entries in stats.items()}
+    low, high = encoder_bounds(Normalizer(older))
+    assert torch.isneginf(low).all() and torch.isposinf(high).all()

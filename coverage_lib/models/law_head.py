@@ -17,7 +17,12 @@ link, the coefficients of the laws the data obey *in form*; the targets are comp
 
 Distance and rain rate enter only through these laws, never through an encoder, so the
 prediction extrapolates in both exactly as the law does; frequency enters the path loss only
-through the law too, and the attenuations through the medium encoder. Transmit power and gain
+through the law too, and the attenuations through the medium encoder. An encoder never sees
+a value outside the training split's range: its inputs are clamped to it (``encoder_bounds``),
+so past the trained frequencies the attenuation coefficients stay those of the nearest trained
+frequency and only the laws extrapolate (an encoder's output there is arbitrary: trained to
+40 GHz, the backup's rain k fell from 0.48 at 40 GHz to 0.30 at 100 GHz, where P.838's rises to
+1.37). Inside the range the clamp changes nothing. Transmit power and gain
 enter only through the link budget, P = P_tx + G − PL − (ε + k·R^a + γ)·d3D[km]; bandwidth,
 noise figure and INR only through the noise and SINR definitions (the book's physics page), so received
 power falls with distance and rain, and the radius grows with power and gain, by construction.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -75,6 +81,20 @@ def qos_from_sinr(sinr_db, implementation_gap_db):
         physics.MAX_SPECTRAL_EFFICIENCY
 
 
+def encoder_bounds(normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high), float32 (13,): each feature's training-split min and max in normalised
+    units (as ``Normalizer.feature_array`` computes them, so a training row at the edge is not
+    moved); ±inf where the stats do not record them (feature stats written before they did)."""
+    low, high = [], []
+    for i, name in enumerate(FEATURES):
+        entry = normalizer.stats["features"][name]
+        mean, std = normalizer.feature_mean[i], normalizer.feature_std[i]
+        low.append((entry["min"] - mean) / std if "min" in entry else -math.inf)
+        high.append((entry["max"] - mean) / std if "max" in entry else math.inf)
+    return (torch.tensor(np.array(low, dtype=np.float32)),
+            torch.tensor(np.array(high, dtype=np.float32)))
+
+
 class LawHead(nn.Module):
     """Coefficients → the five normalised targets. Holds the normalisation as buffers (to read
     the physical features back from the normalised inputs) and the physics assumptions."""
@@ -103,6 +123,12 @@ class LawHead(nn.Module):
         self.gap_db = float(physics_assumptions["implementation_gap_db"])
         self.path_columns = [_column(c) for c in PATH_INPUTS]
         self.medium_columns = [_column(c) for c in MEDIUM_INPUTS]
+        low, high = encoder_bounds(normalizer)
+        # not in the state dict: they follow from the checkpoint's feature stats
+        self.register_buffer("path_low", low[self.path_columns], persistent=False)
+        self.register_buffer("path_high", high[self.path_columns], persistent=False)
+        self.register_buffer("medium_low", low[self.medium_columns], persistent=False)
+        self.register_buffer("medium_high", high[self.medium_columns], persistent=False)
 
     # -- physical features from normalised inputs -------------------------------------------
     def _physical(self, x, name):
@@ -112,12 +138,14 @@ class LawHead(nn.Module):
         return torch.expm1(v) if FEATURE_TRANSFORMS.get(name) == "log1p" else v
 
     def path_inputs(self, x):
-        """The normalised columns the path-loss encoder sees: heights, scenario, LOS."""
-        return x[:, self.path_columns]
+        """The normalised columns the path-loss encoder sees: heights, scenario, LOS, clamped
+        to the training range."""
+        return torch.clamp(x[:, self.path_columns], self.path_low, self.path_high)
 
     def medium_inputs(self, x):
-        """The normalised columns the attenuation encoder sees: frequency, water vapour."""
-        return x[:, self.medium_columns]
+        """The normalised columns the attenuation encoder sees: frequency, water vapour,
+        clamped to the training range."""
+        return torch.clamp(x[:, self.medium_columns], self.medium_low, self.medium_high)
 
     def coefficients(self, path_raw, medium_raw) -> dict:
         """The laws' coefficients from the encoders' raw outputs, (batch, 7) and (batch, 3)."""
