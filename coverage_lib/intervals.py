@@ -190,11 +190,11 @@ def _over(trees: list, reduce, constant):
     return reduce([t if isinstance(t, (int, float)) else None for t in trees])
 
 
-def seed_accuracies(result: dict | None, accuracy: dict) -> list[dict]:
-    """The ``accuracy`` of every seed in ``result`` (``summary``) where two or more ran, else
-    ``[accuracy]`` (the main run's alone)."""
+def seed_accuracies(result: dict | None, accuracy: dict) -> tuple[list[dict], float]:
+    """(the ``accuracy`` of every seed in ``result`` (``summary``) where two or more ran, else
+    ``[accuracy]``, the main run's alone; the interval's level, 0.95 without ``result``)."""
     runs = [r["accuracy"] for r in (result or {}).get("per_seed", {}).values()]
-    return runs if len(runs) >= 2 else [accuracy]
+    return (runs if len(runs) >= 2 else [accuracy]), (result or {}).get("level", 0.95)
 
 
 def spread(result: dict) -> dict:

@@ -296,7 +296,7 @@ def accuracy_bars(accuracy: dict, seeds: dict | None = None):
     seeds of the per-seed ratio (paired: both models trained on that seed's split), and its
     error bar that ratio's t-interval."""
     names, primary = registry.display_names(), registry.by_role("primary").key
-    runs, level = intervals.seed_accuracies(seeds, accuracy), (seeds or {}).get("level", 0.95)
+    runs, level = intervals.seed_accuracies(seeds, accuracy)
 
     def ratio(split, model, target):
         iv = intervals.interval([a[split][model][target]["mae"] / a[split][primary][target]["mae"]

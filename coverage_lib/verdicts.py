@@ -80,7 +80,7 @@ def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
     from .evaluation import noise_free_mae
 
     mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
-    runs, level = intervals.seed_accuracies(seeds, accuracy), (seeds or {}).get("level", 0.95)
+    runs, level = intervals.seed_accuracies(seeds, accuracy)
     lines = []
     for split in OOD_SPLITS:
         if {mlp, backup} <= set(accuracy.get(split, {})):

@@ -85,14 +85,11 @@ def encoder_bounds(normalizer) -> tuple[torch.Tensor, torch.Tensor]:
     """(low, high), float32 (13,): each feature's training-split min and max in normalised
     units (as ``Normalizer.feature_array`` computes them, so a training row at the edge is not
     moved); ±inf where the stats do not record them (feature stats written before they did)."""
-    low, high = [], []
-    for i, name in enumerate(FEATURES):
-        entry = normalizer.stats["features"][name]
-        mean, std = normalizer.feature_mean[i], normalizer.feature_std[i]
-        low.append((entry["min"] - mean) / std if "min" in entry else -math.inf)
-        high.append((entry["max"] - mean) / std if "max" in entry else math.inf)
-    return (torch.tensor(np.array(low, dtype=np.float32)),
-            torch.tensor(np.array(high, dtype=np.float32)))
+    stats = normalizer.stats["features"]
+    low, high = (np.array([stats[c].get(key, default) for c in FEATURES])
+                 for key, default in (("min", -np.inf), ("max", np.inf)))
+    return tuple(torch.from_numpy(((v - normalizer.feature_mean) / normalizer.feature_std)
+                                  .astype(np.float32)) for v in (low, high))
 
 
 class LawHead(nn.Module):
