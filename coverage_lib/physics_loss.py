@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import params, physics
@@ -91,15 +92,17 @@ class PhysicsLoss:
             "qos_identity": ((phys[:, q] - qos_of_sinr) / std[q]).pow(2).mean(),
         }
 
-    def all_penalties(self, model, batch_size: int = 4096) -> dict:
-        """Each rule's mean penalty over the whole pool of points (no gradient)."""
+    def all_penalties(self, model, batch_size: int = 4096) -> pd.Series:
+        """Each rule's mean penalty over the whole pool of points (no gradient), as a Series
+        named "penalty" indexed by rule."""
         sums = dict.fromkeys(RULES, 0.0)
         with torch.no_grad():
             for start in range(0, len(self.x), batch_size):
                 idx = torch.arange(start, min(start + batch_size, len(self.x)))
                 for rule, value in self.penalties(model, idx).items():
                     sums[rule] += float(value) * len(idx)
-        return {rule: total / len(self.x) for rule, total in sums.items()}
+        return pd.Series({rule: total / len(self.x) for rule, total in sums.items()},
+                         name="penalty")
 
     def __call__(self, model, x_batch) -> dict:
         idx = torch.randint(len(self.x), (self.batch_size,))
