@@ -7,21 +7,34 @@ Mamba-3 kernel needs ``pip install mamba-ssm==2.3.2.post1``, and the check goes 
     .venv/bin/python benchmarks/gpu_check.py --out "$OUT"           # paper profile, fp32
     .venv/bin/python benchmarks/gpu_check.py --out "$OUT" --bf16    # each backbone in bf16 too
     .venv/bin/python benchmarks/gpu_check.py --rows 3000 --epochs 1 --skip-tests   # smoke run
+    .venv/bin/python benchmarks/gpu_check.py --rows 20000 --steps-only --tests "fused or upstream"
 
 1. The device, torch, and whether mamba_ssm's fused kernel can run (else why not).
-2. ``pytest tests/test_device.py tests/test_mamba3.py`` (the CUDA tests run here).
-3. The profile's data set, built from its 01_data parameters (``--rows`` replaces n_samples) in a
+2. ``pytest tests/test_device.py tests/test_mamba3.py`` (the CUDA tests run here; ``--tests``
+   is a ``-k`` expression), streamed to ``tests.log``.
+3. Seconds per training step at batch 512 for each backbone, and the Mamba-3 in both scan forms
+   (``--steps-only`` stops here).
+4. The profile's data set, built from its 01_data parameters (``--rows`` replaces n_samples) in a
    temporary folder: data/<profile> is never touched.
-4. Each registered backbone trained as its stage trains it (``training.train_backbone`` with the
+5. Each registered backbone trained as its stage trains it (``training.train_backbone`` with the
    profile's parameters, ``device`` auto; ``--epochs`` caps the epochs), timed, then scored on
    the test split: received power MAE against the noise-free median, radius MAE.
-5. ``gpu_check.json`` and ``gpu_check.md`` under ``--out``, rewritten after every run (a run cut
+6. ``gpu_check.json`` and ``gpu_check.md`` under ``--out``, rewritten after every run (a run cut
    off by its time limit still reports what it finished), beside the CPU run's training time
    and test errors from ``--reference`` (data/<profile>/results/metrics.json) when present.
 
-Budget: the paper run took about 11 minutes per backbone on 2 CPU cores; its GPU times are what
-this script measures. Where GPU time is a few minutes, start with ``--epochs 2`` (seconds per
-epoch are in the summary) and size the full run from that.
+Budget, measured on an H200 (2026-11-27, torch 2.11, mamba-ssm 2.3.2.post1): the 1e6-row data
+set builds in 25 s; one training step of the paper Mamba-3 at batch 512 takes 46 ms in the
+parallel form and 53 ms with the fused kernel (the model is launch-bound: about 8,600 ATen calls
+per forward and backward), so an epoch of 525k rows is about 50 s. The whole CUDA test set did
+not finish in 130 s on 8 pytest-xdist workers, nor its CUDA/fused subset in 190 s on one: give
+the tests their own call of several minutes, or select them with ``--tests``. Where GPU time is
+a few minutes, start with ``--epochs 2`` and size the full run from that.
+
+mamba-ssm on a machine without network: its package ``__init__`` imports the compiled
+selective-scan extension and transformers, which the Mamba-3 module needs neither of. Copy the
+sdist's ``mamba_ssm`` folder onto ``PYTHONPATH`` with an ``__init__.py`` that only sets
+``__version__``: its Mamba-3 kernels are Triton, compiled on first use.
 """
 from __future__ import annotations
 
@@ -52,6 +65,9 @@ def arguments():
     parser.add_argument("--backbones", default=",".join(registry.BACKBONES))
     parser.add_argument("--bf16", action="store_true", help="also train each one in bf16")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--tests", default="", help="pytest -k expression for the tests run")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="time training steps, train no backbone")
     parser.add_argument("--reference", help="the CPU run's metrics.json "
                                             "(default: data/<profile>/results/metrics.json)")
     parser.add_argument("--out", default="data/gpu_check")
@@ -67,11 +83,18 @@ def machine() -> dict:
             "fused_mamba3": _fused_unavailable_reason() or "available"}
 
 
-def run_tests() -> dict:
+def run_tests(out: Path, select: str = "") -> dict:
+    """The CUDA tests, their output streamed to ``out/tests.log`` line by line, so a run cut off
+    by the machine's time limit still shows which tests passed (the first fused call compiles
+    and autotunes mamba-ssm's Triton kernels: minutes, not seconds)."""
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_device.py",
-                           "tests/test_mamba3.py", "-q", "-rs"], capture_output=True, text=True)
-    tail = (done.stdout + done.stderr).strip().splitlines()[-25:]
+    with open(out / "tests.log", "w") as log:
+        done = subprocess.run([sys.executable, "-u", "-m", "pytest", "tests/test_device.py",
+                               "tests/test_mamba3.py", "-v", "-rs", "--durations=15",
+                               *(["-k", select] if select else [])],
+                              stdout=log, stderr=subprocess.STDOUT, text=True)
+    tail = (out / "tests.log").read_text().strip().splitlines()[-40:]
     print("\n".join(tail))
     return {"returncode": done.returncode, "wall_s": time.perf_counter() - t0, "tail": tail}
 
@@ -108,6 +131,40 @@ def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
             "test": {f"{t} {s}": scores[t][s] for t, s in ERRORS}}
 
 
+def step_times(profile: dict, train, assumptions, batch: int = 512, steps: int = 30) -> dict:
+    """Seconds per training step (forward, backward, AdamW) on one batch of ``batch`` rows, for
+    each backbone as the profile configures it, and for the Mamba-3 in each scan form that runs
+    here (the fused kernel against our parallel form)."""
+    device = training.resolve_device("auto")
+    forms = [(key, None) for key in registry.BACKBONES if key != "mamba3"]
+    forms += [("mamba3", scan) for scan in ("parallel", "fused")
+              if scan == "parallel" or device.type == "cuda"]
+    out = {}
+    for key, scan in forms:
+        backbone, name = registry.get(key), key + (f" {scan}" if scan else "")
+        stage = {**profile[backbone.stage], **({"scan": scan} if scan else {})}
+        config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
+        training.seed_everything(stage["seed"])
+        model = backbone.build(Normalizer.fit(train).to_dict(), config, assumptions).to(device)
+        x = model.normalizer.feature_array(train[FEATURES].to_numpy()[:batch]).to(device)
+        y = torch.randn(len(x), 5, device=device)
+        optimiser = torch.optim.AdamW(model.parameters())
+        try:
+            for i in range(steps + 5):
+                if i == 5:
+                    torch.cuda.synchronize() if device.type == "cuda" else None
+                    t0 = time.perf_counter()
+                optimiser.zero_grad()
+                ((model(x).float() - y) ** 2).mean().backward()
+                optimiser.step()
+            torch.cuda.synchronize() if device.type == "cuda" else None
+            out[name] = (time.perf_counter() - t0) / steps
+        except Exception as err:  # noqa: BLE001 - reported, not hidden
+            out[name] = f"{type(err).__name__}: {err}"
+        print(f"training step, {name}: {out[name]}")
+    return out
+
+
 def cpu_reference(path: Path, key: str) -> dict:
     if not path.is_file():
         return {}
@@ -124,6 +181,7 @@ def write_summary(out: Path, summary: dict) -> None:
     lines = [f"# GPU check ({summary['profile']} profile, {summary['data'].get('rows')} rows)",
              "", f"Machine: {summary['machine']}", "",
              f"Tests: {summary['tests'].get('tail', ['skipped'])[-1:]}", "",
+             f"Training step, batch 512, s: {summary.get('step_s', {})}", "",
              "| backbone | precision | device | scan | epochs | wall s | s/epoch | CPU wall s "
              "| best val MAE | power MAE vs median dB (CPU) | radius MAE m (CPU) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -145,7 +203,7 @@ def main():
                "runs": []}
     print(json.dumps(summary["machine"], indent=1))
     if not args.skip_tests:
-        summary["tests"] = run_tests()
+        summary["tests"] = run_tests(out, args.tests)
     write_summary(out, summary)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         data_dir = Path(tmp)
@@ -154,6 +212,10 @@ def main():
         train, val, assumptions = training.training_data(data_dir)
         frames = (train, val, dataset.load_split(data_dir / "dataset", "test"), assumptions)
         profile = params.load_profile(args.profile)
+        summary["step_s"] = step_times(profile, train, assumptions)
+        write_summary(out, summary)
+        if args.steps_only:
+            return
         for precision in ("fp32", "bf16") if args.bf16 else ("fp32",):
             for key in args.backbones.split(","):
                 stage = {**profile[registry.get(key).stage], "device": "auto",
