@@ -1,5 +1,5 @@
-"""One short check for a lent GPU machine: the CUDA tests, then the paper profile's backbones
-trained on CUDA, against the CPU run's numbers. Minutes of GPU time, not hours.
+"""One short check for a lent GPU machine: the paper profile's backbones trained on CUDA against
+the CPU run's numbers, then the CUDA tests. Minutes of GPU time, not hours.
 
 From the repository root, with the project's environment (``make env`` builds .venv; the fused
 Mamba-3 kernel needs ``pip install mamba-ssm==2.3.2.post1``, and the check goes on without it):
@@ -10,15 +10,15 @@ Mamba-3 kernel needs ``pip install mamba-ssm==2.3.2.post1``, and the check goes 
     .venv/bin/python benchmarks/gpu_check.py --rows 20000 --steps-only --tests "fused or upstream"
 
 1. The device, torch, and whether mamba_ssm's fused kernel can run (else why not).
-2. ``pytest tests/test_device.py tests/test_mamba3.py`` (the CUDA tests run here; ``--tests``
-   is a ``-k`` expression), streamed to ``tests.log``.
-3. Seconds per training step at batch 512 for each backbone, and the Mamba-3 in both scan forms
+2. Seconds per training step at batch 512 for each backbone, and the Mamba-3 in both scan forms
    (``--steps-only`` stops here).
-4. The profile's data set, built from its 01_data parameters (``--rows`` replaces n_samples) in a
+3. The profile's data set, built from its 01_data parameters (``--rows`` replaces n_samples) in a
    temporary folder: data/<profile> is never touched.
-5. Each registered backbone trained as its stage trains it (``training.train_backbone`` with the
+4. Each registered backbone trained as its stage trains it (``training.train_backbone`` with the
    profile's parameters, ``device`` auto; ``--epochs`` caps the epochs), timed, then scored on
    the test split: received power MAE against the noise-free median, radius MAE.
+5. ``pytest tests/test_device.py tests/test_mamba3.py`` (the CUDA tests run here; ``--tests``
+   is a ``-k`` expression), last, streamed to ``tests.log``.
 6. ``gpu_check.json`` and ``gpu_check.md`` under ``--out``, rewritten after every run (a run cut
    off by its time limit still reports what it finished), beside the CPU run's training time
    and test errors from ``--reference`` (data/<profile>/results/metrics.json) when present.
@@ -195,16 +195,9 @@ def write_summary(out: Path, summary: dict) -> None:
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
 
 
-def main():
-    args = arguments()
-    out = Path(args.out)
+def measure(args, out: Path, summary: dict) -> None:
+    """Steps 3 to 5: data set, training-step times, then each backbone trained and scored."""
     reference = Path(args.reference or f"data/{args.profile}/results/metrics.json")
-    summary = {"profile": args.profile, "machine": machine(), "tests": {}, "data": {},
-               "runs": []}
-    print(json.dumps(summary["machine"], indent=1))
-    if not args.skip_tests:
-        summary["tests"] = run_tests(out, args.tests)
-    write_summary(out, summary)
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         data_dir = Path(tmp)
         summary["data"] = build_data(args.profile, args.rows, data_dir)
@@ -227,6 +220,19 @@ def main():
                 summary["runs"].append(run)
                 print(json.dumps(run))
                 write_summary(out, summary)
+
+
+def main():
+    args = arguments()
+    out = Path(args.out)
+    summary = {"profile": args.profile, "machine": machine(), "tests": {}, "data": {},
+               "runs": []}
+    print(json.dumps(summary["machine"], indent=1))
+    write_summary(out, summary)
+    measure(args, out, summary)
+    if not args.skip_tests:   # last: their first fused call compiles the Triton kernels
+        summary["tests"] = run_tests(out, args.tests)
+        write_summary(out, summary)
     print((out / "gpu_check.md").read_text())
 
 
