@@ -190,7 +190,8 @@ def test_provenance_markdown_has_every_section():
 
 def test_noise_free_errors_and_frequency_bands():
     """qos is scored against qos(median SINR) too, so the oracle's noise-free error is 0 on
-    every target; the bands split the rows past 40 GHz and score each model on its own rows."""
+    every target; the bands split the rows by frequency, the trained band and three past 40 GHz,
+    and score each model on its own rows."""
     frame = dataset.generate(3000, seed=5)
     oracle = metrics.oracle_predictions(frame)
     scored = evaluation.noise_free_metrics(frame, oracle, 3.0)
@@ -198,8 +199,15 @@ def test_noise_free_errors_and_frequency_bands():
     off = oracle.assign(received_power_dbm=oracle["received_power_dbm"] + 1.0)
     bands = evaluation.frequency_bands(frame, {"oracle": oracle, "off": off}, 3.0)
     f = frame["frequency_ghz"]
-    assert list(bands) == ["40–55 GHz", "55–65 GHz", "65–100 GHz"]
+    assert list(bands) == ["≤ 40 GHz", "40–55 GHz", "55–65 GHz", "65–100 GHz"]
     assert bands["55–65 GHz"]["rows"] == int(((f > 55) & (f <= 65)).sum())
+    assert bands["≤ 40 GHz"]["rows"] == int((f <= 40).sum())
+    assert sum(b["rows"] for b in bands.values()) == len(frame)
     assert "oracle" not in bands["40–55 GHz"]
     assert bands["40–55 GHz"]["off"]["received_power_dbm"] == pytest.approx(1.0)
     assert bands["40–55 GHz"]["off"]["coverage_radius_m"] == 0.0
+    # metrics.json sorts its keys ("≤ 40 GHz" last); the table puts the bands in frequency order
+    table = evaluation.band_table({"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
+    assert table.index.get_level_values("band").unique().tolist() == list(bands)
+    rows = dict(zip(table.index.get_level_values("band"), table.index.get_level_values("rows")))
+    assert rows == {band: entry["rows"] for band, entry in bands.items()}

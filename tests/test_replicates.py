@@ -211,7 +211,7 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     for name in ("table_lightgbm", "table_selector", "table_tolerances"):
         assert shown[name].equals(main[name]), name  # the main run's: not over seeds
     band = next(iter(metrics["frequency_bands"]["ood_frequency"].values()))["rows"]
-    assert band in shown["table_bands"].index.get_level_values(1)  # a count stays a count
+    assert band in shown["table_bands"].index.get_level_values(2)  # a count stays a count
     quoted = intervals.quoted_numbers(two)
     power = metrics["accuracy"]["test"]["mlp"]["received_power_dbm"]["mae_vs_median"]
     assert quoted["mlp_power_vs_median_text"] == f"{1.05 * power:.3f} ± {t * 0.05 * power:.3f}"
