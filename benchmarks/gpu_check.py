@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 from coverage_lib import dataset, metrics, params, registry, training
-from coverage_lib.dataset import FEATURES
+from coverage_lib.dataset import FEATURES, TARGETS
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
 from coverage_lib.normalization import Normalizer
 
@@ -111,13 +111,24 @@ def build_data(profile: str, rows: int | None, data_dir: Path) -> dict:
     return {"rows": n_rows, "wall_s": time.perf_counter() - t0}
 
 
-def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
-    """Train backbone ``key`` as its stage does (its notebook's two cells), then score it."""
-    train, val, test, assumptions = frames
+def new_model(key: str, stage: dict, train, assumptions):
+    """Backbone ``key`` as its training stage builds it (seeded, normalised on ``train``); a
+    shared-notebook stage keeps the model's fields under ``config``."""
     backbone = registry.get(key)
     training.seed_everything(stage["seed"])
     config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
-    model = backbone.build(Normalizer.fit(train).to_dict(), config, assumptions)
+    return backbone.build(Normalizer.fit(train).to_dict(), config, assumptions)
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
+    """Train backbone ``key`` as its stage does (its notebook's two cells), then score it."""
+    train, val, test, assumptions = frames
+    model = new_model(key, stage, train, assumptions)
     t0 = time.perf_counter()
     result = training.train_backbone(key, model, train, val, data_dir, stage, progress=False)
     wall = time.perf_counter() - t0
@@ -141,23 +152,21 @@ def step_times(profile: dict, train, assumptions, batch: int = 512, steps: int =
               if scan == "parallel" or device.type == "cuda"]
     out = {}
     for key, scan in forms:
-        backbone, name = registry.get(key), key + (f" {scan}" if scan else "")
-        stage = {**profile[backbone.stage], **({"scan": scan} if scan else {})}
-        config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
-        training.seed_everything(stage["seed"])
-        model = backbone.build(Normalizer.fit(train).to_dict(), config, assumptions).to(device)
+        name = key + (f" {scan}" if scan else "")
+        stage = {**profile[registry.get(key).stage], **({"scan": scan} if scan else {})}
+        model = new_model(key, stage, train, assumptions).to(device)
         x = model.normalizer.feature_array(train[FEATURES].to_numpy()[:batch]).to(device)
-        y = torch.randn(len(x), 5, device=device)
+        y = torch.randn(len(x), len(TARGETS), device=device)
         optimiser = torch.optim.AdamW(model.parameters())
         try:
             for i in range(steps + 5):
                 if i == 5:
-                    torch.cuda.synchronize() if device.type == "cuda" else None
+                    _synchronise(device)
                     t0 = time.perf_counter()
                 optimiser.zero_grad()
                 ((model(x).float() - y) ** 2).mean().backward()
                 optimiser.step()
-            torch.cuda.synchronize() if device.type == "cuda" else None
+            _synchronise(device)
             out[name] = (time.perf_counter() - t0) / steps
         except Exception as err:  # noqa: BLE001 - reported, not hidden
             out[name] = f"{type(err).__name__}: {err}"
@@ -196,7 +205,8 @@ def write_summary(out: Path, summary: dict) -> None:
 
 
 def measure(args, out: Path, summary: dict) -> None:
-    """Steps 3 to 5: data set, training-step times, then each backbone trained and scored."""
+    """Steps 2 to 4: the data set, training-step times, then each backbone trained and
+    scored."""
     reference = Path(args.reference or f"data/{args.profile}/results/metrics.json")
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         data_dir = Path(tmp)
