@@ -1,4 +1,6 @@
-"""The replicate chains on a Dask cluster (``dask.distributed``).
+"""The replicate chains on a Dask cluster (``dask.distributed``): the one a scheduler's address
+names, or a local one the pipeline starts (``run_locally``: one single-threaded worker process
+per chain that fits this machine's CPUs, closed after).
 
 Each chain (``pipeline.Chain``: a replicate's data set, training stages and evaluation) is one
 Dask task. The workers must run this project from the same folder on a shared filesystem (the
@@ -71,6 +73,16 @@ def check_scheduler(scheduler: str, timeout: str = "5s") -> int:
                          f"({type(err).__name__}: {err}); give {expected}") from None
     with client:
         return len(client.scheduler_info().get("workers", {}))
+
+
+def run_locally(chains: list, workers: int, force: bool, log=print) -> dict:
+    """Run ``chains`` on a Dask cluster of ``workers`` single-threaded worker processes on
+    this machine, started for the purpose and closed after; as ``run_on_dask``."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
+        return run_on_dask(chains, cluster.scheduler_address, force, log)
 
 
 def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:

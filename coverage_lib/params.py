@@ -251,6 +251,7 @@ RULES = {
         "train_rows": list_of(positive_int, empty=True),
         "max_epoch_factor": at_least_one,
         "level": quantile_open,
+        "chain_threads": positive_int,
     },
     # The replicate evaluation of a chain (notebooks/replicate.ipynb): not a stage of a
     # profile; the pipeline derives its parameters from the seeds and evaluation stages'.

@@ -646,6 +646,7 @@ class Chain:
     data_seed: int
     split_fractions: tuple
     steps: tuple  # ((Stage, params), ...)
+    threads: int = 1  # CPU threads of its notebooks' kernels, wherever it runs
 
     @property
     def name(self) -> str:
@@ -687,7 +688,8 @@ def chains(profile: str, all_params: dict) -> list[Chain]:
             **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
                                           "lightgbm_min_improvement", "selector_quantile")}})))
         out.append(Chain(profile, replicate, run_dir, data_params["seed"],
-                         tuple(data_params["split_fractions"]), tuple(steps)))
+                         tuple(data_params["split_fractions"]), tuple(steps),
+                         sweep["chain_threads"]))
     return out
 
 
@@ -707,12 +709,28 @@ def _folder_lock(folder: Path, what: str):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def kernel_threads(threads: int):
+    """Notebook kernels started meanwhile (they inherit this process's environment) use
+    ``threads`` CPU threads (``OMP_NUM_THREADS``: torch, LightGBM and NumPy's BLAS)."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
 def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
     """Run one replicate chain where this process runs: its data set, then its stages, each
-    skipped when up to date (stamps in the chain's folder, as the main run's). Leftovers of an
-    interrupted attempt (a worker killed mid-stage) are removed first."""
+    skipped when up to date (stamps in the chain's folder, as the main run's), their kernels
+    on ``chain.threads`` CPU threads. Leftovers of an interrupted attempt (a worker killed
+    mid-stage) are removed first."""
     data = resolve(chain.data_dir)
-    with _folder_lock(data, f"replicate {chain.name}"):
+    with _folder_lock(data, f"replicate {chain.name}"), kernel_threads(chain.threads):
         _remove_leftovers(data, log)
         start = time.perf_counter()
         if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
@@ -726,19 +744,38 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
         return summary
 
 
+def local_workers(n_chains: int, threads: int) -> int:
+    """How many chains run side by side here: one per ``threads`` of this process's CPUs, at
+    most one per chain."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(n_chains, (cpus or 1) // threads))
+
+
 def run_chains(profile: str, all_params: dict, force: bool, scheduler: str | None,
                log=print) -> dict:
-    """Every replicate chain of ``profile``: one after another in this process, or, given a
-    Dask scheduler's address (or scheduler file), fanned out to that cluster (``fanout``)."""
+    """Every replicate chain of ``profile``: given a Dask scheduler's address (or scheduler
+    file), fanned out to that cluster; else side by side on a local Dask cluster of one worker
+    per ``chain_threads`` CPUs (``local_workers``), or in this process where that is one
+    (``fanout``). Every chain's kernels use ``chain_threads`` threads on any of these, so its
+    results do not depend on where it ran."""
+    from . import fanout
+
     todo = chains(profile, all_params)
     if not todo:
         return {}
-    where = f"the Dask cluster at {scheduler}" if scheduler else "this process"
-    log(f"{len(todo)} replicate chains ({', '.join(c.name for c in todo)}) on {where}")
+    names = ", ".join(c.name for c in todo)
     if scheduler:
-        from . import fanout
+        log(f"{len(todo)} replicate chains ({names}) on the Dask cluster at {scheduler}")
         return fanout.run_on_dask(todo, scheduler, force, log)
-    return {c.name: run_chain(c, force, log) for c in todo}
+    threads = all_params[SEEDS_STAGE]["chain_threads"]
+    workers = local_workers(len(todo), threads)
+    if workers == 1:
+        log(f"{len(todo)} replicate chains ({names}) in this process, {threads} CPU "
+            f"thread(s) each")
+        return {c.name: run_chain(c, force, log) for c in todo}
+    log(f"{len(todo)} replicate chains ({names}) on a local Dask cluster of {workers} "
+        f"workers, {threads} CPU thread(s) each")
+    return fanout.run_locally(todo, workers, force, log)
 
 
 SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"

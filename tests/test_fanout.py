@@ -1,7 +1,9 @@
 """The replicate chains on a real Dask cluster: a `dask scheduler` and two `dask worker`
-processes on 127.0.0.1. A sweep of two chains through them runs one on each worker, and the
-chain also run in a process of its own gives the same results there, bit for bit; a worker killed in the middle of a chain's stage loses nothing (the
-scheduler gives the chain to the other worker, which removes the leftovers and finishes it)."""
+processes on 127.0.0.1. A sweep of two chains through them runs one on each worker and gives
+the same results, bit for bit, as the same sweep run locally (in a process of its own, which
+runs the chains side by side on a local Dask cluster where it has two CPUs); a worker killed in
+the middle of a chain's stage loses nothing (the scheduler gives the chain to the other worker,
+which removes the leftovers and finishes it)."""
 import contextlib
 import json
 import os
@@ -45,9 +47,9 @@ def _chains(root: Path, scheduler=None, log=lambda *_: None) -> dict:
 def cluster(root: Path, workers: int = 2):
     """A scheduler and ``workers`` single-threaded worker processes (no nanny: killing one
     kills what it runs) on loopback, seeing ``root`` as the project; yields (scheduler
-    file, worker processes). Their notebooks use as many CPU threads as this process's: with
-    fewer (OMP_NUM_THREADS=1), training's float sums round differently and the results are
-    no longer bit-identical to the local run's."""
+    file, worker processes). Each chain's notebooks use the profile's ``chain_threads`` CPU
+    threads there, as they do locally: with another count training's float sums would round
+    differently and the results would no longer be bit-identical to the local run's."""
     env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root)}
     folder = root / "dask"
     folder.mkdir()
@@ -100,32 +102,33 @@ def no_partial_files(root: Path) -> list:
 
 
 class LocalSweep:
-    """The same sweep run in a process of its own (its own project root), started when the
-    module's first test starts so that it runs beside that test's Dask sweep."""
+    """The same sweep run locally in a process of its own (its own project root), started
+    when the module's first test starts so that it runs beside that test's Dask sweep; its
+    log lines go to stderr."""
 
     def __init__(self, root: Path):
         self.root = root
         code = ("import json, sys; from coverage_lib import pipeline\n"
                 "s = pipeline.run_chains('tiny', pipeline.stage_params('tiny'), False, None,"
-                " lambda *_: None)\n"
+                " lambda line: print(line, file=sys.stderr))\n"
                 "print(json.dumps(sorted(s)))")
         self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=root,
                                      env={**os.environ, "COVERAGE_PROJECT_ROOT": str(root)},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._names = None
+        self._names, self.log = None, ""
 
     def names(self) -> list:
         if self._names is None:
-            out, err = self.proc.communicate(timeout=600)
-            assert self.proc.returncode == 0, err
+            out, self.log = self.proc.communicate(timeout=600)
+            assert self.proc.returncode == 0, self.log
             self._names = json.loads(out.splitlines()[-1])
         return self._names
 
 
 @pytest.fixture(scope="module")
 def local_sweep(finished_tiny, tmp_path_factory):
-    # the reference is the first chain alone: both Dask tests run it, and it is compared
-    sweep = LocalSweep(_with_sweep(finished_tiny, tmp_path_factory.mktemp("local"), FIRST))
+    # the whole sweep: the first test runs it on Dask, the second its first chain
+    sweep = LocalSweep(_with_sweep(finished_tiny, tmp_path_factory.mktemp("local")))
     yield sweep
     if sweep.proc.poll() is None:
         sweep.proc.kill()
@@ -140,8 +143,10 @@ def test_a_sweep_on_two_dask_workers_equals_the_local_one(local_sweep, finished_
         summary = _chains(root, scheduler, lines.append)
     assert sorted(summary) == ["seed0-rows400", "seed0-rows800"]
     assert all(s["status"] == "ran" for chain in summary.values() for s in chain.values())
-    assert local_sweep.names() == ["seed0-rows400"]
-    assert results_of(root)["seed0-rows400"] == results_of(local_sweep.root)["seed0-rows400"]
+    assert local_sweep.names() == ["seed0-rows400", "seed0-rows800"]
+    assert results_of(root) == results_of(local_sweep.root)
+    if len(os.sched_getaffinity(0)) >= 2:  # locally, the two chains ran side by side
+        assert "on a local Dask cluster of 2 workers, 1 CPU thread(s) each" in local_sweep.log
     # the chains' own lines reached the client, and both workers took part
     assert any("replicate (notebooks/replicate.ipynb): done" in line for line in lines)
     assert "Dask: 2 workers" in "\n".join(lines)
@@ -180,7 +185,7 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
         sweep.join(timeout=600)
         assert killed, "no chain was caught mid-stage"
         assert sum(w.poll() is not None for w in workers) == 1  # one worker gone
-    assert sorted(outcome["summary"]) == local_sweep.names() == [killed]
+    assert sorted(outcome["summary"]) == [killed] and killed in local_sweep.names()
     assert no_partial_files(root) == []
     assert results_of(root) == {killed: results_of(local_sweep.root)[killed]}
     # every file a stage recorded is the one on disk

@@ -1,6 +1,7 @@
 """Replicates and their error bars: what a seed re-draws, how a learning-curve set is cut, the
 t-interval against an independent computation, and the verdicts worded from it."""
 import json
+import os
 import math
 
 import numpy as np
@@ -95,12 +96,14 @@ def test_a_ratio_is_called_lower_or_higher_only_when_its_interval_excludes_one()
 
 
 def test_seeds_parameters_are_checked():
-    ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95}
+    ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
+          "chain_threads": 1}
     params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok})
     for bad, message in (({"seeds": [1, 2]}, "including 0"), ({"seeds": [0, 0]}, "distinct"),
                          ({"train_rows": [0]}, r"train_rows\[0\] must be a positive integer"),
                          ({"max_epoch_factor": 0.5}, "max_epoch_factor must be"),
-                         ({"level": 1.0}, "level must be a number in")):
+                         ({"level": 1.0}, "level must be a number in"),
+                         ({"chain_threads": 0}, "chain_threads must be a positive integer")):
         with pytest.raises(ValueError, match=message):
             params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok, **bad})
     with pytest.raises(ValueError, match="lightgbm_params must map each target"):
@@ -126,7 +129,7 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
     metrics = json.loads((root / "data" / "tiny" / "results" / "metrics.json").read_text())
     n_full = dataset.load_stats(root / "data" / "tiny" / "dataset")["n_rows"]
     for chain in chains:
-        assert chain.data_dir == f"data/tiny/runs/{chain.name}"
+        assert chain.data_dir == f"data/tiny/runs/{chain.name}" and chain.threads == 1
         *training, evaluation = chain.steps
         for stage, p in training:
             main = all_params[stage.name]
@@ -143,6 +146,18 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
             all_params["04_evaluate"]["physics_rows"] if chain.replicate.train_rows is None
             else 0)
     assert chains[1].steps[0][1]["epochs"] == 2  # 100 rows of ~1,500: capped at 2 × 1 epoch
+
+
+def test_local_chains_run_one_per_thread_budget_and_their_kernels_get_that_many(monkeypatch):
+    from coverage_lib import pipeline
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(4)))
+    assert [pipeline.local_workers(n, t) for n, t in ((11, 1), (3, 1), (11, 2), (11, 8))] == \
+        [4, 3, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    with pipeline.kernel_threads(1):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "7"
 
 
 def test_an_unreachable_scheduler_is_refused_before_any_work(finished_tiny, tmp_path,
