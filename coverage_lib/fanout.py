@@ -22,8 +22,9 @@ import uuid
 TOPIC = "coverage-pipeline"
 
 
-def _chain_task(chain, force: bool, root: str) -> dict:
-    """What a worker runs: one chain, its log lines sent to the client as events."""
+def _task(what: str, args: tuple, root: str, *after) -> dict:
+    """What a worker runs: a chain, ``pipeline.<what>(*args)``, its log lines sent to the
+    client as events. ``after``: the results of the tasks it had to wait for (unused)."""
     from distributed import get_worker
 
     from . import pipeline
@@ -39,7 +40,7 @@ def _chain_task(chain, force: bool, root: str) -> dict:
     def log(line):
         worker.log_event(TOPIC, {"line": str(line), "worker": worker.address})
 
-    return pipeline.run_chain(chain, force=force, log=log)
+    return getattr(pipeline, what)(*args, log=log)
 
 
 def connect(scheduler: str):
@@ -75,23 +76,29 @@ def check_scheduler(scheduler: str, timeout: str = "5s") -> int:
         return len(client.scheduler_info().get("workers", {}))
 
 
-def run_locally(chains: list, workers: int, force: bool, log=print) -> dict:
-    """Run ``chains`` on a Dask cluster of ``workers`` single-threaded worker processes on
-    this machine, started for the purpose and closed after; as ``run_on_dask``."""
+def run_locally(profile: str, names: list, first: list, workers: int, force: bool,
+                log=print) -> dict:
+    """``run_on_dask`` on a cluster of ``workers`` single-threaded worker processes on this
+    machine, started for the purpose and closed after."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address=":0") as cluster:
-        return run_on_dask(chains, cluster.scheduler_address, force, log)
+        return run_on_dask(profile, names, first, cluster.scheduler_address, force, log)
 
 
-def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:
-    """Run ``chains`` as tasks of the Dask cluster at ``scheduler``; {chain name: summary} once
-    all have finished. A chain that fails raises its error here, naming the chain."""
+def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: bool,
+                log=print) -> dict:
+    """Run the replicate chains ``names`` of ``profile`` on the Dask cluster at ``scheduler``;
+    {name: summary} once all have finished. ``first``: chains to run before them, side by
+    side (``pipeline.run_chains``: the main run's training and evaluation, and the
+    replicates' training): a replicate's whole chain waits for its own training and for the
+    main run (its evaluation refits the main run's LightGBM choice; the stages that ran are
+    skipped, stamped). A chain that fails raises its error here, naming the chain."""
     from distributed import as_completed
 
     from .paths import project_root
-    from .pipeline import PipelineError
+    from .pipeline import MAIN_CHAIN, PipelineError
 
     try:
         client = connect(scheduler)
@@ -102,19 +109,32 @@ def run_on_dask(chains: list, scheduler: str, force: bool, log=print) -> dict:
             f"{event[1]['line']}  [{event[1]['worker']}]"))
         workers = client.scheduler_info().get("workers", {})
         log(f"Dask: {len(workers)} workers; dashboard {client.dashboard_link}")
-        run = uuid.uuid4().hex[:8]
-        futures = {client.submit(_chain_task, chain, force, str(project_root()), pure=False,
-                                 key=f"coverage-{chain.profile}-{chain.name}-{run}"): chain
-                   for chain in chains}
+        run, root = uuid.uuid4().hex[:8], str(project_root())
+        labels, before = {}, {}
+        for chain in first:
+            label = MAIN_CHAIN if chain.replicate.is_main else f"{chain.name} training"
+            future = client.submit(_task, "run_chain", (chain, force), root, pure=False,
+                                   key=f"coverage-{profile}-{label.replace(' ', '-')}-{run}")
+            labels[future] = label
+            before[label] = future
+        for name in names:
+            after = [f for label, f in before.items() if label in (MAIN_CHAIN, f"{name} training")]
+            future = client.submit(_task, "run_named_chain", (profile, name, force), root,
+                                   *after, pure=False, key=f"coverage-{profile}-{name}-{run}")
+            labels[future] = name
         done = {}
-        for future in as_completed(futures):
-            chain = futures[future]
+        for future in as_completed(list(labels)):
+            label = labels[future]
             try:
-                done[chain.name] = future.result()
+                result = future.result()
             except Exception as err:
-                for other in futures:
+                for other in labels:
                     other.cancel()
-                raise PipelineError(f"replicate {chain.name} failed on the Dask cluster: "
+                what = f"replicate {label}" if label in names else label
+                raise PipelineError(f"{what} failed on the Dask cluster: "
                                     f"{type(err).__name__}: {err}") from err
-            log(f"{chain.name}: finished ({len(done)}/{len(chains)} chains)")
-        return {c.name: done[c.name] for c in chains}
+            if label in names or label == MAIN_CHAIN:
+                done[label] = result
+            if label in names:
+                log(f"{label}: finished ({sum(n in done for n in names)}/{len(names)} chains)")
+        return {name: done[name] for name in (MAIN_CHAIN, *names) if name in done}

@@ -6,7 +6,9 @@ code cells, parameters, library code and input files are unchanged since its las
 and whose outputs are still the files it wrote, is skipped (content hashes and output
 checksums in ``data/<profile>/stamps/``); ``force`` reruns everything. One run per profile at a
 time (``profile_lock``). Executed copies land in ``data/<profile>/executed/``; ``publish``
-puts one finished profile into the book's source tree, whole.
+puts one finished profile into the book's source tree, whole. A profile with replicates (seeds,
+learning curves) runs them as chains beside the main run's training and evaluation
+(``run_chains``), on a local or a given Dask cluster.
 """
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ def stages() -> list[Stage]:
 
 
 REPLICATE_RESULT = "results/replicate.json"
-SEEDS_STAGE = "04b_seeds"  # the replicate chains run just before it (``run_chains``)
+SEEDS_STAGE = "04b_seeds"  # the replicate chains run before it (``run_chains``)
+EVALUATION_STAGE = "04_evaluate"
 
 
 def chain_stages() -> list[Stage]:
@@ -589,11 +592,17 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     plan = stages()
     if until is not None:
         plan = plan[:[s.name for s in plan].index(until) + 1]
+    # with replicates to run, the main run's training and evaluation run beside them
+    beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
+    side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
     for i, stage in enumerate(plan, 1):
-        if stage.name == SEEDS_STAGE:
-            chains_run = run_chains(profile, all_params, force, scheduler, log)
-            if chains_run:
+        if stage.name in side:
+            if stage.name not in summary:  # the first of them: all run now
+                chains_run = run_chains(profile, all_params, force, scheduler, log,
+                                        with_main=True)
+                summary.update(chains_run.pop(MAIN_CHAIN))
                 summary["chains"] = chains_run
+            continue
         summary[stage.name] = run_stage_if_stale(
             stage, all_params[stage.name], data, force,
             f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})", log)
@@ -653,22 +662,29 @@ class Chain:
         return self.replicate.name
 
 
-def chains(profile: str, all_params: dict) -> list[Chain]:
+def replicate_list(all_params: dict) -> list:
+    """The seeds stage's replicates but the main run (``replicates.replicates``)."""
+    sweep = all_params[SEEDS_STAGE]
+    return [r for r in replicates.replicates(sweep["seeds"], sweep["train_rows"])
+            if not r.is_main]
+
+
+def chains(profile: str, all_params: dict, evaluated: bool = True) -> list[Chain]:
     """The replicate chains of a profile (every replicate of the seeds stage but the main
     run), with each stage's parameters: the main run's, with the replicate's folder, seed and
     epoch budget; the replicate evaluation refits LightGBM with the main run's chosen
     hyper-parameters (read from its ``results/metrics.json``, so call this after the
-    evaluation stage)."""
+    evaluation stage). ``evaluated`` False: the training stages only (before that)."""
     sweep, main_dir = all_params[SEEDS_STAGE], data_dir_of(profile)
-    todo = [r for r in replicates.replicates(sweep["seeds"], sweep["train_rows"])
-            if not r.is_main]
+    todo = replicate_list(all_params)
     if not todo:
         return []
     from .dataset import load_stats
     from .paths import dataset_dir
 
     n_full = load_stats(dataset_dir(main_dir))["n_rows"]
-    metrics = json.loads((resolve(main_dir) / "results" / "metrics.json").read_text())
+    metrics = json.loads((resolve(main_dir) / "results" / "metrics.json").read_text()) \
+        if evaluated else None
     evaluation = all_params["04_evaluate"]
     data_params = all_params["01_data"]
     out = []
@@ -680,6 +696,11 @@ def chains(profile: str, all_params: dict) -> list[Chain]:
             p.update(data_dir=run_dir, seed=replicate.seed, epochs=replicates.epochs_for(
                 p["epochs"], n_full, replicate.train_rows, sweep["max_epoch_factor"]))
             steps.append((stage, p))
+        if metrics is None:
+            out.append(Chain(profile, replicate, run_dir, data_params["seed"],
+                             tuple(data_params["split_fractions"]), tuple(steps),
+                             sweep["chain_threads"]))
+            continue
         steps.append((chain_stages()[-1], params_mod.validate("replicate", {
             "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
             "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
@@ -691,6 +712,27 @@ def chains(profile: str, all_params: dict) -> list[Chain]:
                          tuple(data_params["split_fractions"]), tuple(steps),
                          sweep["chain_threads"]))
     return out
+
+
+MAIN_CHAIN = "main run"
+
+
+def main_chain(profile: str, all_params: dict) -> Chain:
+    """The main run's training stages and its evaluation as a chain of their own (in the
+    profile's folder, on the data stage's data set), to run beside the replicate chains."""
+    data_params, main_dir = all_params["01_data"], data_dir_of(profile)
+    names = [s.name for s in chain_stages()[:-1]] + [EVALUATION_STAGE]
+    steps = tuple((s, all_params[s.name]) for s in stages() if s.name in names)
+    return Chain(profile, replicates.Replicate(0), main_dir, data_params["seed"],
+                 tuple(data_params["split_fractions"]), steps,
+                 all_params[SEEDS_STAGE]["chain_threads"])
+
+
+def run_named_chain(profile: str, name: str, force: bool = False, log=print) -> dict:
+    """Run replicate chain ``name`` of ``profile`` whole, its parameters read now (after the
+    main run's evaluation): stages that ran beside the main run are skipped, stamped."""
+    chain = {c.name: c for c in chains(profile, stage_params(profile))}[name]
+    return run_chain(chain, force, log)
 
 
 @contextlib.contextmanager
@@ -730,17 +772,19 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
     on ``chain.threads`` CPU threads. Leftovers of an interrupted attempt (a worker killed
     mid-stage) are removed first."""
     data = resolve(chain.data_dir)
-    with _folder_lock(data, f"replicate {chain.name}"), kernel_threads(chain.threads):
-        _remove_leftovers(data, log)
-        start = time.perf_counter()
-        if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
-                                    chain.data_seed, chain.split_fractions, log):
-            log(f"{chain.name}: wrote its data set in {time.perf_counter() - start:.1f} s")
+    name = MAIN_CHAIN if chain.replicate.is_main else chain.name
+    with _folder_lock(data, name), kernel_threads(chain.threads):
+        if not chain.replicate.is_main:  # the main run's own are removed under its lock
+            _remove_leftovers(data, log)
+            start = time.perf_counter()
+            if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
+                                        chain.data_seed, chain.split_fractions, log):
+                log(f"{name}: wrote its data set in {time.perf_counter() - start:.1f} s")
         summary = {}
         for i, (stage, p) in enumerate(chain.steps, 1):
             summary[stage.name] = run_stage_if_stale(
                 stage, p, data, force,
-                f"{chain.name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
+                f"{name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
         return summary
 
 
@@ -752,30 +796,35 @@ def local_workers(n_chains: int, threads: int) -> int:
 
 
 def run_chains(profile: str, all_params: dict, force: bool, scheduler: str | None,
-               log=print) -> dict:
-    """Every replicate chain of ``profile``: given a Dask scheduler's address (or scheduler
-    file), fanned out to that cluster; else side by side on a local Dask cluster of one worker
-    per ``chain_threads`` CPUs (``local_workers``), or in this process where that is one
-    (``fanout``). Every chain's kernels use ``chain_threads`` threads on any of these, so its
-    results do not depend on where it ran."""
+               log=print, with_main: bool = False) -> dict:
+    """Every replicate chain of ``profile``; {chain name: its stages' summaries}.
+
+    Given a Dask scheduler's address (or scheduler file), fanned out to that cluster; else side
+    by side on a local Dask cluster of one worker per ``chain_threads`` CPUs
+    (``local_workers``), or in this process where that is one (``fanout``). Every chain's
+    kernels use ``chain_threads`` threads on any of these, so its results do not depend on
+    where it ran. ``with_main``: the main run's training and evaluation (``main_chain``, under
+    ``MAIN_CHAIN`` in the result) run beside the chains' training; each chain's evaluation,
+    which refits the main run's LightGBM choice, waits for it."""
     from . import fanout
 
-    todo = chains(profile, all_params)
-    if not todo:
+    names = [r.name for r in replicate_list(all_params)]
+    if not names:
         return {}
-    names = ", ".join(c.name for c in todo)
-    if scheduler:
-        log(f"{len(todo)} replicate chains ({names}) on the Dask cluster at {scheduler}")
-        return fanout.run_on_dask(todo, scheduler, force, log)
+    first = [main_chain(profile, all_params), *chains(profile, all_params, evaluated=False)] \
+        if with_main else []
     threads = all_params[SEEDS_STAGE]["chain_threads"]
-    workers = local_workers(len(todo), threads)
-    if workers == 1:
-        log(f"{len(todo)} replicate chains ({names}) in this process, {threads} CPU "
-            f"thread(s) each")
-        return {c.name: run_chain(c, force, log) for c in todo}
-    log(f"{len(todo)} replicate chains ({names}) on a local Dask cluster of {workers} "
-        f"workers, {threads} CPU thread(s) each")
-    return fanout.run_locally(todo, workers, force, log)
+    workers = local_workers(len(names) + with_main, threads)
+    where = (f"on the Dask cluster at {scheduler}" if scheduler else
+             f"on a local Dask cluster of {workers} workers" if workers > 1 else "in this process")
+    log(f"{len(names)} replicate chains ({', '.join(names)})"
+        f"{', beside the main run,' if with_main else ''} {where}, {threads} CPU thread(s) each")
+    if scheduler:
+        return fanout.run_on_dask(profile, names, first, scheduler, force, log)
+    if workers > 1:
+        return fanout.run_locally(profile, names, first, workers, force, log)
+    done = {MAIN_CHAIN: run_chain(first[0], force, log)} if with_main else {}
+    return {**done, **{name: run_named_chain(profile, name, force, log) for name in names}}
 
 
 SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"

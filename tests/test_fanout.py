@@ -194,3 +194,36 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
         data = stamp.parent.parent
         for rel, sha in json.loads(stamp.read_text())["outputs"].items():
             assert pipeline._sha256_of(data / rel) == sha, (stamp, rel)
+
+
+def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it(
+        finished_tiny, tmp_path, monkeypatch):
+    from coverage_lib import pipeline
+
+    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0, 1]})
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    main = root / "data" / "tiny"
+    for name in ("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate"):
+        (main / "stamps" / f"{name}.json").unlink()  # the main run trains again
+    lines = []
+    summary = pipeline.run("tiny", log=lines.append)
+    assert [summary[n]["status"] for n in ("01_data", "02_train_mlp", "03_train_mamba",
+                                           "03b_train_mlp_law", "04_evaluate", "04b_seeds")] \
+        == ["skipped", "ran", "ran", "ran", "ran", "ran"]
+    assert list(summary["chains"]) == ["seed1-rowsall"]
+    text = "\n".join(lines)
+    workers = "a local Dask cluster of 2 workers" if len(os.sched_getaffinity(0)) >= 2 \
+        else "this process"
+    assert f"(seed1-rowsall), beside the main run, on {workers}, 1 CPU thread(s) each" in text
+    # the replicate's evaluation refits the main run's LightGBM choice: it starts after the
+    # main run's evaluation is done; the replicate's training did not wait for it
+    def at(key):
+        return next(i for i, line in enumerate(lines) if key in line)
+
+    done_main = at("main run [4/4] 04_evaluate (notebooks/04_evaluate.ipynb): done")
+    assert at("seed1-rowsall [4/4] replicate (notebooks/replicate.ipynb): running") > done_main
+    if workers != "this process":
+        assert at("seed1-rowsall [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): "
+                  "running") < done_main
+    assert no_partial_files(root) == []
+    assert (main / "results" / "seeds.json").is_file()
