@@ -696,22 +696,26 @@ def chains(profile: str, all_params: dict, evaluated: bool = True) -> list[Chain
             p.update(data_dir=run_dir, seed=replicate.seed, epochs=replicates.epochs_for(
                 p["epochs"], n_full, replicate.train_rows, sweep["max_epoch_factor"]))
             steps.append((stage, p))
-        if metrics is None:
-            out.append(Chain(profile, replicate, run_dir, data_params["seed"],
-                             tuple(data_params["split_fractions"]), tuple(steps),
-                             sweep["chain_threads"]))
-            continue
-        steps.append((chain_stages()[-1], params_mod.validate("replicate", {
-            "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
-            "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
-            # the rules only where the book's tables use them: a seed's run on every row
-            "physics_rows": evaluation["physics_rows"] if replicate.train_rows is None else 0,
-            **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
-                                          "lightgbm_min_improvement", "selector_quantile")}})))
+        if metrics is not None:
+            steps.append((chain_stages()[-1], replicate_params(
+                profile, run_dir, replicate, metrics, evaluation)))
         out.append(Chain(profile, replicate, run_dir, data_params["seed"],
                          tuple(data_params["split_fractions"]), tuple(steps),
                          sweep["chain_threads"]))
     return out
+
+
+def replicate_params(profile: str, run_dir: str, replicate, metrics: dict,
+                     evaluation: dict) -> dict:
+    """The replicate evaluation's parameters: the main run's chosen LightGBM hyper-parameters
+    (its ``metrics``) and its evaluation parameters (``evaluation``)."""
+    return params_mod.validate("replicate", {
+        "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
+        "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
+        # the rules only where the book's tables use them: a seed's run on every row
+        "physics_rows": evaluation["physics_rows"] if replicate.train_rows is None else 0,
+        **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
+                                      "lightgbm_min_improvement", "selector_quantile")}})
 
 
 MAIN_CHAIN = "main run"
