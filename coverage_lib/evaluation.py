@@ -375,6 +375,15 @@ def evaluation_splits(data) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             {split: dataset.load_split(data, split) for split in EVAL_SPLITS})
 
 
+def lightgbm_threads() -> int:
+    """LightGBM's thread count: the kernel's CPU budget, as torch's (``OMP_NUM_THREADS`` where
+    the pipeline sets it for a chain run beside others, else one per core). A fixed count
+    above the budget makes LightGBM's OpenMP threads wait on each other: the paper
+    evaluation, set to two threads beside a one-thread chain, took over 55 min instead of
+    about 25."""
+    return torch.get_num_threads()
+
+
 def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
              lightgbm_candidates: int, lightgbm_search_rows: int, lightgbm_max_rounds: int,
              lightgbm_early_stopping: int, lightgbm_min_improvement: float,
@@ -414,7 +423,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
 
     selector.fit_thresholds(val, quantile=selector_quantile)
     selector.save_thresholds(results_dir / "selector_thresholds.json")
-    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,
+    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=lightgbm_threads(),
                                        num_boost_round=lightgbm_max_rounds,
                                        early_stopping_rounds=lightgbm_early_stopping,
                                        min_improvement=lightgbm_min_improvement)
@@ -528,7 +537,7 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     models.selector.fit_thresholds(val, quantile=selector_quantile)
-    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=2,
+    models.lightgbm = LightGBMBaseline(seed=seed, num_threads=lightgbm_threads(),
                                        num_boost_round=lightgbm_max_rounds,
                                        early_stopping_rounds=lightgbm_early_stopping,
                                        min_improvement=lightgbm_min_improvement)
