@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coverage_lib import dataset, evaluation, latency, paths, registry, serving
-from coverage_lib.dataset import FEATURES
+from coverage_lib.datasets import dataset
+from coverage_lib.evaluation import latency, runner, serving
+from coverage_lib.core import machine, paths
+from coverage_lib.models import registry
+from coverage_lib.core.schema import FEATURES
 
 
 def main():
@@ -37,15 +40,15 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    machine = {**latency.machine(), "cpu_flags": latency.cpu_flags(),
-               "bf16_native": latency.bf16_native()}
-    print(f"{latency.machine_line(machine)}; flags: {' '.join(machine['cpu_flags'])}")
+    here = {**machine.machine(), "cpu_flags": machine.cpu_flags(),
+            "bf16_native": machine.bf16_native()}
+    print(f"{machine.machine_line(here)}; flags: {' '.join(here['cpu_flags'])}")
     peaks = {"fp32": latency.gemm_peak_gflops(torch.float32),
              "bf16": latency.gemm_peak_gflops(torch.bfloat16)}
     print(f"GEMM peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s "
-          f"({'native' if machine['bf16_native'] else 'emulated: no avx512_bf16/AMX here'})")
+          f"({'native' if here['bf16_native'] else 'emulated: no avx512_bf16/AMX here'})")
 
-    models = evaluation.load_models(args.data_dir, lightgbm=False)
+    models = runner.load_models(args.data_dir, lightgbm=False)
     test = dataset.load_split(paths.dataset_dir(args.data_dir), "test")
     folder = Path(tempfile.mkdtemp(prefix="bench_api_"))
     onnx_paths = {}
@@ -89,14 +92,14 @@ def main():
 
     summary = {"gemm_peak_gflops": peaks, "mlp_flops_per_row": flops, "roofline": roof,
                "bf16_cost": costs[mlp_key]}
-    goals = evaluation.serving_goals(timings, summary)
+    goals = runner.serving_goals(timings, summary)
     print("\nGoals")
     for g in goals:
         verdict = "met" if g["met"] else "NOT met"
         print(f"  {g['goal']:<62} {g['value']:>9.3f}  ({g['kind']} {g['limit']:g}): {verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine, "latency": timings, "roofline": roof, "gemm_peak_gflops": peaks,
+            {"machine": here, "latency": timings, "roofline": roof, "gemm_peak_gflops": peaks,
              "bf16_cost": costs, "goals": goals}, indent=1, default=float) + "\n")
 
 

@@ -12,8 +12,11 @@ import time
 
 import torch
 
-from coverage_lib import dataset, registry, training
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.core import schema
+from coverage_lib.models import registry
+from coverage_lib.training import trainer
+from coverage_lib.models.normalization import Normalizer
 
 ID_RANGES = {"frequency_ghz": (0.5, 40.0), "rain_rate_mmh": (0.0, 40.0),
              "distance_m": (10.0, 2500.0)}
@@ -37,14 +40,14 @@ def main():
     model = registry.get("mlp").build(Normalizer.fit(train).to_dict(),
                                       {"width": 256, "depth": 8, "dropout": 0.0}, None)
     model.eval()
-    one, batch = val[dataset.FEATURES].iloc[:1], val[dataset.FEATURES].iloc[:4096]
+    one, batch = val[schema.FEATURES].iloc[:1], val[schema.FEATURES].iloc[:4096]
     for _ in range(50):
         model.predict(one)
     result = {"checkout": label, "torch_threads": torch.get_num_threads(),
               "predict_batch1_ms": median_ms(lambda: model.predict(one), 1500),
               "predict_batch4096_ms": median_ms(lambda: model.predict(batch), 40)}
     with tempfile.TemporaryDirectory() as out:
-        run = training.train(model, train, val, training.TrainConfig(epochs=3, batch_size=512),
+        run = trainer.train(model, train, val, trainer.TrainConfig(epochs=3, batch_size=512),
                              out, "mlp", "best.pth", data_manifest_sha256="-", progress=False,
                              log=lambda *_: None)
     result["epoch_s"] = statistics.median(run.history["epoch_time_s"])

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from coverage_lib import dataset
+from coverage_lib.datasets import dataset
 
 
 def main():

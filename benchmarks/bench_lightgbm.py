@@ -25,10 +25,14 @@ import time
 
 import pandas as pd
 
-from coverage_lib import dataset, evaluation, metrics, params, paths
-from coverage_lib.baselines import LightGBMBaseline, random_candidates
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.normalization import TARGET_TRANSFORMS, forward_transform, inverse_transform
+from coverage_lib.datasets import dataset
+from coverage_lib.evaluation import runner
+from coverage_lib.core import metrics, paths, validation
+from coverage_lib.pipeline import profiles
+from coverage_lib.models.baselines import LightGBMBaseline, random_candidates
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.normalization import (
+    forward_transform, inverse_transform, TARGET_TRANSFORMS)
 
 OLD_GRID = [{"num_leaves": leaves, "learning_rate": 0.1, "min_child_samples": 20}
             for leaves in (63, 255)]
@@ -100,10 +104,10 @@ def main():
     parser.add_argument("--old", choices=("rerun", "metrics"), default="rerun")
     parser.add_argument("--converged", action="store_true")
     args = parser.parse_args()
-    stage = params.load_profile(args.profile)["04_evaluate"]
-    params.validate("04_evaluate", {"profile": args.profile, "data_dir": args.data_dir, **stage})
+    stage = profiles.load_profile(args.profile)["04_evaluate"]
+    validation.validate("04_evaluate", {"profile": args.profile, "data_dir": args.data_dir, **stage})
     folder = paths.dataset_dir(args.data_dir)
-    results = evaluation.read_metrics(paths.resolve(args.data_dir) / "results" / "metrics.json")
+    results = runner.read_metrics(paths.resolve(args.data_dir) / "results" / "metrics.json")
     if results["data_manifest_sha256"] != dataset.manifest_sha256(folder):
         raise SystemExit(f"{args.data_dir}/results/metrics.json was computed on another data "
                          "set; run the evaluation stage first")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # allow `python benchmarks/...py`
-from coverage_lib.models.mamba3 import Mamba3, scan_parallel, scan_recurrent  # noqa: E402
+from coverage_lib.models.mamba3 import Mamba3, scan_parallel, scan_recurrent
 
 
 def time_pair(step_a, step_b, warmup, repeats):

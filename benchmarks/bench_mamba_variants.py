@@ -7,9 +7,11 @@ import argparse
 import tempfile
 import time
 
-from coverage_lib import dataset, paths, training
-from coverage_lib.models import CoverageMamba3, Mamba3Config
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.core import paths
+from coverage_lib.training import trainer
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.normalization import Normalizer
 
 
 def main():
@@ -21,12 +23,12 @@ def main():
     train, val = dataset.load_split(folder, "train"), dataset.load_split(folder, "val")
     normalizer = Normalizer.fit(train)
     for bidirectional in (False, True):
-        training.seed_everything(0)
+        trainer.seed_everything(0)
         model = CoverageMamba3(normalizer.to_dict(), Mamba3Config(bidirectional=bidirectional))
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = training.train(
-                model, train, val, training.TrainConfig(epochs=args.epochs, batch_size=512,
+            result = trainer.train(
+                model, train, val, trainer.TrainConfig(epochs=args.epochs, batch_size=512,
                                                         lr=3e-3), tmp, "mamba", "best.pth",
                 data_manifest_sha256="bench", progress=False,
                 log=lambda *_: None)

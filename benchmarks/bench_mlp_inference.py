@@ -10,11 +10,12 @@ import argparse
 
 import torch
 
-from coverage_lib import dataset, training
-from coverage_lib.latency import median_seconds
-from coverage_lib.models import CoverageMLP, MLPConfig
-from coverage_lib.serving import torchscript_network
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.training import trainer
+from coverage_lib.evaluation.latency import median_seconds
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.evaluation.serving import torchscript_network
+from coverage_lib.models.normalization import Normalizer
 
 
 def main():
@@ -25,7 +26,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.checkpoint:
-        model = training.load_checkpoint(args.checkpoint)["model"]
+        model = trainer.load_checkpoint(args.checkpoint)["model"]
     else:
         model = CoverageMLP(Normalizer.fit(dataset.generate(2000, 0)).to_dict(), MLPConfig())
     model.eval()

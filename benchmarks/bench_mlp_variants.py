@@ -9,9 +9,11 @@ import argparse
 import tempfile
 import time
 
-from coverage_lib import dataset, paths, training
-from coverage_lib.models import CoverageMLP, MLPConfig
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.core import paths
+from coverage_lib.training import trainer
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.models.normalization import Normalizer
 
 VARIANTS = {
     "LayerNorm + SiLU (default)": MLPConfig(),
@@ -30,13 +32,13 @@ def main():
     folder = paths.dataset_dir(args.data)
     train, val = dataset.load_split(folder, "train"), dataset.load_split(folder, "val")
     stats = Normalizer.fit(train).to_dict()
-    config = training.TrainConfig(epochs=args.epochs, batch_size=512, lr=2e-3, patience=50)
+    config = trainer.TrainConfig(epochs=args.epochs, batch_size=512, lr=2e-3, patience=50)
     for name, model_config in VARIANTS.items():
-        training.seed_everything(0)
+        trainer.seed_everything(0)
         model = CoverageMLP(stats, model_config)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = training.train(model, train, val, config, tmp, "mlp", "best.pth",
+            result = trainer.train(model, train, val, config, tmp, "mlp", "best.pth",
                                     data_manifest_sha256="bench", progress=False,
                                     log=lambda *_: None)
         power = result.val_metrics["received_power_dbm"]["mae_vs_median"]

@@ -30,7 +30,8 @@ def paper_data_params() -> dict:
 
 def step_generate(out: Path, rows: int, chunk_rows: int) -> dict:
     """The generator alone on one chunk, then the whole data set written in chunks."""
-    from coverage_lib import dataset
+    from coverage_lib.datasets import dataset
+    from coverage_lib.core import schema
     p = paper_data_params()
     n = min(rows, chunk_rows)
     dataset.generate(10_000, 0)  # warm-up: loads the gas table
@@ -54,9 +55,10 @@ def step_train_read(out: Path) -> dict:
     features and targets, the whole validation split, the normalisation and the tensors."""
     import torch
 
-    from coverage_lib import dataset
-    from coverage_lib.dataset import FEATURES, TARGETS
-    from coverage_lib.normalization import Normalizer
+    from coverage_lib.datasets import dataset
+    from coverage_lib.core import schema
+    from coverage_lib.core.schema import FEATURES, TARGETS
+    from coverage_lib.models.normalization import Normalizer
     start = time.perf_counter()
     train = dataset.load_split(out, "train", FEATURES + TARGETS)
     val = dataset.load_split(out, "val")
@@ -72,9 +74,10 @@ def step_train_read(out: Path) -> dict:
 def step_evaluate_read(out: Path) -> dict:
     """What the evaluation reads: every column of the test split and of each OOD set, one at
     a time."""
-    from coverage_lib import dataset
+    from coverage_lib.datasets import dataset
+    from coverage_lib.core import schema
     start, rows = time.perf_counter(), {}
-    for name in ["test"] + dataset.OOD_SPLITS:
+    for name in ["test"] + schema.OOD_SPLITS:
         rows[name] = len(dataset.load_split(out, name))
     return {"rows": rows, "read_s": time.perf_counter() - start}
 

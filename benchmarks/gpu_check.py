@@ -49,10 +49,14 @@ from pathlib import Path
 
 import torch
 
-from coverage_lib import dataset, metrics, params, registry, training
-from coverage_lib.dataset import FEATURES, TARGETS
+from coverage_lib.datasets import dataset
+from coverage_lib.core import metrics
+from coverage_lib.pipeline import profiles
+from coverage_lib.models import registry
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
-from coverage_lib.normalization import Normalizer
+from coverage_lib.models.normalization import Normalizer
 
 ERRORS = (("received_power_dbm", "mae_vs_median"), ("coverage_radius_m", "mae"))
 
@@ -79,7 +83,7 @@ def machine() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if cuda else None,
             "cpu_threads": torch.get_num_threads(),
-            "device_auto": str(training.resolve_device("auto")),
+            "device_auto": str(trainer.resolve_device("auto")),
             "fused_mamba3": _fused_unavailable_reason() or "available"}
 
 
@@ -100,7 +104,7 @@ def run_tests(out: Path, select: str = "") -> dict:
 
 
 def build_data(profile: str, rows: int | None, data_dir: Path) -> dict:
-    p = params.load_profile(profile)["01_data"]
+    p = profiles.load_profile(profile)["01_data"]
     id_ranges = {c: tuple(p[f"id_{c}"]) for c in ("frequency_ghz", "rain_rate_mmh",
                                                     "distance_m")}
     t0 = time.perf_counter()
@@ -115,7 +119,7 @@ def new_model(key: str, stage: dict, train, assumptions):
     """Backbone ``key`` as its training stage builds it (seeded, normalised on ``train``); a
     shared-notebook stage keeps the model's fields under ``config``."""
     backbone = registry.get(key)
-    training.seed_everything(stage["seed"])
+    trainer.seed_everything(stage["seed"])
     config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
     return backbone.build(Normalizer.fit(train).to_dict(), config, assumptions)
 
@@ -130,7 +134,7 @@ def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
     train, val, test, assumptions = frames
     model = new_model(key, stage, train, assumptions)
     t0 = time.perf_counter()
-    result = training.train_backbone(key, model, train, val, data_dir, stage, progress=False)
+    result = trainer.train_backbone(key, model, train, val, data_dir, stage, progress=False)
     wall = time.perf_counter() - t0
     scores = metrics.target_metrics(test, model.predict(test[FEATURES], device=stage["device"]))
     history = result.history
@@ -146,7 +150,7 @@ def step_times(profile: dict, train, assumptions, batch: int = 512, steps: int =
     """Seconds per training step (forward, backward, AdamW) on one batch of ``batch`` rows, for
     each backbone as the profile configures it, and for the Mamba-3 in each scan form that runs
     here (the fused kernel against our parallel form)."""
-    device = training.resolve_device("auto")
+    device = trainer.resolve_device("auto")
     forms = [(key, None) for key in registry.BACKBONES if key != "mamba3"]
     forms += [("mamba3", scan) for scan in ("parallel", "fused")
               if scan == "parallel" or device.type == "cuda"]
@@ -212,9 +216,9 @@ def measure(args, out: Path, summary: dict) -> None:
         data_dir = Path(tmp)
         summary["data"] = build_data(args.profile, args.rows, data_dir)
         print(f"data set: {summary['data']}")
-        train, val, assumptions = training.training_data(data_dir)
+        train, val, assumptions = trainer.training_data(data_dir)
         frames = (train, val, dataset.load_split(data_dir / "dataset", "test"), assumptions)
-        profile = params.load_profile(args.profile)
+        profile = profiles.load_profile(args.profile)
         summary["step_s"] = step_times(profile, train, assumptions)
         write_summary(out, summary)
         if args.steps_only:

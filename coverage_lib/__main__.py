@@ -2,6 +2,6 @@
 ``python -m coverage_lib book [--profile quick|paper] [--check]``"""
 import sys
 
-from .pipeline import main
+from .pipeline.run import main
 
 sys.exit(main())

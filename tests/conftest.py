@@ -71,13 +71,13 @@ def project(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def finished_tiny(tmp_path_factory):
     """(project root, summary) of one finished run of the tiny profile, made once."""
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     root = make_project(tmp_path_factory.mktemp("finished") / "project")
     previous = os.environ.get("COVERAGE_PROJECT_ROOT")
     os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
     try:
-        summary = pipeline.run("tiny", log=lambda *_: None)
+        summary = run.run("tiny", log=lambda *_: None)
     finally:
         if previous is None:
             os.environ.pop("COVERAGE_PROJECT_ROOT")

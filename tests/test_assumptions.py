@@ -11,17 +11,21 @@ import pandas as pd
 import pytest
 import torch
 
-from coverage_lib import dataset, metrics, physics, physics_checks, training
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMamba3, CoverageMLP, Mamba3Config, MLPConfig
-from coverage_lib.normalization import Normalizer
-from coverage_lib.physics_loss import PhysicsLoss
-from coverage_lib.selector import Selector
+from coverage_lib.datasets import dataset
+from coverage_lib.physics import oracle, propagation, rules
+from coverage_lib.core import metrics
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.models.normalization import Normalizer
+from coverage_lib.training.physics_loss import PhysicsLoss
+from coverage_lib.evaluation.selector import Selector
 
 ASSUMED = {"edge_sinr_db": 2.0, "implementation_gap_db": 6.0}  # defaults: -6 dB and 3 dB
 ID_RANGES = {"frequency_ghz": (0.5, 40.0), "rain_rate_mmh": (0.0, 40.0),
              "distance_m": (10.0, 2500.0)}
-FAST = training.TrainConfig(epochs=1, batch_size=256, lr=3e-3, patience=5, seed=0)
+FAST = trainer.TrainConfig(epochs=1, batch_size=256, lr=3e-3, patience=5, seed=0)
 IDENTITIES = ["sinr_identity", "qos_identity", "area_identity", "qos_range", "radius_range"]
 
 
@@ -50,7 +54,7 @@ def checkpoints(data, tmp_path_factory):
         d_model=8, d_state=4, n_layers=1, headdim=8, expand=1, bidirectional=False),
         physics_assumptions=assumptions)
     for model, name in ((mlp, "mlp"), (mamba, "mamba")):
-        training.train(model, parts["train"], parts["val"], FAST, out, name, f"{name}.pth",
+        trainer.train(model, parts["train"], parts["val"], FAST, out, name, f"{name}.pth",
                        data_manifest_sha256=manifest, dataset_stats=stats, progress=False,
                        log=lambda *_: None)
     return out / "mlp.pth", out / "mamba.pth"
@@ -62,12 +66,12 @@ def test_the_data_set_records_its_assumptions(data):
     assert dataset.physics_assumptions(dataset.load_stats(folder)) == ASSUMED
     test = parts["test"]
     # The stored targets are the link budget's with these assumptions, not with the defaults.
-    budget = physics_checks.link_budget_predictor(test[FEATURES], **ASSUMED)
+    budget = rules.link_budget_predictor(test[FEATURES], **ASSUMED)
     np.testing.assert_array_equal(budget["coverage_radius_m"], test["coverage_radius_m"])
     np.testing.assert_array_equal(budget["sinr_db"], test["sinr_median_db"])
-    np.testing.assert_allclose(test["qos_score"], physics.qos_score(test["sinr_db"], 6.0),
+    np.testing.assert_allclose(test["qos_score"], propagation.qos_score(test["sinr_db"], 6.0),
                                rtol=0, atol=1e-15)
-    default = physics_checks.link_budget_predictor(test[FEATURES])
+    default = rules.link_budget_predictor(test[FEATURES])
     assert (default["coverage_radius_m"] != test["coverage_radius_m"]).mean() > 0.5
 
 
@@ -75,43 +79,43 @@ def test_the_oracle_uses_the_data_sets_gap(data):
     folder, parts = data
     test = parts["test"]
     gap = dataset.physics_assumptions(dataset.load_stats(folder))["implementation_gap_db"]
-    oracle = metrics.oracle_predictions(test, gap)
-    np.testing.assert_array_equal(oracle["qos_score"],
-                                  physics.qos_score(test["sinr_median_db"], 6.0))
+    floor = oracle.oracle_predictions(test, gap)
+    np.testing.assert_array_equal(floor["qos_score"],
+                                  propagation.qos_score(test["sinr_median_db"], 6.0))
     # With the library's 3 dB every link below the 256QAM cap would get a higher qos.
-    default = metrics.oracle_predictions(test)
-    below_cap = oracle["qos_score"] < 1.0
+    default = oracle.oracle_predictions(test)
+    below_cap = floor["qos_score"] < 1.0
     assert below_cap.mean() > 0.3
-    assert (default["qos_score"][below_cap] > oracle["qos_score"][below_cap]).all()
-    with_gap = metrics.score(test, oracle).loc["qos_score", "mae"]
-    assert metrics.compare_models({}, test, "mae", gap).loc["qos_score", "oracle"] == with_gap
-    assert metrics.against_oracle({t: {"mae": 1.0, "rmse": 1.0, "r2": 0.0} for t in TARGETS},
+    assert (default["qos_score"][below_cap] > floor["qos_score"][below_cap]).all()
+    with_gap = metrics.score(test, floor).loc["qos_score", "mae"]
+    assert oracle.compare_models({}, test, "mae", gap).loc["qos_score", "oracle"] == with_gap
+    assert oracle.against_oracle({t: {"mae": 1.0, "rmse": 1.0, "r2": 0.0} for t in TARGETS},
                                   test, gap).loc["qos_score", "oracle MAE"] == with_gap
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["mlp", "mamba"])
 def test_served_outputs_and_rule_checks_follow_the_checkpoint(data, checkpoints, which):
     _, parts = data
-    model = training.load_checkpoint(checkpoints[which])["model"]
+    model = trainer.load_checkpoint(checkpoints[which])["model"]
     assert model.physics_assumptions == ASSUMED
     features = parts["test"][FEATURES]
     served = model.predict(features)
     np.testing.assert_array_equal(served["qos_score"],
-                                  physics.qos_score(served["sinr_db"].to_numpy(), 6.0))
+                                  propagation.qos_score(served["sinr_db"].to_numpy(), 6.0))
     # The checks take the model's own gap from its predict...
-    rates = physics_checks.check(model.predict, features)["violation_rate"]
+    rates = rules.check(model.predict, features)["violation_rate"]
     assert (rates[IDENTITIES] == 0).all(), rates[IDENTITIES]
     # ...which is what the data set's gap gives; the library default flags sound rows.
-    assert physics_checks.check(model.predict, features, 6.0)["violation_rate"]["qos_identity"] == 0
-    default = physics_checks.check(model.predict, features, physics.IMPLEMENTATION_GAP_DB)
+    assert rules.check(model.predict, features, 6.0)["violation_rate"]["qos_identity"] == 0
+    default = rules.check(model.predict, features, propagation.IMPLEMENTATION_GAP_DB)
     assert default["violation_rate"]["qos_identity"] > 0
 
 
 def test_the_link_budget_passes_the_rules_with_the_data_sets_assumptions(data):
     _, parts = data
     features = parts["test"][FEATURES]
-    budget = partial(physics_checks.link_budget_predictor, **ASSUMED)
-    assert (physics_checks.check(budget, features, 6.0)["violation_rate"] == 0).all()
+    budget = partial(rules.link_budget_predictor, **ASSUMED)
+    assert (rules.check(budget, features, 6.0)["violation_rate"] == 0).all()
 
 
 def test_the_selector_routes_on_the_models_assumptions(data, checkpoints):
@@ -125,9 +129,9 @@ def test_the_selector_routes_on_the_models_assumptions(data, checkpoints):
 def test_the_trainer_refuses_a_model_built_without_the_data_sets_assumptions(data, tmp_path):
     folder, parts = data
     model = CoverageMLP(Normalizer.fit(parts["train"]).to_dict(), MLPConfig(width=8, depth=1))
-    assert model.physics_assumptions == physics.ASSUMPTIONS
+    assert model.physics_assumptions == propagation.ASSUMPTIONS
     with pytest.raises(ValueError, match="data set was generated with"):
-        training.train(model, parts["train"], parts["val"], FAST, tmp_path, "mlp", "m.pth",
+        trainer.train(model, parts["train"], parts["val"], FAST, tmp_path, "mlp", "m.pth",
                        data_manifest_sha256="x", dataset_stats=dataset.load_stats(folder),
                        progress=False, log=lambda *_: None)
 
@@ -141,8 +145,8 @@ class ConstantHeads(torch.nn.Module):
         mean, std = normaliser.target_mean, normaliser.target_std
         self.row = torch.zeros(len(TARGETS))
         self.row[s] = float((sinr_db - mean[s]) / std[s])
-        self.row[q] = float((physics.qos_score(sinr_db, gap) - mean[q]) / std[q])
-        self.physics_assumptions = physics.assumptions({"implementation_gap_db": gap})
+        self.row[q] = float((propagation.qos_score(sinr_db, gap) - mean[q]) / std[q])
+        self.physics_assumptions = propagation.assumptions({"implementation_gap_db": gap})
 
     def forward(self, x):
         return self.row.expand(len(x), -1)
@@ -155,7 +159,7 @@ def test_the_physics_loss_uses_the_models_gap(data):
     idx = torch.arange(200)
     assert float(hook.penalties(ConstantHeads(normaliser, 6.0), idx)["qos_identity"]) < 1e-10
     mismatched = ConstantHeads(normaliser, 6.0)
-    mismatched.physics_assumptions = physics.assumptions()  # the defaults
+    mismatched.physics_assumptions = propagation.assumptions()  # the defaults
     assert float(hook.penalties(mismatched, idx)["qos_identity"]) > 1e-4
 
 
@@ -165,7 +169,7 @@ def test_the_physics_loss_uses_the_models_gap(data):
 ])
 def test_bad_assumptions_refused(values, message):
     with pytest.raises(ValueError, match=message):
-        physics.assumptions(values)
+        propagation.assumptions(values)
 
 
 def test_statistics_without_assumptions_refused():
@@ -177,5 +181,5 @@ def test_defaults_are_recorded_as_the_defaults():
     df = dataset.generate(50, seed=2)
     stats = dataset.feature_stats(df, ID_RANGES)
     assert stats["physics"] == {"edge_sinr_db": -6.0, "implementation_gap_db": 3.0}
-    pd.testing.assert_frame_equal(metrics.oracle_predictions(df),
-                                  metrics.oracle_predictions(df, 3.0))
+    pd.testing.assert_frame_equal(oracle.oracle_predictions(df),
+                                  oracle.oracle_predictions(df, 3.0))

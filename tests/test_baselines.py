@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coverage_lib import dataset, params
-from coverage_lib.baselines import (DEFAULT_SPACE, FILE_META, FILE_MODEL, SEARCHABLE,
-                                    LightGBMBaseline, _early_stopping, random_candidates)
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.models import baselines
+from coverage_lib.models.baselines import (
+    _early_stopping, DEFAULT_SPACE, FILE_META, FILE_MODEL, LightGBMBaseline, random_candidates,
+    SEARCHABLE)
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.normalization import Normalizer
 
 SPACE = {"num_leaves": [7, 31], "learning_rate": [0.1, 0.3], "min_child_samples": [10, 40],
          "feature_fraction": [0.7, 1.0]}
@@ -234,8 +236,8 @@ def test_bad_candidates_refused(frames, candidates, message):
 
 def test_the_evaluation_stage_checks_its_space_by_the_same_rule():
     with pytest.raises(ValueError, match=r"lightgbm_space\['num_leaves'\] must be a range"):
-        params.lightgbm_space("lightgbm_space", {"num_leaves": [63, 255, 1023]})
-    assert params.lightgbm_space("lightgbm_space", DEFAULT_SPACE) is None
+        baselines.lightgbm_space("lightgbm_space", {"num_leaves": [63, 255, 1023]})
+    assert baselines.lightgbm_space("lightgbm_space", DEFAULT_SPACE) is None
 
 
 def test_unfitted_model_refuses_to_predict(frames):

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coverage_lib import dataset
+from coverage_lib.datasets import dataset
+from coverage_lib.core import schema
 
 UMA, UMI, RMA = 0, 1, 2
 
@@ -43,8 +44,8 @@ def big():
 # ============================================================================================
 
 def test_feature_and_target_names_in_spec_order():
-    assert list(dataset.FEATURES) == SPEC_FEATURES
-    assert list(dataset.TARGETS) == SPEC_TARGETS
+    assert list(schema.FEATURES) == SPEC_FEATURES
+    assert list(schema.TARGETS) == SPEC_TARGETS
 
 
 def test_generated_columns(big):
@@ -456,7 +457,7 @@ def test_chunks_are_their_own_streams_and_split_and_stats_cover_them_all(tmp_pat
     idx = dataset.split(rows, FRACTIONS, ID_RANGES, seed=13)
     stats = dataset.feature_stats(rows.iloc[idx["train"]], ID_RANGES)
     assert dataset.load_stats(folder) == json.loads(json.dumps(stats))
-    for name in dataset.SPLITS + dataset.OOD_SPLITS:
+    for name in schema.SPLITS + schema.OOD_SPLITS:
         pd.testing.assert_frame_equal(dataset.load_split(folder, name),
                                       rows.iloc[idx[name]].reset_index(drop=True),
                                       check_exact=True)

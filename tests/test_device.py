@@ -7,12 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from coverage_lib import dataset, params, training
-from coverage_lib.dataset import FEATURES
-from coverage_lib.models import CoverageMLP, MLPConfig
+from coverage_lib.datasets import dataset
+from coverage_lib.pipeline import profiles
+from coverage_lib.core import validation
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
-from coverage_lib.normalization import Normalizer
+from coverage_lib.models.normalization import Normalizer
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs CUDA")
@@ -35,12 +38,12 @@ def frames():
 
 
 def build(cls, config, train, seed=0):
-    training.seed_everything(seed)
+    trainer.seed_everything(seed)
     return cls(Normalizer.fit(train).to_dict(), config)
 
 
 def fit(model, frames, out_dir, **config):
-    result = training.train(model, *frames, training.TrainConfig(**{**TINY, **config}),
+    result = trainer.train(model, *frames, trainer.TrainConfig(**{**TINY, **config}),
                             out_dir, "run", "best.pth", **QUIET)
     return result, torch.load(out_dir / "best.pth", weights_only=True)
 
@@ -57,27 +60,27 @@ def same_weights(a: dict, b: dict) -> bool:
 ])
 def test_bad_device_or_precision_refused(kwargs, message):
     with pytest.raises(ValueError) as err:
-        training.TrainConfig(**kwargs)
+        trainer.TrainConfig(**kwargs)
     assert message in str(err.value)
 
 
 @cpu_only
 def test_cuda_without_cuda_refused_at_validation():
     """The stage's parameters are refused before any data are read, naming what is allowed."""
-    quick = params.load_profile("quick")["02_train_mlp"]
+    quick = profiles.load_profile("quick")["02_train_mlp"]
     stage = {**quick, "profile": "quick", "data_dir": "data/does-not-exist", "device": "cuda"}
     message = "device is 'cuda', but CUDA is not available on this machine; allowed here: " \
               "['auto', 'cpu']"
     with pytest.raises(ValueError) as err:
-        params.validate("02_train_mlp", stage)
+        validation.validate("02_train_mlp", stage)
     assert message in str(err.value)
     with pytest.raises(ValueError, match="device is 'cuda:1'"):
-        training.resolve_device("cuda:1")
+        trainer.resolve_device("cuda:1")
 
 
 def test_auto_resolves_to_cuda_when_available():
-    assert training.resolve_device("auto") == torch.device("cuda" if CUDA else "cpu")
-    assert training.resolve_device("cpu") == torch.device("cpu")
+    assert trainer.resolve_device("auto") == torch.device("cuda" if CUDA else "cpu")
+    assert trainer.resolve_device("cpu") == torch.device("cpu")
 
 
 @cpu_only
@@ -100,7 +103,7 @@ def test_gpu_trained_mamba_checkpoint_loads_and_predicts_on_cpu(frames, tmp_path
     assert result.history["scan_used"] == ckpt["scan_used"] == "parallel"
     ckpt["model_config"] = {**ckpt["model_config"], "scan": "fused"}
     torch.save(ckpt, tmp_path / "gpu.pth")
-    loaded = training.load_checkpoint(tmp_path / "gpu.pth")["model"]
+    loaded = trainer.load_checkpoint(tmp_path / "gpu.pth")["model"]
     assert loaded.config["scan"] == "auto"
     pd.testing.assert_frame_equal(loaded.predict(frames[1][FEATURES]),
                                   model.predict(frames[1][FEATURES]), check_exact=True)
@@ -144,7 +147,7 @@ def test_cuda_training_writes_cpu_checkpoints_that_predict_alike(frames, tmp_pat
     for tensors in (ckpt["model_state_dict"], state["model_state_dict"],
                     state["optimizer_state_dict"]["state"][0]):
         assert all(t.device.type == "cpu" for t in tensors.values())
-    loaded = training.load_checkpoint(tmp_path / "best.pth")["model"]
+    loaded = trainer.load_checkpoint(tmp_path / "best.pth")["model"]
     assert same_weights(loaded.state_dict(), model.state_dict())
     x = frames[1][FEATURES].to_numpy()
     on_cpu = loaded.network_outputs(loaded.normalizer.feature_array(x))
@@ -167,11 +170,11 @@ def _kill_after_first_epoch(epoch):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(frames, tmp_path, device):
     """The resume state holds CPU tensors; resuming moves them back to the device."""
-    config = training.TrainConfig(**{**TINY, "epochs": 2, "device": device})
+    config = trainer.TrainConfig(**{**TINY, "epochs": 2, "device": device})
     with pytest.raises(Killed):
-        training.train(build(CoverageMLP, MLP, frames[0]), *frames, config, tmp_path / "a",
+        trainer.train(build(CoverageMLP, MLP, frames[0]), *frames, config, tmp_path / "a",
                        "run", "best.pth", on_epoch_end=_kill_after_first_epoch, **QUIET)
-    resumed = training.train(build(CoverageMLP, MLP, frames[0]), *frames, config,
+    resumed = trainer.train(build(CoverageMLP, MLP, frames[0]), *frames, config,
                              tmp_path / "a", "run", "best.pth", **QUIET)
     full, _ = fit(build(CoverageMLP, MLP, frames[0]), frames, tmp_path / "b", epochs=2,
                   device=device)

@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from coverage_lib import dataset, domain, params, physics
-from coverage_lib.dataset import FEATURES
-from coverage_lib.link_widgets import link_controls
-from coverage_lib.result_plots import REFERENCE_LINK
+from coverage_lib.datasets import dataset
+from coverage_lib.physics import propagation, sampling
+from coverage_lib.core import domain, validation
+from coverage_lib.core.schema import FEATURES
+from coverage_lib.report.link_widgets import link_controls
+from coverage_lib.report.figures import REFERENCE_LINK
 
 
 def test_every_feature_has_a_range_and_a_label():
@@ -16,7 +18,7 @@ def test_every_feature_has_a_range_and_a_label():
 
 
 def test_draws_fill_each_scenarios_range_and_no_more():
-    links = dataset.draw_features(60_000, np.random.default_rng(1))
+    links = sampling.draw_features(60_000, np.random.default_rng(1))
     for scenario in domain.SCENARIO_NAMES:
         rows = links[links["scenario"] == scenario]
         for feature, ranges in domain.BY_SCENARIO.items():
@@ -33,10 +35,10 @@ def test_parameter_rules_radius_search_and_sliders_use_the_table():
     for name, feature in (("id_frequency_ghz", "frequency_ghz"),
                           ("id_rain_rate_mmh", "rain_rate_mmh"), ("id_distance_m", "distance_m")):
         low, high = domain.DOMAIN[feature]
-        params.RULES["01_data"][name](name, [low, high])  # the whole domain is allowed
+        dataset.PARAMETERS[name](name, [low, high])  # the whole domain is allowed
         with pytest.raises(ValueError, match=f"{low} ≤ low < high ≤ {high}"):
-            params.RULES["01_data"][name](name, [low, high * 1.01])
-    assert physics.MAX_DISTANCE_M == {s: r[1] for s, r in domain.BY_SCENARIO["distance_m"].items()}
+            dataset.PARAMETERS[name](name, [low, high * 1.01])
+    assert propagation.MAX_DISTANCE_M == {s: r[1] for s, r in domain.BY_SCENARIO["distance_m"].items()}
     controls = link_controls(REFERENCE_LINK)
     for feature, widget in controls.items():
         if hasattr(widget, "min"):

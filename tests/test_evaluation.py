@@ -9,10 +9,15 @@ import pytest
 import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from coverage_lib import dataset, evaluation, latency, metrics, physics, physics_checks, provenance
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMamba3, CoverageMLP, Mamba3Config, MLPConfig
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.evaluation import latency, runner
+from coverage_lib.core import metrics
+from coverage_lib.physics import oracle, propagation, rules
+from coverage_lib.pipeline import provenance
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.models.normalization import Normalizer
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -28,8 +33,8 @@ def test_regression_metrics_match_scikit_learn(seed):
 
 def test_target_metrics_add_the_error_against_the_median():
     frame = dataset.generate(400, seed=3)
-    oracle = metrics.oracle_predictions(frame)
-    out = metrics.target_metrics(frame, oracle)
+    floor = oracle.oracle_predictions(frame)
+    out = metrics.target_metrics(frame, floor)
     assert out["received_power_dbm"]["mae_vs_median"] == 0.0
     assert out["coverage_radius_m"]["mae"] == 0.0 and "mae_vs_median" not in out["qos_score"]
     noise = (frame["received_power_dbm"] - frame["received_power_median_dbm"]).abs().mean()
@@ -57,7 +62,7 @@ def rule_rates(rate):
 
 
 def test_goals_report_each_value_and_whether_it_is_met():
-    rows = {g["goal"]: g for g in evaluation.goals(
+    rows = {g["goal"]: g for g in runner.goals(
         accuracy_of(mlp=1.005, mamba=0.7, selector=0.69), rule_rates(0.0))}
     assert rows["MLP received power test MAE / oracle MAE"]["met"]
     assert rows["MLP received power test MAE / oracle MAE"]["value"] == pytest.approx(1.005)
@@ -72,7 +77,7 @@ def test_goals_report_each_value_and_whether_it_is_met():
     assert rows["Selector / better single backbone, noise-free, on test (worst target)"]["met"]
     below = "OOD sets where the Selector is below both backbones on every target"
     assert rows[below]["value"] == 3 and rows[below]["met"]
-    worse = {g["goal"]: g for g in evaluation.goals(
+    worse = {g["goal"]: g for g in runner.goals(
         accuracy_of(mlp=1.05, mamba=1.3, selector=1.4), rule_rates(0.001))}
     assert not worse["MLP received power test MAE / oracle MAE"]["met"]
     assert not worse["backup / MLP received power vs median on ood_frequency"]["met"]
@@ -85,10 +90,10 @@ def test_goals_report_each_value_and_whether_it_is_met():
 
 @pytest.mark.parametrize("mlp, met", [(1.01004, True), (1.01006, False)])
 def test_goals_are_judged_on_the_value_as_the_table_shows_it(mlp, met):
-    goals = {g["goal"]: g for g in evaluation.goals(accuracy_of(mlp=mlp, mamba=0.7, selector=mlp))}
+    goals = {g["goal"]: g for g in runner.goals(accuracy_of(mlp=mlp, mamba=0.7, selector=mlp))}
     row = goals["MLP received power test MAE / oracle MAE"]  # limit 1.01; 1.01004 shows as 1.01
     assert row["value"] == pytest.approx(mlp, abs=1e-12)  # stored unrounded
-    shown = round(row["value"], evaluation.GOAL_DECIMALS)
+    shown = round(row["value"], runner.GOAL_DECIMALS)
     assert row["met"] is met and met == (shown <= row["limit"])
 
 
@@ -96,30 +101,30 @@ def test_metrics_json_round_trip_with_non_finite_numbers(tmp_path):
     results = {"profile": "x", "accuracy": {"test": {"oracle": {"r": float("inf")}}},
                "goals": [{"value": np.float64("nan"), "met": np.bool_(False)}],
                "splits": {"test": {"rows": np.int64(5)}}}
-    path = evaluation.write_metrics(tmp_path / "metrics.json", results)
-    back = evaluation.read_metrics(path)
-    assert back["format"] == evaluation.FORMAT
+    path = runner.write_metrics(tmp_path / "metrics.json", results)
+    back = runner.read_metrics(path)
+    assert back["format"] == runner.FORMAT
     assert back["accuracy"]["test"]["oracle"]["r"] is None and back["goals"][0]["value"] is None
     assert back["splits"]["test"]["rows"] == 5
     with pytest.raises(ValueError, match="lacks 'goals'"):
-        evaluation.write_metrics(tmp_path / "bad.json", {"profile": "x", "accuracy": {}})
+        runner.write_metrics(tmp_path / "bad.json", {"profile": "x", "accuracy": {}})
     (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a D2TL Coverage metrics file"):
-        evaluation.read_metrics(tmp_path / "other.json")
+        runner.read_metrics(tmp_path / "other.json")
     with pytest.raises(ValueError, match="does not exist"):
-        evaluation.read_metrics(tmp_path / "absent.json")
+        runner.read_metrics(tmp_path / "absent.json")
 
 
 def test_tables_name_models_and_refuse_unknown_statistics():
     accuracy = accuracy_of(mlp=1.0, mamba=2.0, selector=1.5)
-    table = evaluation.table(accuracy, "test", "mae")
+    table = runner.table(accuracy, "test", "mae")
     assert list(table.columns) == ["oracle (noise floor)", "LightGBM", "CoverageMLP",
                                    "CoverageMamba3", "Selector"]
     assert list(table.index) == TARGETS
     with pytest.raises(ValueError, match="stat must be one of"):
-        evaluation.table(accuracy, "test", "mape")
+        runner.table(accuracy, "test", "mape")
     with pytest.raises(ValueError, match="split must be one of"):
-        evaluation.table(accuracy, "ood_wind", "mae")
+        runner.table(accuracy, "ood_wind", "mae")
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +146,9 @@ def test_served_outputs_obey_the_identities_the_raw_heads_do_not(frame, make, la
     raw, served = model.predict(features, outputs="raw"), model.predict(features)
     pd.testing.assert_series_equal(raw["received_power_dbm"], served["received_power_dbm"])
     identities = ["area_identity", "sinr_identity", "qos_identity", "qos_range", "radius_range"]
-    assert (physics_checks.check(model.predict, features).loc[identities, "violation_rate"]
+    assert (rules.check(model.predict, features).loc[identities, "violation_rate"]
             == 0).all()
-    raw_rates = physics_checks.check(lambda f: model.predict(f, outputs="raw"), features)
+    raw_rates = rules.check(lambda f: model.predict(f, outputs="raw"), features)
     if law_head:
         assert (raw_rates.loc[identities, "violation_rate"] == 0).all()
     else:
@@ -153,8 +158,8 @@ def test_served_outputs_obey_the_identities_the_raw_heads_do_not(frame, make, la
 
 
 def test_consistent_targets_reproduce_the_link_budget(frame):
-    truth = physics.link_budget(frame[FEATURES])
-    derived = physics.consistent_targets(frame[FEATURES], truth["received_power_dbm"],
+    truth = propagation.link_budget(frame[FEATURES])
+    derived = propagation.consistent_targets(frame[FEATURES], truth["received_power_dbm"],
                                          truth["coverage_radius_m"])
     pd.testing.assert_frame_equal(derived, truth[TARGETS], rtol=1e-12)
 
@@ -179,8 +184,8 @@ def test_latency_measure_and_scan_form(frame):
 
 
 def test_provenance_markdown_has_every_section():
-    from coverage_lib import pipeline
-    prov = provenance.collect("no-such-profile", pipeline.stages())
+    from coverage_lib.pipeline import run
+    prov = provenance.collect("no-such-profile", run.stages())
     text = provenance.markdown(prov)
     for heading in ("Wall time per stage", "Parameters per notebook", "Library versions",
                     "Data set checksums", "git commit"):
@@ -193,11 +198,11 @@ def test_noise_free_errors_and_frequency_bands():
     every target; the bands split the rows by frequency, the trained band and three past 40 GHz,
     and score each model on its own rows."""
     frame = dataset.generate(3000, seed=5)
-    oracle = metrics.oracle_predictions(frame)
-    scored = evaluation.noise_free_metrics(frame, oracle, 3.0)
-    assert all(evaluation.noise_free_mae(scored, t) == 0.0 for t in TARGETS)
-    off = oracle.assign(received_power_dbm=oracle["received_power_dbm"] + 1.0)
-    bands = evaluation.frequency_bands(frame, {"oracle": oracle, "off": off}, 3.0)
+    floor = oracle.oracle_predictions(frame)
+    scored = runner.noise_free_metrics(frame, floor, 3.0)
+    assert all(runner.noise_free_mae(scored, t) == 0.0 for t in TARGETS)
+    off = oracle.assign(received_power_dbm=floor["received_power_dbm"] + 1.0)
+    bands = runner.frequency_bands(frame, {"oracle": floor, "off": off}, 3.0)
     f = frame["frequency_ghz"]
     assert list(bands) == ["≤ 40 GHz", "40–55 GHz", "55–65 GHz", "65–100 GHz"]
     assert bands["55–65 GHz"]["rows"] == int(((f > 55) & (f <= 65)).sum())
@@ -207,7 +212,7 @@ def test_noise_free_errors_and_frequency_bands():
     assert bands["40–55 GHz"]["off"]["received_power_dbm"] == pytest.approx(1.0)
     assert bands["40–55 GHz"]["off"]["coverage_radius_m"] == 0.0
     # metrics.json sorts its keys ("≤ 40 GHz" last); the table puts the bands in frequency order
-    table = evaluation.band_table({"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
+    table = runner.band_table({"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
     assert table.index.get_level_values("band").unique().tolist() == list(bands)
     rows = dict(zip(table.index.get_level_values("band"), table.index.get_level_values("rows")))
     assert rows == {band: entry["rows"] for band, entry in bands.items()}

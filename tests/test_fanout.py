@@ -37,10 +37,10 @@ def _with_sweep(finished_tiny, folder: Path, sweep: dict = SWEEP) -> Path:
 
 
 def _chains(root: Path, scheduler=None, log=lambda *_: None) -> dict:
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
-    return pipeline.run_chains("tiny", pipeline.stage_params("tiny"), False, scheduler, log)
+    return run.run_chains("tiny", run.stage_params("tiny"), False, scheduler, log)
 
 
 @contextlib.contextmanager
@@ -189,16 +189,16 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
     assert no_partial_files(root) == []
     assert results_of(root) == {killed: results_of(local_sweep.root)[killed]}
     # every file a stage recorded is the one on disk
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
     for stamp in runs.glob("*/stamps/*.json"):
         data = stamp.parent.parent
         for rel, sha in json.loads(stamp.read_text())["outputs"].items():
-            assert pipeline._sha256_of(data / rel) == sha, (stamp, rel)
+            assert run._sha256_of(data / rel) == sha, (stamp, rel)
 
 
 def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it(
         finished_tiny, tmp_path, monkeypatch):
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0, 1]})
     monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
@@ -206,7 +206,7 @@ def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it
     for name in ("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate"):
         (main / "stamps" / f"{name}.json").unlink()  # the main run trains again
     lines = []
-    summary = pipeline.run("tiny", log=lines.append)
+    summary = run.run("tiny", log=lines.append)
     assert [summary[n]["status"] for n in ("01_data", "02_train_mlp", "03_train_mamba",
                                            "03b_train_mlp_law", "04_evaluate", "04b_seeds")] \
         == ["skipped", "ran", "ran", "ran", "ran", "ran"]

@@ -23,12 +23,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coverage_lib import dataset, pipeline, registry, training
-from coverage_lib.baselines import LightGBMBaseline
-from coverage_lib.dataset import FEATURES
-from coverage_lib.normalization import Normalizer
-from coverage_lib.result_plots import REFERENCE_LINK
-from coverage_lib.selector import Selector
+from coverage_lib.datasets import dataset
+from coverage_lib.core import schema
+from coverage_lib.pipeline import run
+from coverage_lib.models import registry
+from coverage_lib.training import trainer
+from coverage_lib.models.baselines import LightGBMBaseline
+from coverage_lib.core.schema import FEATURES
+from coverage_lib.models.normalization import Normalizer
+from coverage_lib.report.figures import REFERENCE_LINK
+from coverage_lib.evaluation.selector import Selector
 from conftest import TINY, scratch_copy, write_profile
 
 
@@ -54,7 +58,7 @@ def test_bad_parameter_refused_before_any_work(project, name, value, expected):
     before = tree_digest(project / "data")
     write_profile(project, "tiny", {**TINY, name: value})
     with pytest.raises(ValueError) as err:
-        pipeline.run("tiny", log=lambda *_: None)
+        run.run("tiny", log=lambda *_: None)
     assert expected in str(err.value)
     assert repr(value) in str(err.value) or name in str(err.value)
     assert tree_digest(project / "data") == before
@@ -69,7 +73,7 @@ def predictors():
     df = dataset.generate(1500, seed=5)
     train, val = df.iloc[:1000].reset_index(drop=True), df.iloc[1000:].reset_index(drop=True)
     stats = Normalizer.fit(train).to_dict()
-    training.seed_everything(0)
+    trainer.seed_everything(0)
     small = {"mlp": {"width": 16, "depth": 1},
              "mamba3": {"d_model": 8, "d_state": 4, "n_layers": 1, "headdim": 8, "expand": 1}}
     models = {key: backbone.build(stats, small.get(key, {}))
@@ -159,7 +163,7 @@ def test_physical_but_unusual_link_is_answered_and_routed_out_of_domain(predicto
     links = pd.DataFrame([{**REFERENCE_LINK, **change}])
     for name in PREDICTORS:
         out = predictors[name].predict(links)
-        assert np.isfinite(out[dataset.TARGETS].to_numpy(dtype=float)).all(), name
+        assert np.isfinite(out[schema.TARGETS].to_numpy(dtype=float)).all(), name
     # Answered by the backup, as out of domain. (These backbones are untrained, so a physics
     # rule, checked first, may also fire: the reason is checked with the rule checks off.)
     selector = predictors["Selector"]
@@ -203,7 +207,7 @@ def wait_for(condition, timeout_s=120.0):
 
 def lock_holder(data):
     import json
-    raw = (data / pipeline.LOCK_FILE).read_text() if (data / pipeline.LOCK_FILE).exists() else ""
+    raw = (data / run.LOCK_FILE).read_text() if (data / run.LOCK_FILE).exists() else ""
     return json.loads(raw).get("pid") if raw.strip() else None
 
 
@@ -262,7 +266,7 @@ def test_a_lock_and_partial_files_left_by_a_killed_run_do_not_block_the_next(don
 
     (root / "notebooks" / "01_data.ipynb").write_bytes(notebook)
     logs = []
-    summary = pipeline.run("tiny", log=logs.append)
+    summary = run.run("tiny", log=logs.append)
     text = "\n".join(logs)
     assert f"taking over the lock of an earlier run of profile 'tiny' (PID {killed.pid}" in text
     assert "no longer running" in text
@@ -281,7 +285,7 @@ def test_corrupted_data_file_is_named_and_its_stage_reruns(done):
                                          "MANIFEST.txt"):
         dataset.load_split(data / "dataset", "train")
     logs = []
-    summary = pipeline.run("tiny", log=logs.append)
+    summary = run.run("tiny", log=logs.append)
     assert any("dataset/train_data.parquet changed since 01_data wrote it: rerunning 01_data"
                in line for line in logs), logs
     assert summary["01_data"]["status"] == "ran"
@@ -296,9 +300,9 @@ def test_a_missing_and_a_truncated_checkpoint_are_rebuilt(done):
     missing.unlink()
     truncated.write_bytes(truncated.read_bytes()[:1000])
     with pytest.raises(ValueError, match="is not a loadable checkpoint"):
-        training.load_checkpoint(truncated)
+        trainer.load_checkpoint(truncated)
     logs = []
-    summary = pipeline.run("tiny", log=logs.append, until="03_train_mamba")
+    summary = run.run("tiny", log=logs.append, until="03_train_mamba")
     assert summary["02_train_mlp"]["status"] == summary["03_train_mamba"]["status"] == "ran"
     text = "\n".join(logs)
     assert "02_train_mlp (notebooks/02_train_mlp.ipynb): running (models/" \
@@ -306,16 +310,16 @@ def test_a_missing_and_a_truncated_checkpoint_are_rebuilt(done):
     assert "models/best_coverage.pth changed since 03_train_mamba wrote it: rerunning " \
            "03_train_mamba" in text, text
     for checkpoint in (missing, truncated):
-        assert training.load_checkpoint(checkpoint)["epoch"] >= 1
+        assert trainer.load_checkpoint(checkpoint)["epoch"] >= 1
 
 
 def test_checkpoint_from_another_data_set_is_refused(done):
     root, data = done
     checkpoint = data / "models" / "best_mlp_coverage.pth"
     manifest = dataset.manifest_sha256(data / "dataset")
-    assert training.load_checkpoint(checkpoint, data_manifest_sha256=manifest)
+    assert trainer.load_checkpoint(checkpoint, data_manifest_sha256=manifest)
     with pytest.raises(ValueError, match=f"MANIFEST sha256 {manifest}"):
-        training.load_checkpoint(checkpoint, data_manifest_sha256="0" * 64)
+        trainer.load_checkpoint(checkpoint, data_manifest_sha256="0" * 64)
     with pytest.raises(ValueError, match="trained on different data sets"):
         other = data / "models" / "other.pth"
         import torch
@@ -335,5 +339,5 @@ def test_pickled_payload_is_refused_without_running_it(tmp_path, monkeypatch):
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"model_state_dict": Exploit()}))
     with pytest.raises(ValueError, match="not a loadable checkpoint"):
-        training.load_checkpoint(path)
+        trainer.load_checkpoint(path)
     assert not marker.exists()

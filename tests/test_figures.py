@@ -11,8 +11,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from coverage_lib import dataset, physics, plots, registry, result_plots  # noqa: E402
-from coverage_lib.dataset import OOD_SPLITS, TARGETS  # noqa: E402
+from coverage_lib.datasets import dataset, distributions
+from coverage_lib.physics import propagation
+from coverage_lib.core import figure_style
+from coverage_lib.training import curves
+from coverage_lib.models import registry
+from coverage_lib.report import figures
+from coverage_lib.core.schema import OOD_SPLITS, TARGETS
 
 
 @pytest.fixture(scope="module")
@@ -62,23 +67,23 @@ def _figures(frame):
     ranges = {"distance_m": (10.0, 2500.0), "rain_rate_mmh": (0.0, 40.0),
               "frequency_ghz": (0.5, 40.0)}
     return {
-        "feature histograms": lambda: plots.feature_histograms(frame),
-        "target histograms": lambda: plots.target_histograms(frame),
-        "power vs distance": lambda: plots.received_power_vs_distance(frame),
-        "training curves": lambda: plots.training_curves({names[0]: history}),
-        "all training curves": lambda: result_plots.all_training_curves(
+        "feature histograms": lambda: distributions.feature_histograms(frame),
+        "target histograms": lambda: distributions.target_histograms(frame),
+        "power vs distance": lambda: distributions.received_power_vs_distance(frame),
+        "training curves": lambda: curves.training_curves({names[0]: history}),
+        "all training curves": lambda: figures.all_training_curves(
             {names[0]: history, names[1]: physics_history, names[2]: history}),
-        "predicted vs true": lambda: result_plots.predicted_vs_true(frame, predictions),
-        "power residuals": lambda: result_plots.power_residuals(frame, predictions),
-        "physics curves": lambda: result_plots.physics_curves(
-            {"CoverageMLP": lambda rows: physics.link_budget(rows)}, ranges),
-        "coverage map": lambda: result_plots.coverage_map(sinr, np.arange(81) % 2 == 0, axis,
+        "predicted vs true": lambda: figures.predicted_vs_true(frame, predictions),
+        "power residuals": lambda: figures.power_residuals(frame, predictions),
+        "physics curves": lambda: figures.physics_curves(
+            {"CoverageMLP": lambda rows: propagation.link_budget(rows)}, ranges),
+        "coverage map": lambda: figures.coverage_map(sinr, np.arange(81) % 2 == 0, axis,
                                                           2500.0),
-        "accuracy bars": lambda: result_plots.accuracy_bars(_accuracy()),
-        "accuracy bars over seeds": lambda: result_plots.accuracy_bars(_accuracy(), {
+        "accuracy bars": lambda: figures.accuracy_bars(_accuracy()),
+        "accuracy bars over seeds": lambda: figures.accuracy_bars(_accuracy(), {
             "level": 0.95, "per_seed": {str(s): {"accuracy": _accuracy(s)} for s in (1, 2, 3)}}),
-        "latency bars": lambda: result_plots.latency_bars(_latency()),
-        "learning curves": lambda: result_plots.learning_curves(_curves()),
+        "latency bars": lambda: figures.latency_bars(_latency()),
+        "learning curves": lambda: figures.learning_curves(_curves()),
     }
 
 
@@ -87,24 +92,24 @@ FIGURES = list(_figures(dataset.generate(10, seed=0)))
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_every_figure_fits_the_page_and_no_text_is_too_small(frame, name):
-    plots.use_style()
+    figure_style.use_style()
     fig = _figures(frame)[name]()
     try:
         width_in = fig.get_size_inches()[0]
-        assert width_in <= plots.PAGE_WIDTH_IN + 1e-9, f"{name}: {width_in} in wide"
+        assert width_in <= figure_style.PAGE_WIDTH_IN + 1e-9, f"{name}: {width_in} in wide"
         # the PNG a notebook shows ("retina": 2 × figure.dpi) is at most twice the column
-        assert width_in * 2 * plt.rcParams["figure.dpi"] <= 2 * plots.CONTENT_WIDTH_PX
-        assert plots.too_small_text(fig) == [], name
+        assert width_in * 2 * plt.rcParams["figure.dpi"] <= 2 * figure_style.CONTENT_WIDTH_PX
+        assert figure_style.too_small_text(fig) == [], name
     finally:
         plt.close(fig)
 
 
 def test_the_text_check_finds_small_text():
-    plots.use_style()
+    figure_style.use_style()
     fig, ax = plt.subplots()
-    ax.set_title("tiny", fontsize=plots.MIN_FONT_PT - 2)
+    ax.set_title("tiny", fontsize=figure_style.MIN_FONT_PT - 2)
     try:
-        assert plots.too_small_text(fig) == [f"'tiny' at {plots.MIN_FONT_PT - 2:g} pt"]
+        assert figure_style.too_small_text(fig) == [f"'tiny' at {figure_style.MIN_FONT_PT - 2:g} pt"]
     finally:
         plt.close(fig)
 

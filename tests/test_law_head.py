@@ -8,12 +8,14 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from coverage_lib import dataset, physics, physics_checks, training
-from coverage_lib.dataset import FEATURES
-from coverage_lib.models import CoverageMamba3, Mamba3Config
+from coverage_lib.datasets import dataset
+from coverage_lib.physics import propagation, rules
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.law_head import encoder_bounds, laws
 from coverage_lib.models.mlp import CoverageLawMLP, MLPConfig
-from coverage_lib.normalization import Normalizer
+from coverage_lib.models.normalization import Normalizer
 
 SMALL_MAMBA = Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8)
 SMALL_MLP = MLPConfig(width=32, depth=2)
@@ -43,9 +45,9 @@ def test_trains_and_predicts_without_the_generators_propagation_formulas(kind, f
     for name in GENERATOR_FORMULAS:
         def refuse(*args, _name=name, **kwargs):
             raise AssertionError(f"the backup called physics.{_name}")
-        monkeypatch.setattr(physics, name, refuse)
+        monkeypatch.setattr(propagation, name, refuse)
     model = build(kind, train)
-    result = training.train(model, train, val, training.TrainConfig(epochs=1, batch_size=256),
+    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=1, batch_size=256),
                             tmp_path, kind, "best.pth", data_manifest_sha256="m",
                             progress=False, log=lambda *_: None)
     assert np.isfinite(result.history["val_mae"][0])
@@ -60,9 +62,9 @@ def test_no_monotonicity_violation_by_construction(kind, frames):
     points of the whole domain (out-of-distribution ranges included)."""
     train, val = frames
     model = build(kind, train)
-    rules = ("power_vs_distance", "power_vs_rain", "radius_vs_distance")
-    for rows in physics_checks.validation_and_domain(val, 600, seed=3).values():
-        excess = physics_checks.rule_excess(model.predict, rows, rules)
+    checked = ("power_vs_distance", "power_vs_rain", "radius_vs_distance")
+    for rows in rules.validation_and_domain(val, 600, seed=3).values():
+        excess = rules.rule_excess(model.predict, rows, checked)
         assert (excess["power_vs_distance"] <= 1e-9).all()
         assert (excess["power_vs_rain"] <= 1e-9).all()
         assert (excess["radius_vs_distance"] == 0.0).all()
@@ -76,13 +78,13 @@ def test_radius_is_the_root_of_the_learned_law(frames):
     rows = val.iloc[:60].reset_index(drop=True)
     coefficients = laws(model, rows[FEATURES])
     predicted = model.predict(rows[FEATURES])
-    edge = physics.EDGE_SINR_DB
+    edge = propagation.EDGE_SINR_DB
     checked = 0
     for i, link in rows.iterrows():
         c = coefficients.iloc[i]
         log_f = np.log10(link["frequency_ghz"])
-        noise = (physics.thermal_noise_dbm(link["bandwidth_mhz"], link["noise_figure_db"])
-                 + physics.interference_penalty_db(link["inr_db"]))
+        noise = (propagation.thermal_noise_dbm(link["bandwidth_mhz"], link["noise_figure_db"])
+                 + propagation.interference_penalty_db(link["inr_db"]))
         specific = (c["excess_db_per_km"] + 10 ** c["rain_log10_k"]
                     * link["rain_rate_mmh"] ** c["rain_exponent"] + c["gas_db_per_km"])
 
@@ -99,7 +101,7 @@ def test_radius_is_the_root_of_the_learned_law(frames):
                 - specific * d3d / 1000
             return power - noise - edge
 
-        d_max = physics.max_distance_m(link["scenario"])
+        d_max = propagation.max_distance_m(link["scenario"])
         radius = predicted["coverage_radius_m"].iloc[i]
         if sinr_minus_edge(10.0) < 0:
             assert radius == 0.0
@@ -115,10 +117,10 @@ def test_radius_is_the_root_of_the_learned_law(frames):
 def test_ablation_round_trips_through_its_checkpoint(frames, tmp_path):
     train, val = frames
     model = build("mlp_law", train)
-    training.train(model, train, val, training.TrainConfig(epochs=1, batch_size=256), tmp_path,
+    trainer.train(model, train, val, trainer.TrainConfig(epochs=1, batch_size=256), tmp_path,
                    "mlp_law", "best.pth", data_manifest_sha256="m", progress=False,
                    log=lambda *_: None)
-    ckpt = training.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="m")
+    ckpt = trainer.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="m")
     assert ckpt["model_class"] == "CoverageLawMLP"
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)

@@ -4,11 +4,13 @@ import pandas as pd
 import pytest
 import torch
 
-from coverage_lib import dataset, physics, training
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMamba3, Mamba3Config
-from coverage_lib.normalization import Normalizer
-from coverage_lib.physics_loss import RULES, PhysicsLoss
+from coverage_lib.datasets import dataset
+from coverage_lib.physics import propagation
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.normalization import Normalizer
+from coverage_lib.training.physics_loss import PhysicsLoss, RULES
 
 SMALL = Mamba3Config(d_model=16, d_state=8, n_layers=1, headdim=8)
 
@@ -61,14 +63,14 @@ def test_training_round_trips_and_leaves_the_physics_loss_nothing_to_teach(frame
     """The law head obeys the physics loss's rules by construction: every penalty is zero
     (identities to float32 rounding), so the backup trains on the data loss alone."""
     train, val = frames
-    training.seed_everything(0)
+    trainer.seed_everything(0)
     normalizer = Normalizer.fit(train)
     model = CoverageMamba3(normalizer.to_dict(), SMALL)
-    result = training.train(model, train, val, training.TrainConfig(epochs=2, batch_size=128),
+    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=2, batch_size=128),
                             tmp_path, "mamba", "best_coverage.pth", data_manifest_sha256="m",
                             progress=False, log=lambda *_: None)
     assert len(result.history["train_data_loss"]) == 2
-    ckpt = training.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
+    ckpt = trainer.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
     assert ckpt["model_class"] == "CoverageMamba3" and ckpt["model_config"]["d_model"] == 16
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)
@@ -88,7 +90,7 @@ class PhysicsModel(torch.nn.Module):
 
     def forward(self, x):
         import numpy as np
-        from coverage_lib.normalization import FEATURE_TRANSFORMS
+        from coverage_lib.models.normalization import FEATURE_TRANSFORMS
         raw = x.double().numpy() * self.normalizer.feature_std + self.normalizer.feature_mean
         cols = {}
         for i, c in enumerate(FEATURES):
@@ -101,7 +103,7 @@ class PhysicsModel(torch.nn.Module):
         frame["frequency_ghz"] = frame["frequency_ghz"].clip(0.5, 100.0)
         frame["scenario"] = frame["scenario"].round().astype(int)
         frame["los"] = frame["los"].round().astype(int)
-        return self.normalizer.targets(physics.link_budget(frame)).double()
+        return self.normalizer.targets(propagation.link_budget(frame)).double()
 
 
 def test_physics_loss_vanishes_for_the_physics_and_not_for_a_broken_model(frames):
@@ -135,7 +137,7 @@ def test_bad_physics_weight_and_config_refused(frames):
 
 def test_weight_decay_acts_on_weight_matrices_only(frames):
     model = CoverageMamba3(Normalizer.fit(frames[0]).to_dict(), SMALL)
-    decayed = {n for n, _ in model.named_parameters()} - training.no_weight_decay(model)
+    decayed = {n for n, _ in model.named_parameters()} - trainer.no_weight_decay(model)
     expected = set()
     for encoder in ("path", "medium"):
         expected |= {f"{encoder}.layers.0.{scan}.{proj}.weight"

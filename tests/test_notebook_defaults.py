@@ -37,7 +37,7 @@ def defaults(path: Path) -> dict:
 def test_every_notebook_is_a_stage_of_the_quick_profile():
     """Every notebook but the shared one is a stage of its own; the stages that train in the
     shared notebook are the registry's."""
-    from coverage_lib import registry
+    from coverage_lib.models import registry
     shared = {b.stage for b in registry.BACKBONES.values()
               if b.notebook == registry.SHARED_NOTEBOOK}
     assert [p.stem for p in NOTEBOOKS] == [s for s in QUICK if s not in shared]
@@ -63,21 +63,24 @@ def test_the_by_hand_exception_is_still_an_exception():
 
 
 def test_the_shared_training_notebook_defaults_to_the_quick_profiles_mlp():
-    from coverage_lib import params, registry
+    from coverage_lib.models import registry
+    from coverage_lib.training import trainer
 
     mlp = QUICK[registry.get("mlp").stage]
     config_fields = {"width", "depth", "dropout"}
     expected = {"profile": "quick", "data_dir": "data/quick", "model": "mlp",
                 "config": {k: v for k, v in mlp.items() if k in config_fields},
-                **{k: v for k, v in mlp.items() if k in params.TRAINER_RULES}}
+                **{k: v for k, v in mlp.items() if k in trainer.TRAINER_RULES}}
     assert defaults(SHARED) == expected
 
 
 def test_the_replicate_notebook_declares_the_replicate_rules_and_the_quick_evaluation():
-    from coverage_lib import params
+    from coverage_lib.core import validation
+    from coverage_lib.evaluation import runner
+
     found = defaults(REPLICATE)
-    assert sorted(found) == sorted({**params.COMMON, **params.RULES["replicate"]})
-    params.validate("replicate", found)
+    assert sorted(found) == sorted({**validation.COMMON, **runner.REPLICATE_PARAMETERS})
+    validation.validate("replicate", runner.REPLICATE_PARAMETERS, found)
     for name in ("lightgbm_max_rounds", "lightgbm_early_stopping", "lightgbm_min_improvement",
                  "selector_quantile"):
         assert found[name] == QUICK["04_evaluate"][name], name

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from itur.models import itu676, itu838
 
-from coverage_lib import dataset, physics
+from coverage_lib.datasets import dataset
+from coverage_lib.core import schema
+from coverage_lib.physics import propagation
 
 C = 299_792_458.0  # speed of light, m/s
 UMA, UMI, RMA = 0, 1, 2
@@ -63,7 +65,7 @@ def itur_gamma_gas(f_ghz, rho):
     (60.0, 0.8606, 0.7656),
 ])
 def test_p838_spec_check_values(f_ghz, k_h, alpha_h):
-    k, alpha = physics.rain_coefficients(f_ghz)
+    k, alpha = propagation.rain_coefficients(f_ghz)
     # to the printed digits: within half a unit of the last printed decimal
     k_decimals = len(repr(k_h).split(".")[1])
     a_decimals = len(repr(alpha_h).split(".")[1])
@@ -75,8 +77,8 @@ def test_p838_against_itur_random_points():
     rng = np.random.default_rng(838)
     f = np.exp(rng.uniform(np.log(1.0), np.log(100.0), 50))
     rain = rng.uniform(0.1, 150.0, 50)
-    k, alpha = physics.rain_coefficients(f)
-    gamma = physics.rain_specific_attenuation_db_per_km(f, rain)
+    k, alpha = propagation.rain_coefficients(f)
+    gamma = propagation.rain_specific_attenuation_db_per_km(f, rain)
     ref = np.array([itur_kh_alpha(fi) for fi in f])
     ref_gamma = ref[:, 0] * rain ** ref[:, 1]
     np.testing.assert_allclose(k, ref[:, 0], rtol=1e-3, atol=0)
@@ -86,25 +88,25 @@ def test_p838_against_itur_random_points():
 
 @pytest.mark.parametrize("f_ghz", [0.5, 0.7, 0.999])
 def test_p838_clamps_below_1_ghz(f_ghz):
-    k, alpha = physics.rain_coefficients(f_ghz)
-    k1, alpha1 = physics.rain_coefficients(1.0)
+    k, alpha = propagation.rain_coefficients(f_ghz)
+    k1, alpha1 = propagation.rain_coefficients(1.0)
     assert float(k) == float(k1) and float(alpha) == float(alpha1)
     ref_k, ref_alpha = itur_kh_alpha(1.0)
     assert float(k) == pytest.approx(ref_k, rel=1e-3)
     assert float(alpha) == pytest.approx(ref_alpha, rel=1e-3)
-    assert float(physics.rain_specific_attenuation_db_per_km(f_ghz, 25.0)) == \
+    assert float(propagation.rain_specific_attenuation_db_per_km(f_ghz, 25.0)) == \
         pytest.approx(ref_k * 25.0 ** ref_alpha, rel=1e-3)
 
 
 @pytest.mark.parametrize("f_ghz, rain", [(10.0, 0.0), (28.0, 0.0), (3.5, 0.0)])
 def test_p838_no_rain_no_attenuation(f_ghz, rain):
-    assert float(physics.rain_specific_attenuation_db_per_km(f_ghz, rain)) == 0.0
+    assert float(propagation.rain_specific_attenuation_db_per_km(f_ghz, rain)) == 0.0
 
 
 def test_p838_broadcasts():
     f = np.array([[1.0], [10.0], [60.0]])
     rain = np.array([1.0, 10.0, 100.0])
-    gamma = physics.rain_specific_attenuation_db_per_km(f, rain)
+    gamma = propagation.rain_specific_attenuation_db_per_km(f, rain)
     assert gamma.shape == (3, 3)
     for i in range(3):
         k, a = itur_kh_alpha(f[i, 0])
@@ -131,7 +133,7 @@ def _gas_points():
 def test_gas_table_against_itur_gamma_exact():
     f, rho = _gas_points()
     assert f.size >= 200
-    got = physics.gas_specific_attenuation_db_per_km(f, rho)
+    got = propagation.gas_specific_attenuation_db_per_km(f, rho)
     ref = np.array([itur_gamma_gas(fi, ri) for fi, ri in zip(f, rho)])
     assert np.all(ref > 0)
     np.testing.assert_allclose(got, ref, rtol=0.02, atol=0)
@@ -139,17 +141,17 @@ def test_gas_table_against_itur_gamma_exact():
 
 def test_gas_table_nodes_are_itur_values():
     """At the grid nodes bilinear interpolation returns the table: it must be itur's value."""
-    f_grid, rho_grid, _ = physics.gas_table()
+    f_grid, rho_grid, _ = propagation.gas_table()
     rng = np.random.default_rng(1)
     fi = rng.choice(f_grid, 25)
     ri = rng.choice(rho_grid, 25)
-    got = physics.gas_specific_attenuation_db_per_km(fi, ri)
+    got = propagation.gas_specific_attenuation_db_per_km(fi, ri)
     ref = np.array([itur_gamma_gas(a, b) for a, b in zip(fi, ri)])
     np.testing.assert_allclose(got, ref, rtol=1e-9)
 
 
 def test_gas_table_grid_as_specified():
-    f_grid, rho_grid, gamma = physics.gas_table()
+    f_grid, rho_grid, gamma = propagation.gas_table()
     assert f_grid[0] == pytest.approx(0.5) and f_grid[-1] == pytest.approx(100.0)
     assert np.max(np.diff(f_grid)) <= 0.1 + 1e-9
     assert rho_grid[0] == 0.0 and rho_grid[-1] == pytest.approx(25.0)
@@ -166,12 +168,12 @@ def test_gas_table_grid_as_specified():
 ])
 def test_gas_out_of_table_raises(f_ghz, rho, name):
     with pytest.raises(ValueError, match=name):
-        physics.gas_specific_attenuation_db_per_km(f_ghz, rho)
+        propagation.gas_specific_attenuation_db_per_km(f_ghz, rho)
 
 
 @pytest.mark.parametrize("f_ghz, rho", [(0.5, 0.0), (100.0, 25.0), (0.5, 25.0), (100.0, 0.0)])
 def test_gas_table_edges_accepted(f_ghz, rho):
-    got = float(physics.gas_specific_attenuation_db_per_km(f_ghz, rho))
+    got = float(propagation.gas_specific_attenuation_db_per_km(f_ghz, rho))
     assert got == pytest.approx(itur_gamma_gas(f_ghz, rho), rel=0.02)
 
 
@@ -249,7 +251,7 @@ def test_path_loss_by_hand(scenario, los, d2d, f, h_bs, h_ut, side, expected_pl,
                            expected_sigma):
     bp = rma_bp(f, h_bs, h_ut) if scenario == RMA else urban_bp(f, h_bs, h_ut)
     assert (d2d <= bp) == (side == "before")  # the case lies where its name says
-    pl, sigma = physics.path_loss_db(*(np.array([v]) for v in (scenario, los, d2d, f, h_bs,
+    pl, sigma = propagation.path_loss_db(*(np.array([v]) for v in (scenario, los, d2d, f, h_bs,
                                                                 h_ut)))
     assert pl.shape == sigma.shape == (1,)
     assert float(pl[0]) == pytest.approx(expected_pl, abs=1e-9)
@@ -261,7 +263,7 @@ def test_path_loss_by_hand(scenario, los, d2d, f, h_bs, h_ut, side, expected_pl,
 def test_path_loss_accepts_python_scalars(case):
     """physics.md: path_loss_db is numpy-vectorised, so plain scalars broadcast to 0-d."""
     scenario, los, d2d, f, h_bs, h_ut = case[1:7]
-    pl, sigma = physics.path_loss_db(scenario, los, d2d, f, h_bs, h_ut)
+    pl, sigma = propagation.path_loss_db(scenario, los, d2d, f, h_bs, h_ut)
     assert np.ndim(pl) == 0 and np.ndim(sigma) == 0
     assert float(pl) == pytest.approx(case[8], abs=1e-9)
     assert float(sigma) == case[9]
@@ -270,7 +272,7 @@ def test_path_loss_accepts_python_scalars(case):
 def test_path_loss_vectorised_matches_scalar_cases():
     cols = list(zip(*[case[1:7] for case in PATH_LOSS_CASES]))
     scenario, los, d2d, f, h_bs, h_ut = (np.array(c) for c in cols)
-    pl, sigma = physics.path_loss_db(scenario, los, d2d, f, h_bs, h_ut)
+    pl, sigma = propagation.path_loss_db(scenario, los, d2d, f, h_bs, h_ut)
     np.testing.assert_allclose(pl, [case[8] for case in PATH_LOSS_CASES], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(sigma, [case[9] for case in PATH_LOSS_CASES])
 
@@ -280,7 +282,7 @@ def test_path_loss_vectorised_matches_scalar_cases():
     (UMI, 0.6, 10.0, 22.5), (RMA, 3.5, 35.0, 1.5), (RMA, 0.5, 150.0, 1.0)])
 def test_breakpoint_distance_by_hand(scenario, f, h_bs, h_ut):
     expected = rma_bp(f, h_bs, h_ut) if scenario == RMA else urban_bp(f, h_bs, h_ut)
-    assert float(physics.breakpoint_distance_m(scenario, f, h_bs, h_ut)) == \
+    assert float(propagation.breakpoint_distance_m(scenario, f, h_bs, h_ut)) == \
         pytest.approx(expected, rel=1e-12)
 
 
@@ -291,7 +293,7 @@ def test_breakpoint_distance_by_hand(scenario, f, h_bs, h_ut):
     (RMA, 0, 100.0, 35.0, 1.5, 3.5, 8.0), (RMA, 0, 9000.0, 35.0, 1.5, 3.5, 8.0),
 ])
 def test_shadow_fading_sigma(scenario, los, d2d, h_bs, h_ut, f, sigma):
-    _, got = physics.path_loss_db(*(np.array([v]) for v in (scenario, los, d2d, f, h_bs, h_ut)))
+    _, got = propagation.path_loss_db(*(np.array([v]) for v in (scenario, los, d2d, f, h_bs, h_ut)))
     assert float(got[0]) == sigma
 
 
@@ -310,7 +312,7 @@ def test_path_loss_non_decreasing_in_distance(scenario, h_bs, h_ut, los):
     d = np.geomspace(10.0, D_MAX[scenario], 3000)
     freqs = [0.5, 3.5, 30.0] if scenario == RMA else [0.5, 3.5, 28.0, 100.0]
     for f in freqs:
-        pl, _ = physics.path_loss_db(scenario, los, d, f, h_bs, h_ut)
+        pl, _ = propagation.path_loss_db(scenario, los, d, f, h_bs, h_ut)
         assert np.all(np.isfinite(pl))
         assert np.all(np.diff(pl) >= 0.0), (f, float(np.min(np.diff(pl))))
 
@@ -323,7 +325,7 @@ def test_path_loss_increasing_in_frequency(scenario, h_bs, h_ut, los):
     that switch can step down (see the next test), so RMa LOS is checked on each side."""
     f = np.geomspace(0.5, 30.0 if scenario == RMA else 100.0, 3000)
     for d in [10.0, 100.0, 1000.0, D_MAX[scenario]]:
-        pl, _ = physics.path_loss_db(scenario, los, d, f, h_bs, h_ut)
+        pl, _ = propagation.path_loss_db(scenario, los, d, f, h_bs, h_ut)
         assert np.all(np.isfinite(pl))
         if scenario == RMA and los == 1:
             before = d <= np.array([rma_bp(fi, h_bs, h_ut) for fi in f])
@@ -345,7 +347,7 @@ def test_rma_los_frequency_step_at_breakpoint_crossing():
     e1 = 0.002 * log10(5)
     dd = d3(d, h_bs, h_ut)
     expected_step = -((40 - b1) * log10(dd / d) - e1 * (dd - d))
-    pl, _ = physics.path_loss_db(RMA, 1, d, np.array([f_star * (1 - 1e-12),
+    pl, _ = propagation.path_loss_db(RMA, 1, d, np.array([f_star * (1 - 1e-12),
                                                       f_star * (1 + 1e-12)]), h_bs, h_ut)
     assert pl[1] - pl[0] == pytest.approx(expected_step, abs=1e-6)
     assert -0.02 < expected_step < -0.01
@@ -387,7 +389,7 @@ LOS_CASES = [
 @pytest.mark.parametrize("scenario, d, h_ut, expected", [c[1:] for c in LOS_CASES],
                          ids=[c[0] for c in LOS_CASES])
 def test_los_probability_by_hand(scenario, d, h_ut, expected):
-    assert float(physics.los_probability(scenario, d, h_ut)) == pytest.approx(expected,
+    assert float(propagation.los_probability(scenario, d, h_ut)) == pytest.approx(expected,
                                                                               rel=1e-12)
 
 
@@ -395,7 +397,7 @@ def test_los_probability_by_hand(scenario, d, h_ut, expected):
 def test_los_probability_is_a_probability(scenario):
     d = np.geomspace(10.0, D_MAX[scenario], 500)[:, None]
     h = np.linspace(1.0, 22.5, 44)[None, :]
-    p = physics.los_probability(scenario, d, h)
+    p = propagation.los_probability(scenario, d, h)
     assert p.shape == (500, 44)
     assert np.all(p >= 0)
     # 38.901's UMa formula with C'(hUT) exceeds 1 just beyond 18 m for hUT > 13 m
@@ -486,17 +488,17 @@ def test_radius_censored_exactly_at_zero_or_d_max(generated):
 def test_median_received_power_independently(generated):
     """tx + gain − PL₃₈.₉₀₁ − (γ_rain + γ_gas)·d3D[km], with the two γ checked against itur above."""
     g = generated
-    pl, _ = physics.path_loss_db(g["scenario"], g["los"], g["distance_m"], g["frequency_ghz"],
+    pl, _ = propagation.path_loss_db(g["scenario"], g["los"], g["distance_m"], g["frequency_ghz"],
                                  g["bs_height_m"], g["ue_height_m"])
-    gamma = physics.rain_specific_attenuation_db_per_km(g["frequency_ghz"], g["rain_rate_mmh"]) \
-        + physics.gas_specific_attenuation_db_per_km(g["frequency_ghz"], g["water_vapour_gm3"])
+    gamma = propagation.rain_specific_attenuation_db_per_km(g["frequency_ghz"], g["rain_rate_mmh"]) \
+        + propagation.gas_specific_attenuation_db_per_km(g["frequency_ghz"], g["water_vapour_gm3"])
     d3d = np.sqrt(g["distance_m"] ** 2 + (g["bs_height_m"] - g["ue_height_m"]) ** 2)
     expected = g["tx_power_dbm"] + g["antenna_gain_dbi"] - pl - gamma * d3d / 1000
     np.testing.assert_allclose(g["received_power_median_dbm"], expected, rtol=0, atol=1e-9)
 
 
 def test_link_budget_reproduces_generated_medians(generated):
-    lb = physics.link_budget(generated[dataset.FEATURES])
+    lb = propagation.link_budget(generated[schema.FEATURES])
     pairs = [("received_power_dbm", "received_power_median_dbm"),
              ("sinr_db", "sinr_median_db"), ("coverage_radius_m", "coverage_radius_m"),
              ("coverage_area_km2", "coverage_area_km2"), ("shadow_sigma_db", "shadow_sigma_db"),
@@ -544,8 +546,8 @@ def _closed_form_links(scenario, n_wanted, seed):
 def test_coverage_radius_matches_closed_form(scenario):
     links = _closed_form_links(scenario, 30, seed=7 + scenario)
     f, h_bs, h_ut, budget, expected = links.T
-    seg = physics._path_loss_segments(scenario, 1, f, h_bs, h_ut)
-    radius, censored = physics.coverage_radius_m(seg, budget, 0.0, 5000.0, edge_sinr_db=-6)
+    seg = propagation._path_loss_segments(scenario, 1, f, h_bs, h_ut)
+    radius, censored = propagation.coverage_radius_m(seg, budget, 0.0, 5000.0, edge_sinr_db=-6)
     assert not np.any(censored)
     np.testing.assert_allclose(radius, expected, rtol=1e-6, atol=0)
 
@@ -554,9 +556,9 @@ def test_coverage_radius_matches_closed_form(scenario):
 @pytest.mark.parametrize("scenario, h_bs, d_max", [(UMA, 25.0, 5000.0), (UMI, 10.0, 5000.0),
                                                    (RMA, 35.0, 10000.0)])
 def test_coverage_radius_censoring(scenario, h_bs, d_max, budget, expected):
-    seg = physics._path_loss_segments(np.array([scenario]), np.array([0]), np.array([3.5]),
+    seg = propagation._path_loss_segments(np.array([scenario]), np.array([0]), np.array([3.5]),
                                       np.array([h_bs]), np.array([1.5]))
-    radius, censored = physics.coverage_radius_m(seg, np.array([budget]), 0.0,
+    radius, censored = propagation.coverage_radius_m(seg, np.array([budget]), 0.0,
                                                  np.array([d_max]))
     assert bool(censored[0])
     assert float(radius[0]) == (d_max if expected == "d_max" else 0.0)
@@ -570,11 +572,11 @@ def test_median_sinr_is_minus_6_db_at_the_radius(generated):
     assert len(g) > 1000
 
     def median_sinr(d2d):
-        pl, _ = physics.path_loss_db(g["scenario"], g["los"], d2d, g["frequency_ghz"],
+        pl, _ = propagation.path_loss_db(g["scenario"], g["los"], d2d, g["frequency_ghz"],
                                      g["bs_height_m"], g["ue_height_m"])
-        gamma = physics.rain_specific_attenuation_db_per_km(g["frequency_ghz"],
+        gamma = propagation.rain_specific_attenuation_db_per_km(g["frequency_ghz"],
                                                             g["rain_rate_mmh"]) \
-            + physics.gas_specific_attenuation_db_per_km(g["frequency_ghz"],
+            + propagation.gas_specific_attenuation_db_per_km(g["frequency_ghz"],
                                                          g["water_vapour_gm3"])
         d3d = np.sqrt(d2d ** 2 + (g["bs_height_m"] - g["ue_height_m"]) ** 2)
         return (g["tx_power_dbm"] + g["antenna_gain_dbi"] - pl - gamma * d3d / 1000

@@ -14,7 +14,9 @@ import nbformat
 import pytest
 import yaml
 
-from coverage_lib import pipeline, registry
+from coverage_lib.pipeline import run
+from coverage_lib.models import registry
+from coverage_lib.training import trainer
 from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS, TINY_SEEDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,11 +105,11 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
 
 
 def test_stages_follow_the_registry():
-    names = [s.name for s in pipeline.stages()]
+    names = [s.name for s in run.stages()]
     assert names == ["01_data", *(b.stage for b in registry.BACKBONES.values()),
                      "04_evaluate", "04b_seeds", "05_plots", "06_interactive"]
     for backbone in registry.BACKBONES.values():
-        stage = next(s for s in pipeline.stages() if s.name == backbone.stage)
+        stage = next(s for s in run.stages() if s.name == backbone.stage)
         assert stage.writes == (f"models/{backbone.checkpoint}", f"models/{backbone.history}")
 
 
@@ -132,19 +134,19 @@ def test_the_shared_notebook_checks_its_parameters():
                                                      ("epochs", "batch_size", "lr",
                                                       "weight_decay", "patience", "loss",
                                                       "seed", "device", "precision")}}
-    assert registry.shared_params(good)["model"] == "mlp"
+    assert trainer.shared_params(good)["model"] == "mlp"
     with pytest.raises(ValueError, match="model must be one of"):
-        registry.shared_params({**good, "model": "transformer"})
+        trainer.shared_params({**good, "model": "transformer"})
     with pytest.raises(ValueError, match="unknown field 'heads' of MLPConfig"):
-        registry.shared_params({**good, "config": {"heads": 4}})
+        trainer.shared_params({**good, "config": {"heads": 4}})
     with pytest.raises(ValueError, match="width must be a positive integer; got 0"):
-        registry.shared_params({**good, "config": {"width": 0}})
+        trainer.shared_params({**good, "config": {"width": 0}})
     with pytest.raises(ValueError, match=textwrap.dedent("missing parameter")):
-        registry.shared_params({k: v for k, v in good.items() if k != "seed"})
+        trainer.shared_params({k: v for k, v in good.items() if k != "seed"})
 
 
 def test_code_that_reads_the_registry_depends_on_every_backbone_module():
-    files = {str(p.relative_to(REPO)) for p in pipeline.library_files(
+    files = {str(p.relative_to(REPO)) for p in run.library_files(
         "from coverage_lib import registry\n")}
     for backbone in registry.BACKBONES.values():
         assert backbone.module.replace(".", "/") + ".py" in files, backbone.key

@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from coverage_lib import dataset, intervals, params, replicates
-from coverage_lib.replicates import Replicate
+from coverage_lib.core import schema, validation
+from coverage_lib.datasets import dataset, replicates
+from coverage_lib.evaluation import intervals, runner
+from coverage_lib.report import seed_tables
+from coverage_lib.datasets.replicates import Replicate
 
 
 def test_replicates_are_every_seed_then_every_size_for_every_seed():
@@ -65,7 +68,7 @@ def test_replicate_data_set_is_cut_from_the_main_one_and_skipped_when_unchanged(
     assert own["n_rows"] == 200 and own["physics"] == stats["physics"]
     assert math.isclose(own["features"]["distance_m"]["mean"], train["distance_m"].mean())
     # the OOD sets are the main ones, byte for byte
-    for s in dataset.OOD_SPLITS:
+    for s in schema.OOD_SPLITS:
         name = dataset.FILE_SPLIT.format(s)
         assert (folder / name).read_bytes() == (tmp_path / "main" / "dataset" / name).read_bytes()
     # the rows are the main data set's rows
@@ -98,16 +101,16 @@ def test_a_ratio_is_called_lower_or_higher_only_when_its_interval_excludes_one()
 def test_seeds_parameters_are_checked():
     ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
           "chain_threads": 1}
-    params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok})
+    validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok})
     for bad, message in (({"seeds": [1, 2]}, "including 0"), ({"seeds": [0, 0]}, "distinct"),
                          ({"train_rows": [0]}, r"train_rows\[0\] must be a positive integer"),
                          ({"max_epoch_factor": 0.5}, "max_epoch_factor must be"),
                          ({"level": 1.0}, "level must be a number in"),
                          ({"chain_threads": 0}, "chain_threads must be a positive integer")):
         with pytest.raises(ValueError, match=message):
-            params.validate("04b_seeds", {"profile": "p", "data_dir": "d", **ok, **bad})
+            validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok, **bad})
     with pytest.raises(ValueError, match="lightgbm_params must map each target"):
-        params.RULES["replicate"]["lightgbm_params"]("lightgbm_params", {"sinr_db": {}})
+        runner.REPLICATE_PARAMETERS["lightgbm_params"]("lightgbm_params", {"sinr_db": {}})
     json.dumps(ok)
 
 
@@ -116,15 +119,15 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
     import yaml
 
     from conftest import scratch_copy
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
     profile["04b_seeds"] = {**profile["04b_seeds"], "seeds": [0, 3], "train_rows": [100]}
     path.write_text(yaml.safe_dump(profile))
-    all_params = pipeline.stage_params("tiny")
-    chains = pipeline.chains("tiny", all_params)
+    all_params = run.stage_params("tiny")
+    chains = run.chains("tiny", all_params)
     assert [c.name for c in chains] == ["seed3-rowsall", "seed0-rows100", "seed3-rows100"]
     metrics = json.loads((root / "data" / "tiny" / "results" / "metrics.json").read_text())
     n_full = dataset.load_stats(root / "data" / "tiny" / "dataset")["n_rows"]
@@ -149,13 +152,13 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
 
 
 def test_local_chains_run_one_per_thread_budget_and_their_kernels_get_that_many(monkeypatch):
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(4)))
-    assert [pipeline.local_workers(n, t) for n, t in ((11, 1), (3, 1), (11, 2), (11, 8))] == \
+    assert [run.local_workers(n, t) for n, t in ((11, 1), (3, 1), (11, 2), (11, 8))] == \
         [4, 3, 2, 1]
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
-    with pipeline.kernel_threads(1):
+    with run.kernel_threads(1):
         assert os.environ["OMP_NUM_THREADS"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "7"
 
@@ -163,13 +166,13 @@ def test_local_chains_run_one_per_thread_budget_and_their_kernels_get_that_many(
 def test_an_unreachable_scheduler_is_refused_before_any_work(finished_tiny, tmp_path,
                                                              monkeypatch):
     from conftest import scratch_copy
-    from coverage_lib import pipeline
+    from coverage_lib.pipeline import run
 
     root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
     before = sorted(p.name for p in (root / "data" / "tiny").iterdir())
     for address in ("tcp://127.0.0.1:1", str(tmp_path / "missing.json")):
         with pytest.raises(ValueError, match="scheduler: cannot reach a Dask scheduler at"):
-            pipeline.run("tiny", scheduler=address, log=lambda *_: None)
+            run.run("tiny", scheduler=address, log=lambda *_: None)
     assert sorted(p.name for p in (root / "data" / "tiny").iterdir()) == before
 
 
@@ -181,19 +184,20 @@ def _scaled(tree, factor):
 
 
 def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny):
-    from coverage_lib import evaluation, tables
+    from coverage_lib.evaluation import runner
+    from coverage_lib.report import tables
 
-    metrics = evaluation.read_results(finished_tiny[0] / "data" / "tiny")
+    metrics = runner.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
     one = {"level": 0.95, "per_seed": {"0": kept}}
     two = {"level": 0.95, "per_seed": {"0": kept, "3": _scaled(kept, 1.1)}}
 
     # one seed: the tables and quoted numbers are the main run's, without an interval
     assert intervals.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
-    alone, main = evaluation.book_tables(metrics, intervals.spread(one)), \
-        evaluation.book_tables(metrics)
+    alone, main = runner.book_tables(metrics, intervals.spread(one)), \
+        runner.book_tables(metrics)
     assert all(alone[k].equals(main[k]) for k in main if hasattr(main[k], "equals"))
-    quoted = intervals.quoted_numbers(one)
+    quoted = seed_tables.quoted_numbers(one)
     assert quoted["mlp_power_vs_median_text"] == \
         f"{metrics['accuracy']['test']['mlp']['received_power_dbm']['mae_vs_median']:.3f}"
     assert quoted["selector_test_to_mamba_text"] == f"{metrics['routing']['test']['to_mamba']:.2%}"
@@ -206,10 +210,10 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
         assert got["rows"] == entry["rows"] and isinstance(got["rows"], int)
         assert got["mlp"]["coverage_radius_m"] == pytest.approx(
             1.05 * entry["mlp"]["coverage_radius_m"], rel=1e-12)
-    shown = evaluation.book_tables(metrics, spread)
+    shown = runner.book_tables(metrics, spread)
     t = 12.706204736174694
     v = metrics["accuracy"]["test"]["mlp"]["coverage_radius_m"]["mae"]
-    mlp = evaluation.model_names()["mlp"]
+    mlp = runner.model_names()["mlp"]
     cell = shown["table_test_mae"].loc[tables.target_label("coverage_radius_m"), mlp]
     assert cell == f"{tables.number(1.05 * v, 1)} ± {tables.number(t * 0.05 * v, 1)}"
     for name in ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
@@ -220,26 +224,27 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
         pairs = zip(shown[name].to_numpy().ravel(), main[name].to_numpy().ravel())
         assert all(" ± " in c or c == m for c, m in pairs), name
         assert sum(" ± " in c for c in shown[name].to_numpy().ravel()) > 0, name
-    oracle = evaluation.model_names()["oracle"]
+    oracle = runner.model_names()["oracle"]
     assert shown["table_test_vs_median"].loc[tables.target_label("received_power_dbm"),
                                              oracle] == "0.000"
     for name in ("table_lightgbm", "table_selector", "table_tolerances"):
         assert shown[name].equals(main[name]), name  # the main run's: not over seeds
     band = next(iter(metrics["frequency_bands"]["ood_frequency"].values()))["rows"]
     assert band in shown["table_bands"].index.get_level_values(2)  # a count stays a count
-    quoted = intervals.quoted_numbers(two)
+    quoted = seed_tables.quoted_numbers(two)
     power = metrics["accuracy"]["test"]["mlp"]["received_power_dbm"]["mae_vs_median"]
     assert quoted["mlp_power_vs_median_text"] == f"{1.05 * power:.3f} ± {t * 0.05 * power:.3f}"
 
 
 def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
-    from coverage_lib import evaluation, tables, verdicts
+    from coverage_lib.evaluation import runner
+    from coverage_lib.report import tables, verdicts
 
     values = {"A": (0.5, 0.6), "B": (0.5, 0.5), "C": (2.0, 2.1), "D": (0.10, 0.11)}
-    monkeypatch.setattr(evaluation, "goals", lambda seed, physics: [
-        evaluation.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
-    serving = evaluation.goal_row("Selector speed", 3.0, 1.0, "max")
-    main = {"physics": {}, "goals": [*evaluation.goals(0, {}), serving]}
+    monkeypatch.setattr(runner, "goals", lambda seed, physics: [
+        runner.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
+    serving = runner.goal_row("Selector speed", 3.0, 1.0, "max")
+    main = {"physics": {}, "goals": [*runner.goals(0, {}), serving]}
     one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}}}},
                           main)
     assert one == main["goals"]
@@ -262,16 +267,17 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
 
 
 def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finished_tiny):
-    from coverage_lib import evaluation, verdicts
+    from coverage_lib.evaluation import runner
+    from coverage_lib.report import verdicts
 
-    metrics = evaluation.read_results(finished_tiny[0] / "data" / "tiny")
+    metrics = runner.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
-    one = intervals.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
-    main = {**evaluation.book_tables(metrics), **verdicts.stable(metrics)}
+    one = seed_tables.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
+    main = {**runner.book_tables(metrics), **verdicts.stable(metrics)}
     for name, value in main.items():
         assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name
     assert one["goals_met"] == sum(g["met"] for g in metrics["goals"])
-    two = intervals.over_seeds(metrics, {"level": 0.95,
+    two = seed_tables.over_seeds(metrics, {"level": 0.95,
                                          "per_seed": {"0": kept, "1": _scaled(kept, 1.1)}})
     assert two["goals_total"] == len(metrics["goals"])
     assert two["goals_met"] + two["goals_undecided"] <= two["goals_total"]

@@ -6,12 +6,16 @@ import pytest
 import torch
 from broken_rules import break_rule
 
-from coverage_lib import dataset, physics, physics_checks, training
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMamba3, CoverageMLP, CoverageModel, Mamba3Config, MLPConfig
-from coverage_lib.normalization import Normalizer, check_features
-from coverage_lib.physics_checks import rules_broken
-from coverage_lib.selector import ROUTING_RULES, Selector, routing_summary
+from coverage_lib.datasets import dataset
+from coverage_lib.physics import propagation, rules
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.models.base import CoverageModel
+from coverage_lib.models.normalization import check_features, Normalizer
+from coverage_lib.physics.rules import rules_broken
+from coverage_lib.evaluation.selector import ROUTING_RULES, routing_summary, Selector
 
 ID_RANGES = {"frequency_ghz": (0.5, 50.0), "rain_rate_mmh": (0.0, 60.0),
              "distance_m": (10.0, 5000.0)}
@@ -35,7 +39,7 @@ class LinkBudgetModel(CoverageModel):
 
     def _predict_checked(self, x, *args):  # what predict and predict_array both call
         features = pd.DataFrame(x, columns=FEATURES)
-        out = physics.link_budget(features)[TARGETS].copy()
+        out = propagation.link_budget(features)[TARGETS].copy()
         return (self.edit(features, out) if self.edit else out).to_numpy(dtype=float)
 
 
@@ -60,7 +64,7 @@ def test_in_domain_agreeing_rows_stay_on_the_mlp(data):
     assert len(features) > 0.9 * len(data[0]["test"])
     out = selector.predict(features)
     assert (out["routed_to"] == "mlp").all() and (out["reason"] == "").all()
-    pd.testing.assert_frame_equal(out[TARGETS], physics.link_budget(features)[TARGETS])
+    pd.testing.assert_frame_equal(out[TARGETS], propagation.link_budget(features)[TARGETS])
 
 
 @pytest.mark.parametrize("column, value", [
@@ -78,7 +82,7 @@ def test_a_row_outside_the_training_domain_goes_to_the_mamba(data, column, value
     assert out["reason"].tolist() == ["", "out_of_domain", "", ""]
     assert out["routed_to"].tolist() == ["mlp", "mamba3", "mlp", "mlp"]
     assert selector.out_of_domain(features).iloc[1] == column
-    mamba = shift_power(features, physics.link_budget(features)[TARGETS])
+    mamba = shift_power(features, propagation.link_budget(features)[TARGETS])
     assert out["received_power_dbm"].iloc[1] == mamba["received_power_dbm"].iloc[1]
 
 
@@ -103,18 +107,18 @@ def test_a_row_whose_mlp_output_breaks_a_rule_goes_to_the_mamba(data, rule):
     out = selector.predict(features)
     np.testing.assert_array_equal(out["reason"] == "physics_rule", flags.any(axis=1))
     np.testing.assert_array_equal(out["routed_to"] == "mamba3", flags.any(axis=1))
-    good = physics.link_budget(features)[TARGETS]
+    good = propagation.link_budget(features)[TARGETS]
     pd.testing.assert_frame_equal(out[TARGETS][flags[rule]], good[flags[rule]])
     _, _, details = selector.route(features)
     assert details.loc[flags[rule], "rules_broken"].str.contains(rule).all()
 
 
-@pytest.mark.parametrize("rule", list(physics_checks.TOLERANCES))
+@pytest.mark.parametrize("rule", list(rules.TOLERANCES))
 def test_per_row_rules_agree_with_physics_checks(data, rule):
     features = data[0]["val"][FEATURES].head(400)
-    predict = lambda f: broken(rule)(f, physics.link_budget(f)[TARGETS].copy())  # noqa: E731
-    per_row = rules_broken(predict, features, rules=list(physics_checks.TOLERANCES)).mean()
-    table = physics_checks.check(predict, features)
+    predict = lambda f: broken(rule)(f, propagation.link_budget(f)[TARGETS].copy())  # noqa: E731
+    per_row = rules_broken(predict, features, rules=list(rules.TOLERANCES)).mean()
+    table = rules.check(predict, features)
     pd.testing.assert_series_equal(per_row, table["violation_rate"].astype(float),
                                    check_names=False)
 
@@ -122,7 +126,7 @@ def test_per_row_rules_agree_with_physics_checks(data, rule):
 def test_validation_sends_each_group_to_the_more_accurate_backbone(data):
     """Fitted on validation: a group whose MLP is off by 1 dB (the backup exact) goes to the
     backup with reason more_accurate; groups where the MLP is exact stay on the MLP."""
-    rma = lambda f, out: physics.consistent_targets(  # noqa: E731  (identities kept)
+    rma = lambda f, out: propagation.consistent_targets(  # noqa: E731  (identities kept)
         f, out["received_power_dbm"] + 1.0 * (f["scenario"] == 2).to_numpy(),
         out["coverage_radius_m"])
     selector = selector_of(data, mlp_edit=rma)
@@ -164,7 +168,7 @@ def test_the_first_reason_that_holds_is_reported(data, mlp_rule, ood, diverge, r
                            thresholds={"divergence": 0.1})
     features = in_domain(selector, data[0]["test"][FEATURES])
     # a row with a non-zero area, so that scaling the area breaks the identity
-    row = features[physics.link_budget(features)["coverage_area_km2"] > 1e-3].head(1).copy()
+    row = features[propagation.link_budget(features)["coverage_area_km2"] > 1e-3].head(1).copy()
     if ood:
         row["frequency_ghz"] = 70.0
     assert selector.predict(row)["reason"].tolist() == [reason]
@@ -176,13 +180,13 @@ def checkpoints(data, tmp_path_factory):
     parts, stats = data
     folder = tmp_path_factory.mktemp("checkpoints")
     normaliser = Normalizer.fit(parts["train"]).to_dict()
-    config = training.TrainConfig(epochs=1, batch_size=256, seed=0)
+    config = trainer.TrainConfig(epochs=1, batch_size=256, seed=0)
     paths = {}
     for name, model in (("mlp", CoverageMLP(normaliser, MLPConfig(width=16, depth=1))),
                         ("mamba", CoverageMamba3(normaliser, Mamba3Config(
                             d_model=16, d_state=8, n_layers=1, headdim=8)))):
         torch.manual_seed(0)
-        result = training.train(model, parts["train"], parts["val"], config, folder, name,
+        result = trainer.train(model, parts["train"], parts["val"], config, folder, name,
                                 f"best_{name}.pth", data_manifest_sha256="abc",
                                 dataset_stats=stats, progress=False, log=lambda *_: None)
         paths[name] = result.checkpoint
@@ -253,7 +257,7 @@ def test_predict_without_thresholds_is_refused(data):
 
 def test_routing_tolerances_can_be_widened_per_rule(data):
     features = in_domain(selector_of(data), data[0]["test"][FEATURES])
-    features = features[physics.link_budget(features)["coverage_area_km2"] > 1e-3].head(100)
+    features = features[propagation.link_budget(features)["coverage_area_km2"] > 1e-3].head(100)
     strict = selector_of(data, mlp_edit=broken("area_identity"))  # area off by 50 %
     assert (strict.predict(features)["reason"] == "physics_rule").all()
     parts, stats = data

@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from coverage_lib import dataset, latency, serving
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMamba3, CoverageMLP, Mamba3Config, MLPConfig
+from coverage_lib.datasets import dataset
+from coverage_lib.evaluation import latency, serving
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.mlp import CoverageLawMLP
-from coverage_lib.normalization import Normalizer
+from coverage_lib.models.normalization import Normalizer
 
 ID_RANGES = {"frequency_ghz": (0.5, 50.0), "rain_rate_mmh": (0.0, 60.0),
              "distance_m": (10.0, 5000.0)}
@@ -108,7 +110,7 @@ def test_torchscript_network_answers_as_eager(data, models, name):
 
 
 def test_a_selector_on_served_backbones_answers_as_the_selector(data, models):
-    from coverage_lib.selector import Selector
+    from coverage_lib.evaluation.selector import Selector
 
     stats = {"features": {c: {"min": float(data["train"][c].min()),
                               "max": float(data["train"][c].max())} for c in FEATURES},

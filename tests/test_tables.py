@@ -3,9 +3,10 @@ comparisons worded from the numbers, never typed."""
 import numpy as np
 import pandas as pd
 
-from coverage_lib import registry, tables, verdicts
-from coverage_lib.dataset import TARGETS
-from coverage_lib.physics_checks import TOLERANCES
+from coverage_lib.models import registry
+from coverage_lib.report import tables, verdicts
+from coverage_lib.core.schema import TARGETS
+from coverage_lib.physics.rules import TOLERANCES
 
 
 def test_numbers_integers_and_missing_values():

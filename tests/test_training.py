@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from coverage_lib import dataset, training
-from coverage_lib.dataset import FEATURES, TARGETS
-from coverage_lib.models import CoverageMLP, MLPConfig
-from coverage_lib.normalization import Normalizer
+from coverage_lib.datasets import dataset
+from coverage_lib.training import trainer
+from coverage_lib.core.schema import FEATURES, TARGETS
+from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+from coverage_lib.models.normalization import Normalizer
 
 SMALL = MLPConfig(width=32, depth=2)
 FAST = dict(batch_size=256, lr=3e-3, weight_decay=1e-4, patience=50, seed=3)
@@ -26,7 +27,7 @@ def frames():
 
 
 def make_model(train, config=SMALL, seed=0):
-    training.seed_everything(seed)
+    trainer.seed_everything(seed)
     return CoverageMLP(Normalizer.fit(train).to_dict(), config)
 
 
@@ -44,7 +45,7 @@ def test_paper_architecture_shapes_and_parameter_count(frames):
 
 def test_weight_decay_acts_on_the_linear_weights_only(frames):
     model = make_model(frames[0], MLPConfig())
-    decayed = {n for n, _ in model.named_parameters()} - training.no_weight_decay(model)
+    decayed = {n for n, _ in model.named_parameters()} - trainer.no_weight_decay(model)
     linears = [i for i, m in enumerate(model.net) if isinstance(m, torch.nn.Linear)]
     assert decayed == {f"net.{i}.weight" for i in linears}
     assert not any(hasattr(p, "_no_weight_decay") for p in model.parameters())
@@ -53,7 +54,7 @@ def test_weight_decay_acts_on_the_linear_weights_only(frames):
 def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
     train, val = frames
     model = make_model(train)
-    result = training.train(model, train, val, training.TrainConfig(epochs=15, **FAST),
+    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=15, **FAST),
                             tmp_path, "mlp", "best_mlp_coverage.pth",
                             data_manifest_sha256="x", progress=False, log=lambda *_: None)
     # The mean predictor's normalised MAE is ≈ 0.8 per target (standard normal: √(2/π)).
@@ -70,9 +71,9 @@ def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
 def test_checkpoint_round_trip_gives_identical_predictions(frames, tmp_path):
     train, val = frames
     model = make_model(train)
-    training.train(model, train, val, training.TrainConfig(epochs=2, **FAST), tmp_path, "mlp",
+    trainer.train(model, train, val, trainer.TrainConfig(epochs=2, **FAST), tmp_path, "mlp",
                    "best.pth", data_manifest_sha256="abc", progress=False, log=lambda *_: None)
-    ckpt = training.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="abc")
+    ckpt = trainer.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="abc")
     for key in ("model_state_dict", "feature_stats", "epoch", "r2", "val_metrics",
                 "model_config", "data_manifest_sha256", "library_version"):
         assert key in ckpt
@@ -85,8 +86,8 @@ def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
     histories = []
     for run in ("a", "b"):
         model = make_model(train, seed=5)
-        histories.append(training.train(
-            model, train, val, training.TrainConfig(epochs=3, **FAST), tmp_path / run, "mlp",
+        histories.append(trainer.train(
+            model, train, val, trainer.TrainConfig(epochs=3, **FAST), tmp_path / run, "mlp",
             "best.pth", data_manifest_sha256="x", progress=False, log=lambda *_: None).history)
     for key in ("train_loss", "val_loss", "val_mae"):
         assert histories[0][key] == histories[1][key]
@@ -101,14 +102,14 @@ def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
 ])
 def test_bad_trainer_parameters_refused(kwargs, message):
     with pytest.raises(ValueError) as err:
-        training.TrainConfig(**kwargs)
+        trainer.TrainConfig(**kwargs)
     assert message in str(err.value)
 
 
 @pytest.fixture()
 def checkpoint(frames, tmp_path):
     train, val = frames
-    training.train(make_model(train), train, val, training.TrainConfig(epochs=1, **FAST),
+    trainer.train(make_model(train), train, val, trainer.TrainConfig(epochs=1, **FAST),
                    tmp_path, "mlp", "best.pth", data_manifest_sha256="abc", progress=False,
                    log=lambda *_: None)
     return tmp_path / "best.pth"
@@ -118,12 +119,12 @@ def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable checkpoint"):
-        training.load_checkpoint(text)
+        trainer.load_checkpoint(text)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pth")
     with pytest.raises(ValueError, match="not a D2TL Coverage checkpoint"):
-        training.load_checkpoint(tmp_path / "plain.pth")
+        trainer.load_checkpoint(tmp_path / "plain.pth")
     with pytest.raises(ValueError, match="MANIFEST sha256 abc"):
-        training.load_checkpoint(checkpoint, data_manifest_sha256="def")
+        trainer.load_checkpoint(checkpoint, data_manifest_sha256="def")
 
     def tampered(**changes):
         ckpt = torch.load(checkpoint, weights_only=True)
@@ -132,11 +133,11 @@ def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
         torch.save(ckpt, path)
         return path
     with pytest.raises(ValueError, match="trained on features"):
-        training.load_checkpoint(tampered(features=FEATURES[::-1]))
+        trainer.load_checkpoint(tampered(features=FEATURES[::-1]))
     with pytest.raises(ValueError, match="does not build a CoverageMLP"):
-        training.load_checkpoint(tampered(model_config={**SMALL.__dict__, "width": 64}))
+        trainer.load_checkpoint(tampered(model_config={**SMALL.__dict__, "width": 64}))
     with pytest.raises(ValueError, match="model class 'Nope'"):
-        training.load_checkpoint(tampered(model_class="Nope"))
+        trainer.load_checkpoint(tampered(model_class="Nope"))
 
 
 KILL_AFTER_EPOCH = 4
@@ -186,6 +187,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     b = json.loads(history_path.read_text())
     for key in ("train_loss", "val_loss", "val_mae", "lr", "best_epoch"):
         assert a[key] == b[key], key
-    ca = training.load_checkpoint(clean / "best.pth")
-    cb = training.load_checkpoint(killed / "best.pth")
+    ca = trainer.load_checkpoint(clean / "best.pth")
+    cb = trainer.load_checkpoint(killed / "best.pth")
     assert ca["epoch"] == cb["epoch"] and ca["val_metrics"] == cb["val_metrics"]

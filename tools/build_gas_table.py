@@ -1,4 +1,4 @@
-"""Rebuild coverage_lib/data/p676_gas_sea_level.npz from ITU-R P.676 Annex 1 (line-by-line).
+"""Rebuild coverage_lib/physics/p676_gas_sea_level.npz from ITU-R P.676 Annex 1 (line-by-line).
 
 The generator interpolates this table bilinearly instead of calling ``itur`` (element-wise
 and far too slow for 10⁶ rows). Grid: 0.5–100 GHz in 0.05 GHz steps × 0–25 g/m³ in 0.5 g/m³
@@ -13,7 +13,7 @@ from itur.models import itu676
 
 PRESSURE_HPA = 1013.25
 TEMPERATURE_K = 288.15
-OUT = Path(__file__).resolve().parents[1] / "coverage_lib" / "data" / "p676_gas_sea_level.npz"
+OUT = Path(__file__).resolve().parents[1] / "coverage_lib" / "physics" / "p676_gas_sea_level.npz"
 
 
 def build():

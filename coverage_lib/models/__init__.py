@@ -1,7 +1,3 @@
-"""Neural backbones: CoverageMLP (primary) and CoverageMamba3 (physics backup); the registry of
-models (``coverage_lib.registry``) names them for the rest of the project."""
-from .base import CoverageModel
-from .mamba_backbone import CoverageMamba3, Mamba3Config
-from .mlp import CoverageMLP, MLPConfig
-
-__all__ = ["CoverageModel", "CoverageMLP", "MLPConfig", "CoverageMamba3", "Mamba3Config"]
+"""Layer 4, the models: the neural backbones (CoverageMLP, the primary; CoverageMamba3, the
+physics backup, with its law head), the normalisation they share, the tuned LightGBM baseline,
+and the registry that names every backbone for the layers above."""

@@ -9,10 +9,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import params, physics
-from ..dataset import TARGET_INDEX, TARGETS
-from ..links import feature_array, frame_array
-from ..normalization import Normalizer
+from ..core import validation
+from ..physics import propagation
+from ..core.schema import TARGET_INDEX, TARGETS
+from ..core.links import feature_array, frame_array
+from .normalization import Normalizer
 
 OUTPUTS = ("consistent", "raw")
 PRECISIONS = ("fp32", "bf16")
@@ -23,9 +24,9 @@ PREDICT_BATCH = 4096
 
 
 def _check_options(batch_size, outputs, precision) -> None:
-    params.one_of(*OUTPUTS)("outputs", outputs)
-    params.one_of(*PRECISIONS)("precision", precision)
-    params.positive_int("batch_size", batch_size)
+    validation.one_of(*OUTPUTS)("outputs", outputs)
+    validation.one_of(*PRECISIONS)("precision", precision)
+    validation.positive_int("batch_size", batch_size)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -34,7 +35,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     name and refuses a CUDA device this machine lacks). A torch.device passes through."""
     if isinstance(name, torch.device):
         return name
-    params.torch_device("device", name)
+    validation.torch_device("device", name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -68,7 +69,7 @@ class CoverageModel(nn.Module):
     def __init__(self, stats: dict, physics_assumptions: dict | None = None):
         super().__init__()
         self.normalizer = Normalizer(stats)
-        self.physics_assumptions = physics.assumptions(physics_assumptions)
+        self.physics_assumptions = propagation.assumptions(physics_assumptions)
 
     @property
     def config(self) -> dict:
@@ -148,6 +149,6 @@ class CoverageModel(nn.Module):
         raw = self.normalizer.target_array(y)
         if outputs == "raw":
             return raw
-        return physics.consistent_array(x, raw[:, TARGETS.index("received_power_dbm")],
+        return propagation.consistent_array(x, raw[:, TARGETS.index("received_power_dbm")],
                                         raw[:, TARGETS.index("coverage_radius_m")],
                                         self.physics_assumptions["implementation_gap_db"])

@@ -49,10 +49,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import physics
-from ..dataset import FEATURES, TARGETS
-from ..links import check_features
-from ..normalization import AREA_OFFSET_KM2, FEATURE_TRANSFORMS, RADIUS_OFFSET_M
+from ..physics import propagation
+from ..core.schema import FEATURES, TARGETS
+from ..core.links import check_features
+from .normalization import AREA_OFFSET_KM2, FEATURE_TRANSFORMS, RADIUS_OFFSET_M
 
 PATH_INPUTS = ("bs_height_m", "ue_height_m", "scenario", "los")   # the path-loss encoder's
 MEDIUM_INPUTS = ("frequency_ghz", "water_vapour_gm3")             # the attenuation encoder's
@@ -77,8 +77,8 @@ def qos_from_sinr(sinr_db, implementation_gap_db):
     """the physics page's qos definition (``physics.qos_score``) in torch; log2(1 + 10^(z/10)) as a
     softplus, which neither overflows nor loses its gradient at high SINR."""
     efficiency = F.softplus((sinr_db - implementation_gap_db) * LN10 / 10.0) / math.log(2.0)
-    return torch.clamp(efficiency, max=physics.MAX_SPECTRAL_EFFICIENCY) / \
-        physics.MAX_SPECTRAL_EFFICIENCY
+    return torch.clamp(efficiency, max=propagation.MAX_SPECTRAL_EFFICIENCY) / \
+        propagation.MAX_SPECTRAL_EFFICIENCY
 
 
 def encoder_bounds(normalizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,10 +239,10 @@ class LawHead(nn.Module):
             slope = ((excess(root + step) - excess(root - step)) / (2 * step)).clamp(min=1e-3)
         # One Newton step: the same value, and the root's gradient with respect to the laws.
         root = root - excess(root) / slope
-        d_max = torch.where(scenario.round() == physics.RMA,
-                            float(physics.MAX_DISTANCE_M[physics.RMA]),
-                            float(physics.MAX_DISTANCE_M[physics.UMA]))
-        min_log10 = math.log10(physics.MIN_DISTANCE_M)
+        d_max = torch.where(scenario.round() == propagation.RMA,
+                            float(propagation.MAX_DISTANCE_M[propagation.RMA]),
+                            float(propagation.MAX_DISTANCE_M[propagation.UMA]))
+        min_log10 = math.log10(propagation.MIN_DISTANCE_M)
         censored = torch.where(root < min_log10, torch.zeros_like(root),
                                torch.minimum(10.0 ** root, d_max))
         hard = torch.log10(censored + RADIUS_OFFSET_M)

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import params
+from ..core import validation
 
 SCANS = ("recurrent", "parallel", "fused", "auto")
 
@@ -148,7 +148,7 @@ class Mamba3(nn.Module):
         super().__init__()
         for name, value in (("d_model", d_model), ("d_state", d_state), ("headdim", headdim),
                             ("ngroups", ngroups)):
-            params.positive_int(name, value)
+            validation.positive_int(name, value)
         if d_state % 2:
             raise ValueError(f"d_state must be even (state dims pair up as complex numbers, as in the "
                              f"mamba-ssm kernel), got {d_state}")
@@ -172,7 +172,7 @@ class Mamba3(nn.Module):
             raise ValueError(f"dt_min, dt_max must satisfy 0 < dt_min <= dt_max, got {dt_min!r}, {dt_max!r}")
         if dt_init_floor < 0 or A_floor < 0:
             raise ValueError(f"dt_init_floor and A_floor must be >= 0, got {dt_init_floor!r}, {A_floor!r}")
-        params.one_of(*SCANS)("scan", scan)
+        validation.one_of(*SCANS)("scan", scan)
         if scan == "fused":
             reason = _fused_unavailable_reason()
             if reason is not None:

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .. import params
+from ..core import validation
 from .base import CoverageModel
-from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
-                       LawHead, LawHeaded)
-from .mamba3 import SCANS, Mamba3
+from .law_head import (
+    LawHead, LawHeaded, MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS)
+from .mamba3 import Mamba3, SCANS
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Mamba3Config:
 
     def __post_init__(self):
         for name in ("d_model", "d_state", "n_layers", "headdim", "expand"):
-            params.positive_int(name, getattr(self, name))
-        params.one_of(*SCANS)("scan", self.scan)
+            validation.positive_int(name, getattr(self, name))
+        validation.one_of(*SCANS)("scan", self.scan)
 
 
 class MambaLayer(nn.Module):

@@ -5,11 +5,11 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from .. import params
-from ..dataset import FEATURES, TARGETS
+from ..core import validation
+from ..core.schema import FEATURES, TARGETS
 from .base import CoverageModel
-from .law_head import (MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS,
-                       LawHead, LawHeaded)
+from .law_head import (
+    LawHead, LawHeaded, MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS)
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
 NORMS = {"layernorm": nn.LayerNorm, "none": None}
@@ -24,11 +24,11 @@ class MLPConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        params.positive_int("width", self.width)
-        params.positive_int("depth", self.depth)
-        params.one_of(*sorted(ACTIVATIONS))("activation", self.activation)
-        params.one_of(*sorted(NORMS))("norm", self.norm)
-        params.unit_interval("dropout", self.dropout)
+        validation.positive_int("width", self.width)
+        validation.positive_int("depth", self.depth)
+        validation.one_of(*sorted(ACTIVATIONS))("activation", self.activation)
+        validation.one_of(*sorted(NORMS))("norm", self.norm)
+        validation.unit_interval("dropout", self.dropout)
 
 
 class CoverageMLP(CoverageModel):

@@ -1,0 +1,45 @@
+"""The machine results were measured on: CPU, cores, torch threads, CUDA device, native bf16."""
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+
+def machine() -> dict:
+    """What the timings ran on: CPU, core count, torch threads, CUDA device if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def machine_line(machine: dict) -> str:
+    """``machine()`` in one line: CPU, its count, torch and its threads."""
+    return (f"{machine['cpu']}, {machine['cpu_count']} CPUs, torch {machine['torch']} with "
+            f"{machine['torch_threads']} threads")
+
+
+def cpu_flags() -> list:
+    """The CPU's vector features that decide the GEMM peak (AVX2, AVX-512 and its bf16 and
+    VNNI extensions, AMX), from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx2", "avx512", "amx")))
+
+
+def bf16_native() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (avx512_bf16 or AMX). Without it torch's
+    bf16 GEMM is emulated, several times slower than fp32 (measured on an AVX2-only EPYC, 2
+    threads: 17–21 GFLOP/s against ~180), so bf16 is not timed there."""
+    return any(f in ("avx512_bf16", "amx_bf16") for f in cpu_flags())

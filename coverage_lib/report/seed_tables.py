@@ -1,0 +1,127 @@
+"""What the book shows from the seeds: every model's error and the claims' ratios as mean ±
+half-width of their intervals (``evaluation.seeds``), the claims in words, the quoted numbers."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..evaluation import runner
+from ..models import registry
+from . import tables, verdicts
+from ..core.schema import TARGETS
+from ..evaluation.intervals import goals, interval, ratio_verdict, spread
+from .tables import shown
+
+
+def accuracy_table(result: dict, splits=None) -> pd.DataFrame:
+    """Noise-free error, mean ± half-width of the interval: a row per split (all of them
+    unless ``splits`` names some) and model, a column per target (with its unit)."""
+    names = runner.model_names()
+    splits = list(result["accuracy"]) if splits is None else list(splits)
+    rows = [(s, m) for s in splits for m in result["accuracy"][s]]
+    columns = [f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" for t in TARGETS]
+    return pd.DataFrame([[shown(result["accuracy"][s][m][t], tables.ERROR_DECIMALS[t])
+                          for t in TARGETS] for s, m in rows], columns=columns,
+                        index=pd.MultiIndex.from_tuples([(s, names[m]) for s, m in rows],
+                                                        names=["split", "model"]))
+
+
+def ratio_table(result: dict) -> pd.DataFrame:
+    """A row per comparison and split: the ratio on the target where it is highest on average
+    (the first model's worst), mean ± half-width, and its verdict."""
+    rows, index = [], []
+    for label, by_split in result["ratios"].items():
+        for split, by_target in by_split.items():
+            target = max(TARGETS, key=lambda t: -math.inf if by_target[t]["mean"] is None
+                         else by_target[t]["mean"])
+            iv = by_target[target]
+            rows.append([f"{shown(iv, 3)} ({tables.NAMES[target]})", ratio_verdict(iv)])
+            index.append((label, split))
+    return pd.DataFrame(rows, columns=["ratio (worst target)", "verdict"],
+                        index=pd.MultiIndex.from_tuples(index, names=["comparison", "split"]))
+
+
+def claims(result: dict) -> list[str]:
+    """One sentence per comparison on the test split, worded from the intervals."""
+    out = []
+    for label, by_split in result["ratios"].items():
+        test = by_split["test"]
+        verdicts = {t: ratio_verdict(test[t]) for t in TARGETS}
+        lower = [tables.NAMES[t] for t, v in verdicts.items() if v == "lower"]
+        higher = [tables.NAMES[t] for t, v in verdicts.items() if v == "higher"]
+        same = [tables.NAMES[t] for t, v in verdicts.items() if v == "indistinguishable"]
+        parts = [f"below 1 on {', '.join(lower)}" if lower else "",
+                 f"above 1 on {', '.join(higher)}" if higher else "",
+                 f"its interval holds 1 on {', '.join(same)}" if same else ""]
+        n = next(iter(test.values()))["n"]
+        said = "; ".join(p for p in parts if p) or "known from one seed only"
+        out.append(f"{label}, ratio of noise-free errors on the test split ({n} seeds, "
+                   f"{round(result['level'] * 100)} % t-interval): {said}.")
+    return out
+
+
+def replicate_table(result: dict) -> pd.DataFrame:
+    """A row per replicate (named by its seed and rows): its training rows, and per backbone
+    the epochs it ran and its training time (minutes)."""
+    rows = {}
+    for name, r in result["replicates"].items():
+        row = {"training rows": tables.number(r["train_rows"], 0)}
+        for key, t in r["training"].items():
+            row[registry.get(key).name] = (f"{t['epochs']} epochs, "
+                                           f"{tables.number(t['training_time_s'] / 60, 1)} min")
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+# The glued numbers the book's prose quotes with their interval: name → how each is shown.
+QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
+          "oracle_power_mae": "{:.3f}", "mlp_radius_r2": "{:.5f}",
+          "lightgbm_power_vs_median": "{:.3f}", "lightgbm_radius_over_mlp": "{:.2f}",
+          "selector_test_to_mamba": "{:.2%}", "selector_test_more_accurate": "{:.2%}"}
+
+
+def quoted_numbers(result: dict) -> dict:
+    """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
+    one seed), glued as ``<name>_text``: ``evaluation.accuracy_numbers`` of every seed."""
+    per_seed = [runner.accuracy_numbers(r["accuracy"], r["routing"])
+                for r in result["per_seed"].values()]
+    out = {}
+    for name, form in QUOTED.items():
+        iv = interval([n.get(name) for n in per_seed], result["level"])
+        if iv["mean"] is None:
+            text = "–"
+        elif iv["half_width"] is None:
+            text = form.format(iv["mean"])
+        elif form.endswith("%}"):  # 12.34 ± 0.56 %
+            text = f"{form.format(iv['mean'])[:-1]} ± {form.format(iv['half_width'])}"
+        else:
+            text = f"{form.format(iv['mean'])} ± {form.format(iv['half_width'])}"
+        out[f"{name}_text"] = text
+    return out
+
+
+def over_seeds(results: dict, result: dict) -> dict:
+    """Everything the book's pages paste that varies from seed to seed (glue name → table,
+    text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
+    the main run's (``results``, metrics.json): the evaluation's tables
+    (``evaluation.book_tables``), the quoted errors (``quoted_numbers``), the goals met
+    (``goals``) and the sentences worded from them (``verdicts.stable``)."""
+
+    judged = goals(result, results)
+    return {**runner.book_tables(results, spread(result), judged),
+            **quoted_numbers(result), **verdicts.stable(results, result, judged),
+            "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),
+            "goals_undecided": sum(g["met"] is None for g in judged)}
+
+
+def book_values(result: dict) -> dict:
+    """What the book's other pages paste from the seeds stage: the claims worded from the
+    intervals (Markdown), the number of seeds and the level."""
+    seeds = len(result["seeds"])
+    claims_md = "\n".join(f"- {c}" for c in claims(result))
+    if seeds < 2:
+        claims_md = (f"- One seed only: no interval can be given (the profile's `seeds` lists "
+                     f"{result['seeds']}).")
+    return {"seeds_claims_md": claims_md, "seeds_n": seeds,
+            "seeds_level_pct": round(result["level"] * 100)}

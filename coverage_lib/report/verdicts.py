@@ -1,0 +1,189 @@
+"""The book's sentences that compare models or judge the paper's claim, worded from the numbers.
+
+No comparison in the book is typed: "better", "worse", "met" and "not met" come from here, from
+``metrics.json``. Two errors within ``TIE`` (relative) of each other are worded "as accurate
+as"; otherwise the lower one is "better". Each function returns Markdown (CommonMark: bold,
+lists), which notebook 05 glues for the book's pages.
+"""
+from __future__ import annotations
+
+from ..models import registry
+from . import tables
+from ..core.schema import OOD_SPLITS
+
+TIE = 0.02
+# The paper's claim, part by part, and the goals (``evaluation.goals``) that test each part.
+CLAIMS = (
+    ("The primary model (the MLP) answers in-distribution links at the noise floor and is more "
+     "accurate than a tuned gradient-boosting baseline", ("MLP ",)),
+    ("The physics backup (the Mamba-3 with its law head) stays accurate beyond the training "
+     "distances and rain rates and never breaks a monotonicity rule", ("backup ",)),
+    ("The Selector, choosing a backbone per link, is as accurate as the better of the two on "
+     "every set", ("Selector ", "OOD sets where the Selector")),
+)
+SPLIT_MEANINGS = {"test": "held-out links inside the training ranges",
+                  "ood_frequency": "frequencies beyond the training range",
+                  "ood_rain": "rain rates beyond the training range",
+                  "ood_distance": "distances beyond the training range",
+                  "ood_multiple": "several features beyond their training ranges at once"}
+
+
+def comparison(name: str, value: float, other: str, reference: float) -> str:
+    """'the backup is better' / 'worse' / 'as accurate as the MLP' for two errors."""
+    if abs(value - reference) <= TIE * max(abs(value), abs(reference)):
+        return f"{name} is as accurate as {other}"
+    return f"{name} is {'better' if value < reference else 'worse'} than {other}"
+
+
+def _goal_words(goal: dict) -> str:
+    sign = "≤" if goal["kind"] == "max" else "≥"
+    value = goal["value"]
+    shown = tables.with_half(int(value) if float(value).is_integer() else value,
+                             goal.get("half_width"), 4)
+    return f"{goal['goal']}: {shown} (goal {sign} {goal['limit']:g})"
+
+
+def claim_verdict(goals: list) -> str:
+    """One bullet per part of the claim (``CLAIMS``): met when every goal testing it is met,
+    with the missed goals and their measured values; then the count of all goals. Goals
+    judged over seeds (``intervals.goals``) may be undecided (``met`` None: the interval holds
+    the limit): a part with no missed goal but an undecided one is undecided."""
+    lines = []
+    for claim, prefixes in CLAIMS:
+        tested = [g for g in goals if g["goal"].startswith(prefixes)]
+        if not tested:
+            continue
+        missed = [g for g in tested if g["met"] is False]
+        open_ = [g for g in tested if g["met"] is None]
+        held = len(tested) - len(missed) - len(open_)
+        if not missed and not open_:
+            verdict = f"**met**: all {len(tested)} of its goals hold."
+        else:
+            verdict = (f"**{'not met' if missed else 'undecided'}**: {held} of {len(tested)} "
+                       f"goals hold")
+            verdict += "".join(f"; {what}: " + "; ".join(_goal_words(g) for g in found)
+                               for what, found in (("missed", missed), ("undecided", open_))
+                               if found) + "."
+        lines.append(f"- *{claim}* — {verdict}")
+    met = sum(g["met"] is True for g in goals)
+    undecided = sum(g["met"] is None for g in goals)
+    lines.append(f"- In all, {met} of the {len(goals)} goals are met"
+                 + (f" and {undecided} undecided." if undecided else "."))
+    return "\n".join(lines)
+
+
+def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
+    """Per OOD set, the backup against the MLP on the noise-free received power and radius,
+    each comparison worded from its two numbers; with ``seeds`` (``results/seeds.json`` of two
+    or more seeds), from the interval of their per-seed ratio (``intervals.ratio_verdict``),
+    each error shown as mean ± half-width."""
+    from ..evaluation import intervals
+    from . import tables
+    from ..evaluation.runner import noise_free_mae
+
+    mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    runs, level = intervals.seed_accuracies(seeds, accuracy)
+    lines = []
+    for split in OOD_SPLITS:
+        if {mlp, backup} <= set(accuracy.get(split, {})):
+            parts = []
+            for target, what in (("received_power_dbm", "received power against the median"),
+                                 ("coverage_radius_m", "coverage radius")):
+                errors = {m: [noise_free_mae(r[split][m], target) for r in runs]
+                          for m in (backup, mlp)}
+                a, b = (intervals.interval(errors[m], level) for m in (backup, mlp))
+                unit, d = tables.ERROR_UNITS[target], tables.ERROR_DECIMALS[target]
+                if len(runs) == 1:
+                    said = comparison("the backup", a["mean"], "the MLP", b["mean"])
+                else:
+                    said = _from_interval(intervals.ratio_verdict(intervals.interval(
+                        [x / y for x, y in zip(errors[backup], errors[mlp])], level)))
+                parts.append(f"on {what} {said} ({tables.shown(a, d)} {unit} against "
+                             f"{tables.shown(b, d)} {unit})")
+            lines.append(f"- **{split}** ({SPLIT_MEANINGS[split]}): " + "; ".join(parts) + ".")
+    if len(runs) > 1:
+        lines.append(f"- Over {len(runs)} seeds: mean ± half-width of the "
+                     f"{round(100 * level)} % t-interval; better or worse only where the "
+                     f"interval of the per-seed ratio excludes 1.")
+    return "\n".join(lines)
+
+
+def _from_interval(verdict: str) -> str:
+    return {"lower": "the backup is better than the MLP",
+            "higher": "the backup is worse than the MLP"}.get(
+        verdict, "the backup and the MLP cannot be told apart (their ratio's interval holds 1)")
+
+
+def switching_costs(physics: dict, splits=("test", "domain")) -> str:
+    """What the Selector's switching adds to the physics violations: per rule, the share of
+    rows it breaks beyond the more violating of the two backbones alone."""
+    mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
+    added = []
+    for split in splits:
+        found = physics.get(split, {})
+        if not {"selector", mlp, backup} <= set(found):
+            continue
+        for rule, entry in found["selector"].items():
+            alone = max(found[mlp][rule]["violation_rate"], found[backup][rule]["violation_rate"])
+            if entry["violation_rate"] > alone:
+                added.append(f"{rule} on {split}: {100 * entry['violation_rate']:.2f} % of rows "
+                             f"against {100 * alone:.2f} % for the worse backbone alone")
+    if not added:
+        return ("Switching adds no physics violation: on " + " and ".join(splits) + ", the "
+                "Selector breaks no rule on more rows than the worse of its two backbones.")
+    return "Switching adds physics violations: " + "; ".join(added) + "."
+
+
+def training_footing(training: dict, tolerance: float = 0.15) -> str:
+    """Whether the backbones trained on an equal footing by wall time (each within
+    ``tolerance`` of the longest), with their sizes, epochs and times; and which were still
+    improving when their epoch cap ended them."""
+    names = registry.display_names()
+    training = {k: training[k] for k in registry.BACKBONES if k in training}
+    times = {k: v["training_time_s"] for k, v in training.items()}
+    longest, shortest = max(times.values()), min(times.values())
+    runs = "; ".join(f"{names[k]}: {tables.number(v['parameters'])} parameters, "
+                     f"{v['epochs']} epochs in {v['training_time_s'] / 60:.1f} min"
+                     for k, v in training.items())
+    spread = (longest - shortest) / longest
+    footing = (f"the shortest took {100 * spread:.0f} % less time than the longest, so the "
+               f"comparison is **at equal training wall time** (within "
+               f"{100 * tolerance:.0f} %)" if spread <= tolerance else
+               f"the shortest took {100 * spread:.0f} % less time than the longest: the "
+               f"comparison is **not** at equal wall time")
+    improving = [names[k] for k, v in training.items() if v["still_improving"]]
+    ending = (f"Validation MAE was still improving at the last epoch for "
+              f"{', '.join(improving)}: the comparison is at equal budget, not at convergence."
+              if improving else "Every run had stopped improving before its last epoch.")
+    return f"{runs}: {footing}. {ending}"
+
+
+def selector_speed(latency_rows: list) -> str:
+    """The Selector's time per link and throughput against the MLP's and the backup's."""
+    from ..evaluation.runner import timing
+
+    names = registry.display_names()
+    mlp, backup = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
+    b1 = {m: timing(latency_rows, m, "predict", 1, "median_ms") for m in (mlp, backup, "Selector")}
+    rows = {m: timing(latency_rows, m, "predict", 4096, "rows_per_s")
+            for m in (mlp, backup, "Selector")}
+    return (f"One link through the Selector's `predict` takes {b1['Selector']:.2f} ms, "
+            f"{b1['Selector'] / b1[mlp]:.1f} times the MLP's {b1[mlp]:.2f} ms (the backup's: "
+            f"{b1[backup]:.2f} ms); at batch 4096 it answers {rows['Selector']:,.0f} rows/s "
+            f"against the MLP's {rows[mlp]:,.0f} and the backup's {rows[backup]:,.0f}. It runs "
+            f"the backup on every row, so its speed is the backup's.")
+
+
+def stable(results: dict, seeds: dict | None = None, goals: list | None = None) -> dict:
+    """The sentences that depend only on the accuracy, physics and goals (glue name →
+    Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran, the
+    claim from ``goals`` where given (``intervals.goals``), else from the main run's."""
+    return {"verdict_md": claim_verdict(results["goals"] if goals is None else goals),
+            "ood_md": out_of_distribution(results["accuracy"], seeds),
+            "switching_md": switching_costs(results["physics"])}
+
+
+def of_this_run(results: dict) -> dict:
+    """The sentences built on timings, which vary from run to run (glue name → Markdown)."""
+    return {"footing_md": training_footing(results["training"]),
+            "selector_speed_md": selector_speed(results["latency"])}
