@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import latency, runner, serving
+from coverage_lib.evaluation import latency, paper_goals, runner, serving
 from coverage_lib.core import machine, paths
 from coverage_lib.models import registry
 from coverage_lib.core.schema import FEATURES
@@ -92,7 +92,7 @@ def main():
 
     summary = {"gemm_peak_gflops": peaks, "mlp_flops_per_row": flops, "roofline": roof,
                "bf16_cost": costs[mlp_key]}
-    goals = runner.serving_goals(timings, summary)
+    goals = paper_goals.serving_goals(timings, summary)
     print("\nGoals")
     for g in goals:
         verdict = "met" if g["met"] else "NOT met"

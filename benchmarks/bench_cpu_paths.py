@@ -15,7 +15,7 @@ import torch
 from coverage_lib.datasets import dataset
 from coverage_lib.core import schema
 from coverage_lib.models import registry
-from coverage_lib.training import trainer
+from coverage_lib.training import train_config, trainer
 from coverage_lib.models.normalization import Normalizer
 
 ID_RANGES = {"frequency_ghz": (0.5, 40.0), "rain_rate_mmh": (0.0, 40.0),
@@ -47,7 +47,7 @@ def main():
               "predict_batch1_ms": median_ms(lambda: model.predict(one), 1500),
               "predict_batch4096_ms": median_ms(lambda: model.predict(batch), 40)}
     with tempfile.TemporaryDirectory() as out:
-        run = trainer.train(model, train, val, trainer.TrainConfig(epochs=3, batch_size=512),
+        run = trainer.train(model, train, val, train_config.TrainConfig(epochs=3, batch_size=512),
                              out, "mlp", "best.pth", data_manifest_sha256="-", progress=False,
                              log=lambda *_: None)
     result["epoch_s"] = statistics.median(run.history["epoch_time_s"])

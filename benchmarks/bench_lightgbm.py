@@ -1,7 +1,7 @@
 """What tuning LightGBM costs and buys: the evaluation stage's random search against the grid
 it replaced, beside the MLP (benchmark).
 
-Fits the LightGBM baseline as ``evaluation.evaluate`` does, with a profile's 04_evaluate
+Fits the LightGBM baseline as ``runner.evaluate`` does, with a profile's 04_evaluate
 settings (``lightgbm_space``, ``lightgbm_candidates``, ``lightgbm_search_rows``,
 ``lightgbm_max_rounds``, ``lightgbm_early_stopping``, ``lightgbm_min_improvement``), then the
 grid the paper profile used before (leaves 63 and 255, learning rate 0.1, min child samples
@@ -26,7 +26,7 @@ import time
 import pandas as pd
 
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import runner
+from coverage_lib.evaluation import result_files
 from coverage_lib.core import metrics, paths, validation
 from coverage_lib.pipeline import profiles
 from coverage_lib.models.baselines import LightGBMBaseline, random_candidates
@@ -107,7 +107,8 @@ def main():
     stage = profiles.load_profile(args.profile)["04_evaluate"]
     validation.validate("04_evaluate", {"profile": args.profile, "data_dir": args.data_dir, **stage})
     folder = paths.dataset_dir(args.data_dir)
-    results = runner.read_metrics(paths.resolve(args.data_dir) / "results" / "metrics.json")
+    results = result_files.read_metrics(
+        paths.resolve(args.data_dir) / "results" / "metrics.json")
     if results["data_manifest_sha256"] != dataset.manifest_sha256(folder):
         raise SystemExit(f"{args.data_dir}/results/metrics.json was computed on another data "
                          "set; run the evaluation stage first")

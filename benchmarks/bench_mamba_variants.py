@@ -9,7 +9,7 @@ import time
 
 from coverage_lib.datasets import dataset
 from coverage_lib.core import paths
-from coverage_lib.training import trainer
+from coverage_lib.training import train_config, trainer
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.normalization import Normalizer
 
@@ -28,7 +28,7 @@ def main():
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = trainer.train(
-                model, train, val, trainer.TrainConfig(epochs=args.epochs, batch_size=512,
+                model, train, val, train_config.TrainConfig(epochs=args.epochs, batch_size=512,
                                                         lr=3e-3), tmp, "mamba", "best.pth",
                 data_manifest_sha256="bench", progress=False,
                 log=lambda *_: None)

@@ -11,7 +11,7 @@ import argparse
 import torch
 
 from coverage_lib.datasets import dataset
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io
 from coverage_lib.evaluation.latency import median_seconds
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.evaluation.serving import torchscript_network
@@ -26,7 +26,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.checkpoint:
-        model = trainer.load_checkpoint(args.checkpoint)["model"]
+        model = checkpoint_io.load_checkpoint(args.checkpoint)["model"]
     else:
         model = CoverageMLP(Normalizer.fit(dataset.generate(2000, 0)).to_dict(), MLPConfig())
     model.eval()

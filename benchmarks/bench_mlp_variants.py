@@ -11,7 +11,7 @@ import time
 
 from coverage_lib.datasets import dataset
 from coverage_lib.core import paths
-from coverage_lib.training import trainer
+from coverage_lib.training import train_config, trainer
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.normalization import Normalizer
 
@@ -32,7 +32,7 @@ def main():
     folder = paths.dataset_dir(args.data)
     train, val = dataset.load_split(folder, "train"), dataset.load_split(folder, "val")
     stats = Normalizer.fit(train).to_dict()
-    config = trainer.TrainConfig(epochs=args.epochs, batch_size=512, lr=2e-3, patience=50)
+    config = train_config.TrainConfig(epochs=args.epochs, batch_size=512, lr=2e-3, patience=50)
     for name, model_config in VARIANTS.items():
         trainer.seed_everything(0)
         model = CoverageMLP(stats, model_config)

@@ -21,16 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from coverage_lib.pipeline import run
+from coverage_lib.pipeline import definitions, locks, replicate_chains
 from coverage_lib.core import paths
 from coverage_lib.datasets import replicates
 
 
 def digests(profile: str) -> dict:
     """{replicate: sha256 of its results but the training wall times}."""
-    runs = paths.resolve(run.data_dir_of(profile)) / replicates.RUNS_DIR
+    runs = paths.resolve(definitions.data_dir_of(profile)) / replicates.RUNS_DIR
     out = {}
-    for path in sorted(runs.glob(f"*/{run.REPLICATE_RESULT}")):
+    for path in sorted(runs.glob(f"*/{definitions.REPLICATE_RESULT}")):
         result = json.loads(path.read_text())
         for summary in result["training"].values():
             summary.pop("training_time_s")
@@ -68,19 +68,19 @@ def main() -> None:
     parser.add_argument("--worker-threads", type=int, default=None,
                         help="OMP_NUM_THREADS of each worker (default: unset, every core)")
     args = parser.parse_args()
-    all_params = run.stage_params(args.profile)
+    all_params = definitions.stage_params(args.profile)
     quiet = lambda *_: None  # noqa: E731
-    with run.profile_lock(args.profile):
-        n = len(run.chains(args.profile, all_params))
+    with locks.profile_lock(args.profile):
+        n = len(replicate_chains.chains(args.profile, all_params))
         start = time.perf_counter()
-        run.run_chains(args.profile, all_params, True, None, quiet)
+        replicate_chains.run_chains(args.profile, all_params, True, None, quiet)
         local_s = time.perf_counter() - start
         local = digests(args.profile)
         with tempfile.TemporaryDirectory() as folder:
             file, procs = loopback_cluster(args.workers, Path(folder), args.worker_threads)
             try:
                 start = time.perf_counter()
-                run.run_chains(args.profile, all_params, True, file, quiet)
+                replicate_chains.run_chains(args.profile, all_params, True, file, quiet)
                 dask_s = time.perf_counter() - start
             finally:
                 for proc in procs:

@@ -53,10 +53,9 @@ from coverage_lib.datasets import dataset
 from coverage_lib.core import metrics
 from coverage_lib.pipeline import profiles
 from coverage_lib.models import registry
-from coverage_lib.training import trainer
+from coverage_lib.training import backbone_stage, trainer
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
-from coverage_lib.models.normalization import Normalizer
 
 ERRORS = (("received_power_dbm", "mae_vs_median"), ("coverage_radius_m", "mae"))
 
@@ -115,15 +114,6 @@ def build_data(profile: str, rows: int | None, data_dir: Path) -> dict:
     return {"rows": n_rows, "wall_s": time.perf_counter() - t0}
 
 
-def new_model(key: str, stage: dict, train, assumptions):
-    """Backbone ``key`` as its training stage builds it (seeded, normalised on ``train``); a
-    shared-notebook stage keeps the model's fields under ``config``."""
-    backbone = registry.get(key)
-    trainer.seed_everything(stage["seed"])
-    config = stage["config"] if backbone.notebook == registry.SHARED_NOTEBOOK else stage
-    return backbone.build(Normalizer.fit(train).to_dict(), config, assumptions)
-
-
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -132,9 +122,9 @@ def _synchronise(device: torch.device) -> None:
 def train_one(key: str, stage: dict, data_dir: Path, frames) -> dict:
     """Train backbone ``key`` as its stage does (its notebook's two cells), then score it."""
     train, val, test, assumptions = frames
-    model = new_model(key, stage, train, assumptions)
+    model = backbone_stage.build_model(key, stage, train, assumptions)
     t0 = time.perf_counter()
-    result = trainer.train_backbone(key, model, train, val, data_dir, stage, progress=False)
+    result = backbone_stage.train_backbone(key, model, train, val, data_dir, stage, progress=False)
     wall = time.perf_counter() - t0
     scores = metrics.target_metrics(test, model.predict(test[FEATURES], device=stage["device"]))
     history = result.history
@@ -159,7 +149,7 @@ def step_times(profile: dict, train, assumptions, batch: int = 512, steps: int =
         name = key + (f" {scan}" if scan else "")
         stage = {**profile[registry.get(key).stage], **({"scan": scan} if scan else {})}
         try:  # the fused form raises here on a CUDA machine without mamba_ssm: reported
-            model = new_model(key, stage, train, assumptions).to(device)
+            model = backbone_stage.build_model(key, stage, train, assumptions).to(device)
             x = model.normalizer.feature_array(train[FEATURES].to_numpy()[:batch]).to(device)
             y = torch.randn(len(x), len(TARGETS), device=device)
             optimiser = torch.optim.AdamW(model.parameters())
@@ -216,7 +206,7 @@ def measure(args, out: Path, summary: dict) -> None:
         data_dir = Path(tmp)
         summary["data"] = build_data(args.profile, args.rows, data_dir)
         print(f"data set: {summary['data']}")
-        train, val, assumptions = trainer.training_data(data_dir)
+        train, val, assumptions = backbone_stage.training_data(data_dir)
         frames = (train, val, dataset.load_split(data_dir / "dataset", "test"), assumptions)
         profile = profiles.load_profile(args.profile)
         summary["step_s"] = step_times(profile, train, assumptions)

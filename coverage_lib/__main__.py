@@ -2,6 +2,6 @@
 ``python -m coverage_lib book [--profile quick|paper] [--check]``"""
 import sys
 
-from .pipeline.run import main
+from .pipeline.cli import main
 
 sys.exit(main())

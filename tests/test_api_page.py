@@ -11,3 +11,14 @@ def test_every_library_module_has_a_section():
                      if p.name not in ("__init__.py", "__main__.py"))
     missing = [m for m in modules if f".. automodule:: {m}\n" not in page]
     assert not missing, f"book/api.md has no section for {missing}"
+
+
+def test_the_page_is_the_one_tools_api_page_writes():
+    """The page follows the layers: regenerate it with `python tools/api_page.py`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("api_page", REPO / "tools" / "api_page.py")
+    api_page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(api_page)
+    assert (REPO / "book" / "api.md").read_text() == api_page.page(), \
+        "book/api.md is out of date: run python tools/api_page.py"

@@ -14,7 +14,7 @@ import torch
 from coverage_lib.datasets import dataset
 from coverage_lib.physics import oracle, propagation, rules
 from coverage_lib.core import metrics
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io, train_config, trainer
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
@@ -25,7 +25,7 @@ from coverage_lib.evaluation.selector import Selector
 ASSUMED = {"edge_sinr_db": 2.0, "implementation_gap_db": 6.0}  # defaults: -6 dB and 3 dB
 ID_RANGES = {"frequency_ghz": (0.5, 40.0), "rain_rate_mmh": (0.0, 40.0),
              "distance_m": (10.0, 2500.0)}
-FAST = trainer.TrainConfig(epochs=1, batch_size=256, lr=3e-3, patience=5, seed=0)
+FAST = train_config.TrainConfig(epochs=1, batch_size=256, lr=3e-3, patience=5, seed=0)
 IDENTITIES = ["sinr_identity", "qos_identity", "area_identity", "qos_range", "radius_range"]
 
 
@@ -96,7 +96,7 @@ def test_the_oracle_uses_the_data_sets_gap(data):
 @pytest.mark.parametrize("which", [0, 1], ids=["mlp", "mamba"])
 def test_served_outputs_and_rule_checks_follow_the_checkpoint(data, checkpoints, which):
     _, parts = data
-    model = trainer.load_checkpoint(checkpoints[which])["model"]
+    model = checkpoint_io.load_checkpoint(checkpoints[which])["model"]
     assert model.physics_assumptions == ASSUMED
     features = parts["test"][FEATURES]
     served = model.predict(features)

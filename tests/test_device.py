@@ -10,7 +10,8 @@ import torch
 from coverage_lib.datasets import dataset
 from coverage_lib.pipeline import profiles
 from coverage_lib.core import validation
-from coverage_lib.training import trainer
+from coverage_lib.models import registry
+from coverage_lib.training import checkpoint_io, train_config, trainer
 from coverage_lib.core.schema import FEATURES
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
@@ -43,7 +44,7 @@ def build(cls, config, train, seed=0):
 
 
 def fit(model, frames, out_dir, **config):
-    result = trainer.train(model, *frames, trainer.TrainConfig(**{**TINY, **config}),
+    result = trainer.train(model, *frames, train_config.TrainConfig(**{**TINY, **config}),
                             out_dir, "run", "best.pth", **QUIET)
     return result, torch.load(out_dir / "best.pth", weights_only=True)
 
@@ -60,7 +61,7 @@ def same_weights(a: dict, b: dict) -> bool:
 ])
 def test_bad_device_or_precision_refused(kwargs, message):
     with pytest.raises(ValueError) as err:
-        trainer.TrainConfig(**kwargs)
+        train_config.TrainConfig(**kwargs)
     assert message in str(err.value)
 
 
@@ -72,7 +73,7 @@ def test_cuda_without_cuda_refused_at_validation():
     message = "device is 'cuda', but CUDA is not available on this machine; allowed here: " \
               "['auto', 'cpu']"
     with pytest.raises(ValueError) as err:
-        validation.validate("02_train_mlp", stage)
+        validation.validate("02_train_mlp", train_config.stage_rules(registry.get("mlp")), stage)
     assert message in str(err.value)
     with pytest.raises(ValueError, match="device is 'cuda:1'"):
         trainer.resolve_device("cuda:1")
@@ -103,7 +104,7 @@ def test_gpu_trained_mamba_checkpoint_loads_and_predicts_on_cpu(frames, tmp_path
     assert result.history["scan_used"] == ckpt["scan_used"] == "parallel"
     ckpt["model_config"] = {**ckpt["model_config"], "scan": "fused"}
     torch.save(ckpt, tmp_path / "gpu.pth")
-    loaded = trainer.load_checkpoint(tmp_path / "gpu.pth")["model"]
+    loaded = checkpoint_io.load_checkpoint(tmp_path / "gpu.pth")["model"]
     assert loaded.config["scan"] == "auto"
     pd.testing.assert_frame_equal(loaded.predict(frames[1][FEATURES]),
                                   model.predict(frames[1][FEATURES]), check_exact=True)
@@ -147,7 +148,7 @@ def test_cuda_training_writes_cpu_checkpoints_that_predict_alike(frames, tmp_pat
     for tensors in (ckpt["model_state_dict"], state["model_state_dict"],
                     state["optimizer_state_dict"]["state"][0]):
         assert all(t.device.type == "cpu" for t in tensors.values())
-    loaded = trainer.load_checkpoint(tmp_path / "best.pth")["model"]
+    loaded = checkpoint_io.load_checkpoint(tmp_path / "best.pth")["model"]
     assert same_weights(loaded.state_dict(), model.state_dict())
     x = frames[1][FEATURES].to_numpy()
     on_cpu = loaded.network_outputs(loaded.normalizer.feature_array(x))
@@ -170,7 +171,7 @@ def _kill_after_first_epoch(epoch):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(frames, tmp_path, device):
     """The resume state holds CPU tensors; resuming moves them back to the device."""
-    config = trainer.TrainConfig(**{**TINY, "epochs": 2, "device": device})
+    config = train_config.TrainConfig(**{**TINY, "epochs": 2, "device": device})
     with pytest.raises(Killed):
         trainer.train(build(CoverageMLP, MLP, frames[0]), *frames, config, tmp_path / "a",
                        "run", "best.pth", on_epoch_end=_kill_after_first_epoch, **QUIET)

@@ -10,7 +10,8 @@ import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import latency, runner
+from coverage_lib.evaluation import latency, paper_goals, result_files
+from coverage_lib.report import book_glue
 from coverage_lib.core import metrics
 from coverage_lib.physics import oracle, propagation, rules
 from coverage_lib.pipeline import provenance
@@ -62,7 +63,7 @@ def rule_rates(rate):
 
 
 def test_goals_report_each_value_and_whether_it_is_met():
-    rows = {g["goal"]: g for g in runner.goals(
+    rows = {g["goal"]: g for g in paper_goals.goals(
         accuracy_of(mlp=1.005, mamba=0.7, selector=0.69), rule_rates(0.0))}
     assert rows["MLP received power test MAE / oracle MAE"]["met"]
     assert rows["MLP received power test MAE / oracle MAE"]["value"] == pytest.approx(1.005)
@@ -77,7 +78,7 @@ def test_goals_report_each_value_and_whether_it_is_met():
     assert rows["Selector / better single backbone, noise-free, on test (worst target)"]["met"]
     below = "OOD sets where the Selector is below both backbones on every target"
     assert rows[below]["value"] == 3 and rows[below]["met"]
-    worse = {g["goal"]: g for g in runner.goals(
+    worse = {g["goal"]: g for g in paper_goals.goals(
         accuracy_of(mlp=1.05, mamba=1.3, selector=1.4), rule_rates(0.001))}
     assert not worse["MLP received power test MAE / oracle MAE"]["met"]
     assert not worse["backup / MLP received power vs median on ood_frequency"]["met"]
@@ -90,10 +91,11 @@ def test_goals_report_each_value_and_whether_it_is_met():
 
 @pytest.mark.parametrize("mlp, met", [(1.01004, True), (1.01006, False)])
 def test_goals_are_judged_on_the_value_as_the_table_shows_it(mlp, met):
-    goals = {g["goal"]: g for g in runner.goals(accuracy_of(mlp=mlp, mamba=0.7, selector=mlp))}
+    goals = {g["goal"]: g
+             for g in paper_goals.goals(accuracy_of(mlp=mlp, mamba=0.7, selector=mlp))}
     row = goals["MLP received power test MAE / oracle MAE"]  # limit 1.01; 1.01004 shows as 1.01
     assert row["value"] == pytest.approx(mlp, abs=1e-12)  # stored unrounded
-    shown = round(row["value"], runner.GOAL_DECIMALS)
+    shown = round(row["value"], paper_goals.GOAL_DECIMALS)
     assert row["met"] is met and met == (shown <= row["limit"])
 
 
@@ -101,30 +103,30 @@ def test_metrics_json_round_trip_with_non_finite_numbers(tmp_path):
     results = {"profile": "x", "accuracy": {"test": {"oracle": {"r": float("inf")}}},
                "goals": [{"value": np.float64("nan"), "met": np.bool_(False)}],
                "splits": {"test": {"rows": np.int64(5)}}}
-    path = runner.write_metrics(tmp_path / "metrics.json", results)
-    back = runner.read_metrics(path)
-    assert back["format"] == runner.FORMAT
+    path = result_files.write_metrics(tmp_path / "metrics.json", results)
+    back = result_files.read_metrics(path)
+    assert back["format"] == result_files.FORMAT
     assert back["accuracy"]["test"]["oracle"]["r"] is None and back["goals"][0]["value"] is None
     assert back["splits"]["test"]["rows"] == 5
     with pytest.raises(ValueError, match="lacks 'goals'"):
-        runner.write_metrics(tmp_path / "bad.json", {"profile": "x", "accuracy": {}})
+        result_files.write_metrics(tmp_path / "bad.json", {"profile": "x", "accuracy": {}})
     (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a D2TL Coverage metrics file"):
-        runner.read_metrics(tmp_path / "other.json")
+        result_files.read_metrics(tmp_path / "other.json")
     with pytest.raises(ValueError, match="does not exist"):
-        runner.read_metrics(tmp_path / "absent.json")
+        result_files.read_metrics(tmp_path / "absent.json")
 
 
 def test_tables_name_models_and_refuse_unknown_statistics():
     accuracy = accuracy_of(mlp=1.0, mamba=2.0, selector=1.5)
-    table = runner.table(accuracy, "test", "mae")
+    table = book_glue.table(accuracy, "test", "mae")
     assert list(table.columns) == ["oracle (noise floor)", "LightGBM", "CoverageMLP",
                                    "CoverageMamba3", "Selector"]
     assert list(table.index) == TARGETS
     with pytest.raises(ValueError, match="stat must be one of"):
-        runner.table(accuracy, "test", "mape")
+        book_glue.table(accuracy, "test", "mape")
     with pytest.raises(ValueError, match="split must be one of"):
-        runner.table(accuracy, "ood_wind", "mae")
+        book_glue.table(accuracy, "ood_wind", "mae")
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +186,8 @@ def test_latency_measure_and_scan_form(frame):
 
 
 def test_provenance_markdown_has_every_section():
-    from coverage_lib.pipeline import run
-    prov = provenance.collect("no-such-profile", run.stages())
+    from coverage_lib.pipeline import definitions
+    prov = provenance.collect("no-such-profile", definitions.stages())
     text = provenance.markdown(prov)
     for heading in ("Wall time per stage", "Parameters per notebook", "Library versions",
                     "Data set checksums", "git commit"):
@@ -199,10 +201,10 @@ def test_noise_free_errors_and_frequency_bands():
     and score each model on its own rows."""
     frame = dataset.generate(3000, seed=5)
     floor = oracle.oracle_predictions(frame)
-    scored = runner.noise_free_metrics(frame, floor, 3.0)
-    assert all(runner.noise_free_mae(scored, t) == 0.0 for t in TARGETS)
-    off = oracle.assign(received_power_dbm=floor["received_power_dbm"] + 1.0)
-    bands = runner.frequency_bands(frame, {"oracle": floor, "off": off}, 3.0)
+    scored = paper_goals.noise_free_metrics(frame, floor, 3.0)
+    assert all(paper_goals.noise_free_mae(scored, t) == 0.0 for t in TARGETS)
+    off = floor.assign(received_power_dbm=floor["received_power_dbm"] + 1.0)
+    bands = paper_goals.frequency_bands(frame, {"oracle": floor, "off": off}, 3.0)
     f = frame["frequency_ghz"]
     assert list(bands) == ["≤ 40 GHz", "40–55 GHz", "55–65 GHz", "65–100 GHz"]
     assert bands["55–65 GHz"]["rows"] == int(((f > 55) & (f <= 65)).sum())
@@ -212,7 +214,8 @@ def test_noise_free_errors_and_frequency_bands():
     assert bands["40–55 GHz"]["off"]["received_power_dbm"] == pytest.approx(1.0)
     assert bands["40–55 GHz"]["off"]["coverage_radius_m"] == 0.0
     # metrics.json sorts its keys ("≤ 40 GHz" last); the table puts the bands in frequency order
-    table = runner.band_table({"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
+    table = book_glue.band_table(
+        {"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
     assert table.index.get_level_values("band").unique().tolist() == list(bands)
     rows = dict(zip(table.index.get_level_values("band"), table.index.get_level_values("rows")))
     assert rows == {band: entry["rows"] for band, entry in bands.items()}

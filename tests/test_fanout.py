@@ -37,10 +37,11 @@ def _with_sweep(finished_tiny, folder: Path, sweep: dict = SWEEP) -> Path:
 
 
 def _chains(root: Path, scheduler=None, log=lambda *_: None) -> dict:
-    from coverage_lib.pipeline import run
+    from coverage_lib.pipeline import definitions, replicate_chains
 
     os.environ["COVERAGE_PROJECT_ROOT"] = str(root)
-    return run.run_chains("tiny", run.stage_params("tiny"), False, scheduler, log)
+    return replicate_chains.run_chains("tiny", definitions.stage_params("tiny"), False, scheduler,
+                                       log)
 
 
 @contextlib.contextmanager
@@ -108,8 +109,10 @@ class LocalSweep:
 
     def __init__(self, root: Path):
         self.root = root
-        code = ("import json, sys; from coverage_lib import pipeline\n"
-                "s = pipeline.run_chains('tiny', pipeline.stage_params('tiny'), False, None,"
+        code = ("import json, sys\n"
+                "from coverage_lib.pipeline import definitions, replicate_chains\n"
+                "s = replicate_chains.run_chains('tiny', definitions.stage_params('tiny'), False,"
+                " None,"
                 " lambda line: print(line, file=sys.stderr))\n"
                 "print(json.dumps(sorted(s)))")
         self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=root,
@@ -189,11 +192,11 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
     assert no_partial_files(root) == []
     assert results_of(root) == {killed: results_of(local_sweep.root)[killed]}
     # every file a stage recorded is the one on disk
-    from coverage_lib.pipeline import run
+    from coverage_lib.core.io import sha256_file
     for stamp in runs.glob("*/stamps/*.json"):
         data = stamp.parent.parent
         for rel, sha in json.loads(stamp.read_text())["outputs"].items():
-            assert run._sha256_of(data / rel) == sha, (stamp, rel)
+            assert sha256_file(data / rel) == sha, (stamp, rel)
 
 
 def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it(

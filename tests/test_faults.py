@@ -25,9 +25,9 @@ import pytest
 
 from coverage_lib.datasets import dataset
 from coverage_lib.core import schema
-from coverage_lib.pipeline import run
+from coverage_lib.pipeline import locks, run
 from coverage_lib.models import registry
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io, trainer
 from coverage_lib.models.baselines import LightGBMBaseline
 from coverage_lib.core.schema import FEATURES
 from coverage_lib.models.normalization import Normalizer
@@ -207,7 +207,7 @@ def wait_for(condition, timeout_s=120.0):
 
 def lock_holder(data):
     import json
-    raw = (data / run.LOCK_FILE).read_text() if (data / run.LOCK_FILE).exists() else ""
+    raw = (data / locks.LOCK_FILE).read_text() if (data / locks.LOCK_FILE).exists() else ""
     return json.loads(raw).get("pid") if raw.strip() else None
 
 
@@ -234,8 +234,8 @@ def test_two_runs_of_one_profile_started_together_one_is_refused(done):
 def test_a_run_meeting_a_running_one_changes_nothing(done):
     root, data = done
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import time; from coverage_lib import pipeline\n"
-                               "with pipeline.profile_lock('tiny', log=lambda *_: None):\n"
+                               "import time; from coverage_lib.pipeline import locks\n"
+                               "with locks.profile_lock('tiny', log=lambda *_: None):\n"
                                "    time.sleep(600)"], cwd=root)
     try:
         wait_for(lambda: lock_holder(data) == holder.pid)
@@ -300,7 +300,7 @@ def test_a_missing_and_a_truncated_checkpoint_are_rebuilt(done):
     missing.unlink()
     truncated.write_bytes(truncated.read_bytes()[:1000])
     with pytest.raises(ValueError, match="is not a loadable checkpoint"):
-        trainer.load_checkpoint(truncated)
+        checkpoint_io.load_checkpoint(truncated)
     logs = []
     summary = run.run("tiny", log=logs.append, until="03_train_mamba")
     assert summary["02_train_mlp"]["status"] == summary["03_train_mamba"]["status"] == "ran"
@@ -310,16 +310,16 @@ def test_a_missing_and_a_truncated_checkpoint_are_rebuilt(done):
     assert "models/best_coverage.pth changed since 03_train_mamba wrote it: rerunning " \
            "03_train_mamba" in text, text
     for checkpoint in (missing, truncated):
-        assert trainer.load_checkpoint(checkpoint)["epoch"] >= 1
+        assert checkpoint_io.load_checkpoint(checkpoint)["epoch"] >= 1
 
 
 def test_checkpoint_from_another_data_set_is_refused(done):
     root, data = done
     checkpoint = data / "models" / "best_mlp_coverage.pth"
     manifest = dataset.manifest_sha256(data / "dataset")
-    assert trainer.load_checkpoint(checkpoint, data_manifest_sha256=manifest)
+    assert checkpoint_io.load_checkpoint(checkpoint, data_manifest_sha256=manifest)
     with pytest.raises(ValueError, match=f"MANIFEST sha256 {manifest}"):
-        trainer.load_checkpoint(checkpoint, data_manifest_sha256="0" * 64)
+        checkpoint_io.load_checkpoint(checkpoint, data_manifest_sha256="0" * 64)
     with pytest.raises(ValueError, match="trained on different data sets"):
         other = data / "models" / "other.pth"
         import torch
@@ -339,5 +339,5 @@ def test_pickled_payload_is_refused_without_running_it(tmp_path, monkeypatch):
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"model_state_dict": Exploit()}))
     with pytest.raises(ValueError, match="not a loadable checkpoint"):
-        trainer.load_checkpoint(path)
+        checkpoint_io.load_checkpoint(path)
     assert not marker.exists()

@@ -142,8 +142,8 @@ def test_every_figure_cell_says_what_its_figure_shows():
 
     cells = [(path.name, cell) for path in sorted((REPO / "notebooks").glob("*.ipynb"))
              for cell in nbformat.read(path, 4).cells
-             if cell.cell_type == "code" and ("plots.show(" in cell.source
-                                              or "keep(result_plots." in cell.source)]
+             if cell.cell_type == "code" and ("figure_style.show(" in cell.source
+                                              or "keep(figures." in cell.source)]
     assert len(cells) >= 10
     for name, cell in cells:
         alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")

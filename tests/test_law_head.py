@@ -10,7 +10,7 @@ from scipy.optimize import brentq
 
 from coverage_lib.datasets import dataset
 from coverage_lib.physics import propagation, rules
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io, train_config, trainer
 from coverage_lib.core.schema import FEATURES
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.law_head import encoder_bounds, laws
@@ -47,7 +47,7 @@ def test_trains_and_predicts_without_the_generators_propagation_formulas(kind, f
             raise AssertionError(f"the backup called physics.{_name}")
         monkeypatch.setattr(propagation, name, refuse)
     model = build(kind, train)
-    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=1, batch_size=256),
+    result = trainer.train(model, train, val, train_config.TrainConfig(epochs=1, batch_size=256),
                             tmp_path, kind, "best.pth", data_manifest_sha256="m",
                             progress=False, log=lambda *_: None)
     assert np.isfinite(result.history["val_mae"][0])
@@ -117,10 +117,10 @@ def test_radius_is_the_root_of_the_learned_law(frames):
 def test_ablation_round_trips_through_its_checkpoint(frames, tmp_path):
     train, val = frames
     model = build("mlp_law", train)
-    trainer.train(model, train, val, trainer.TrainConfig(epochs=1, batch_size=256), tmp_path,
+    trainer.train(model, train, val, train_config.TrainConfig(epochs=1, batch_size=256), tmp_path,
                    "mlp_law", "best.pth", data_manifest_sha256="m", progress=False,
                    log=lambda *_: None)
-    ckpt = trainer.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="m")
+    ckpt = checkpoint_io.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="m")
     assert ckpt["model_class"] == "CoverageLawMLP"
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)

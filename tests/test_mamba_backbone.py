@@ -6,7 +6,7 @@ import torch
 
 from coverage_lib.datasets import dataset
 from coverage_lib.physics import propagation
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io, optimisation, train_config, trainer
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.normalization import Normalizer
@@ -66,11 +66,11 @@ def test_training_round_trips_and_leaves_the_physics_loss_nothing_to_teach(frame
     trainer.seed_everything(0)
     normalizer = Normalizer.fit(train)
     model = CoverageMamba3(normalizer.to_dict(), SMALL)
-    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=2, batch_size=128),
+    result = trainer.train(model, train, val, train_config.TrainConfig(epochs=2, batch_size=128),
                             tmp_path, "mamba", "best_coverage.pth", data_manifest_sha256="m",
                             progress=False, log=lambda *_: None)
     assert len(result.history["train_data_loss"]) == 2
-    ckpt = trainer.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
+    ckpt = checkpoint_io.load_checkpoint(tmp_path / "best_coverage.pth", data_manifest_sha256="m")
     assert ckpt["model_class"] == "CoverageMamba3" and ckpt["model_config"]["d_model"] == 16
     pd.testing.assert_frame_equal(ckpt["model"].predict(val[FEATURES]),
                                   model.predict(val[FEATURES]), check_exact=True)
@@ -137,7 +137,7 @@ def test_bad_physics_weight_and_config_refused(frames):
 
 def test_weight_decay_acts_on_weight_matrices_only(frames):
     model = CoverageMamba3(Normalizer.fit(frames[0]).to_dict(), SMALL)
-    decayed = {n for n, _ in model.named_parameters()} - trainer.no_weight_decay(model)
+    decayed = {n for n, _ in model.named_parameters()} - optimisation.no_weight_decay(model)
     expected = set()
     for encoder in ("path", "medium"):
         expected |= {f"{encoder}.layers.0.{scan}.{proj}.weight"

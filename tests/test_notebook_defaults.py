@@ -10,7 +10,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / "notebooks" / "train.ipynb"  # the shared training notebook: no stage of its own
 # The replicate evaluation: the last stage of each replicate chain, not of a profile; the
-# pipeline derives its parameters (``pipeline.chains``).
+# pipeline derives its parameters (``replicate_chains.chains``).
 REPLICATE = REPO / "notebooks" / "replicate.ipynb"
 NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb")
                    if p not in (SHARED, REPLICATE))
@@ -64,13 +64,13 @@ def test_the_by_hand_exception_is_still_an_exception():
 
 def test_the_shared_training_notebook_defaults_to_the_quick_profiles_mlp():
     from coverage_lib.models import registry
-    from coverage_lib.training import trainer
+    from coverage_lib.training import train_config
 
     mlp = QUICK[registry.get("mlp").stage]
     config_fields = {"width", "depth", "dropout"}
     expected = {"profile": "quick", "data_dir": "data/quick", "model": "mlp",
                 "config": {k: v for k, v in mlp.items() if k in config_fields},
-                **{k: v for k, v in mlp.items() if k in trainer.TRAINER_RULES}}
+                **{k: v for k, v in mlp.items() if k in train_config.TRAINER_RULES}}
     assert defaults(SHARED) == expected
 
 

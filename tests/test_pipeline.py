@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from coverage_lib.core import validation
-from coverage_lib.pipeline import run
+from coverage_lib.pipeline import definitions, execution, publishing, run, stamps
 
 from conftest import STAGE_COUNT, TINY, TINY_MLP, scratch_copy, write_profile
 
@@ -34,16 +34,16 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
     assert "n_samples = 3000" in injected.source
     book = project / "book" / "executed"
     assert not book.exists()  # a run does not touch the book: publishing names a profile
-    assert run.publish(log=logs.append) == "tiny"  # the only finished profile
+    assert publishing.publish(log=logs.append) == "tiny"  # the only finished profile
     assert (book / "01_data.ipynb").exists()
     assert (book / "MANIFEST.txt").read_text() == manifest
-    assert run.check_book() == "tiny"
+    assert publishing.check_book() == "tiny"
     headline = (book / "profile.md").read_text()
     assert "**tiny** profile" in headline
     # Evaluation, figures and provenance: the book's inputs.
-    from coverage_lib.evaluation import runner
-    metrics = runner.read_metrics(data / "results" / "metrics.json")
-    assert set(metrics["accuracy"]["test"]) == set(runner.model_keys())
+    from coverage_lib.evaluation import result_files
+    metrics = result_files.read_metrics(data / "results" / "metrics.json")
+    assert set(metrics["accuracy"]["test"]) == set(result_files.model_keys())
     assert (project / "book" / "executed" / "figures" / "01_training_loss_and_val_mae.png").exists()
     assert (data / "figures" / "01_training_loss_and_val_mae.pdf").exists()
     provenance = (project / "book" / "executed" / "provenance.md").read_text()
@@ -61,7 +61,7 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
     nbformat.write(nb, source)
     assert [v["status"] for v in run.run("tiny", log=logs.append).values()] == \
         ["skipped"] * STAGE_COUNT
-    run.publish("tiny", log=logs.append)
+    publishing.publish("tiny", log=logs.append)
     for copy in (data / "executed" / "05_plots.ipynb", book / "05_plots.ipynb"):
         assert "A sentence added after the run." in copy.read_text()
         assert nbformat.read(copy, as_version=4).cells[-1].outputs is not None
@@ -77,8 +77,8 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
     # inputs changed), not the Mamba-3's training.
     write_profile(project, "tiny", TINY, {**TINY_MLP, "lr": 0.001})
     with pytest.raises(ValueError, match="stage 02_train_mlp: its notebook, parameters"):
-        run.publish("tiny", log=logs.append)  # outdated: the book keeps what it had
-    assert run.check_book() == "tiny" and (book / "MANIFEST.txt").read_text() == manifest
+        publishing.publish("tiny", log=logs.append)  # outdated: the book keeps what it had
+    assert publishing.check_book() == "tiny" and (book / "MANIFEST.txt").read_text() == manifest
     assert [v["status"] for v in run.run("tiny", log=logs.append).values()] == \
         ["skipped", "ran", "skipped", "skipped", "ran", "ran", "ran", "ran"]
     # A data-stage parameter that does not change the data (the figures' sample size) reruns
@@ -126,7 +126,7 @@ def test_failing_notebook_names_the_notebook_and_cell(project):
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure')"))
     nbformat.write(nb, path)
-    with pytest.raises(run.PipelineError) as err:
+    with pytest.raises(execution.PipelineError) as err:
         run.run("tiny", log=lambda *_: None)
     message = str(err.value)
     assert "notebooks/01_data.ipynb" in message and "cell" in message
@@ -137,7 +137,7 @@ def test_failing_notebook_names_the_notebook_and_cell(project):
 def test_params_rules_cover_every_notebook_parameter():
     from papermill import inspect_notebook
 
-    for stage in run.stages():
+    for stage in definitions.stages():
         declared = set(inspect_notebook(str(REPO / stage.notebook)))
         assert declared == set(stage.rules) | set(validation.COMMON), stage.name
 
@@ -145,22 +145,27 @@ def test_params_rules_cover_every_notebook_parameter():
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_shipped_profiles_are_complete_and_valid(profile, monkeypatch):
     monkeypatch.delenv("COVERAGE_PROJECT_ROOT", raising=False)
-    all_params = run.stage_params(profile)
-    assert set(all_params) == {s.name for s in run.stages()}
+    all_params = definitions.stage_params(profile)
+    assert set(all_params) == {s.name for s in definitions.stages()}
     assert json.dumps(all_params)  # plain data, as the stamps store it
 
 
 def test_a_stage_hashes_the_library_modules_it_imports_and_no_other():
-    files = {str(p.relative_to(REPO)) for p in run.library_files(
-        "import numpy\nfrom coverage_lib import training\n")}
-    # training imports metrics, the models package imports its modules, metrics imports physics
-    assert {"coverage_lib/training.py", "coverage_lib/metrics.py", "coverage_lib/physics.py",
+    files = {str(p.relative_to(REPO)) for p in stamps.library_files(
+        "import numpy\nfrom coverage_lib.training import trainer\n")}
+    # the trainer imports core's metrics, the models package imports its modules, and the
+    # packages on the way are imported too; no layer above training is
+    assert {"coverage_lib/training/trainer.py", "coverage_lib/training/__init__.py",
+            "coverage_lib/core/metrics.py", "coverage_lib/physics/propagation.py",
             "coverage_lib/models/base.py", "coverage_lib/models/__init__.py",
             "coverage_lib/__init__.py"} <= files
-    assert "coverage_lib/evaluation.py" not in files and "coverage_lib/selector.py" not in files
-    nested = {str(p.relative_to(REPO)) for p in run.library_files(
-        "def f():\n    from coverage_lib.selector import Selector\n")}
-    assert "coverage_lib/selector.py" in nested and "coverage_lib/physics_checks.py" in nested
+    assert not [f for f in files if f.startswith(("coverage_lib/evaluation/",
+                                                  "coverage_lib/report/",
+                                                  "coverage_lib/pipeline/"))], files
+    nested = {str(p.relative_to(REPO)) for p in stamps.library_files(
+        "def f():\n    from coverage_lib.evaluation.selector import Selector\n")}
+    assert "coverage_lib/evaluation/selector.py" in nested and \
+        "coverage_lib/physics/rules.py" in nested
 
 
 def test_library_hash_ignores_docstrings_and_comments_but_not_code(tmp_path, monkeypatch):
@@ -169,7 +174,7 @@ def test_library_hash_ignores_docstrings_and_comments_but_not_code(tmp_path, mon
 
     def digest(text):
         module.write_text(text)
-        return run._code_digest([module])
+        return stamps._code_digest([module])
 
     base = digest('"""Doc."""\ndef f(x):\n    """Old words."""\n    return x + 1\n')
     assert digest('"""Other doc."""\n# a comment\ndef f(x):\n    """New words."""\n\n'
@@ -179,15 +184,15 @@ def test_library_hash_ignores_docstrings_and_comments_but_not_code(tmp_path, mon
 
 def test_the_book_refuses_an_unfinished_run_and_a_mix_of_profiles(project):
     with pytest.raises(ValueError, match="no profile has finished a run yet"):
-        run.publish(log=lambda *_: None)
+        publishing.publish(log=lambda *_: None)
     with pytest.raises(ValueError, match="stage 01_data: no record of a successful run"):
-        run.publish("tiny", log=lambda *_: None)
+        publishing.publish("tiny", log=lambda *_: None)
     with pytest.raises(ValueError, match="holds no published run"):
-        run.check_book()
+        publishing.check_book()
     book = project / "book" / "executed"
     book.mkdir(parents=True)
     (book / "PROFILE.txt").write_text("paper\n")
-    for stage in run.stages():  # notebooks executed for two profiles
+    for stage in definitions.stages():  # notebooks executed for two profiles
         nb = nbformat.v4.new_notebook()
         profile = "quick" if stage.name == "04_evaluate" else "paper"
         cell = nbformat.v4.new_code_cell(f'profile = "{profile}"\ndata_dir = "data/{profile}"')
@@ -197,7 +202,7 @@ def test_the_book_refuses_an_unfinished_run_and_a_mix_of_profiles(project):
     with pytest.raises(ValueError, match="refusing to build a book from a mix of profiles: "
                                          "book/executed/04_evaluate.ipynb was executed for "
                                          "profile 'quick'"):
-        run.check_book()
+        publishing.check_book()
     result = subprocess.run([sys.executable, "-m", "coverage_lib", "book", "--check"],
                             capture_output=True, text=True, cwd=project)
     assert result.returncode == 2 and "mix of profiles" in result.stderr

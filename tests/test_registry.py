@@ -1,4 +1,4 @@
-"""The registry of models (coverage_lib.registry). A new backbone is its module, one registry
+"""The registry of models (coverage_lib.models.registry). A new backbone is its module, one registry
 entry and its section in the profile: the test adds exactly those to a scratch copy of the
 project and runs the whole pipeline, which trains it (in the shared training notebook),
 evaluates it beside the others and draws it in the figures."""
@@ -14,9 +14,9 @@ import nbformat
 import pytest
 import yaml
 
-from coverage_lib.pipeline import run
+from coverage_lib.pipeline import definitions, stamps
 from coverage_lib.models import registry
-from coverage_lib.training import trainer
+from coverage_lib.training import train_config
 from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS, TINY_SEEDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from .. import params
-from ..dataset import FEATURES, TARGETS
+from ..core import validation
+from ..core.schema import FEATURES, TARGETS
 from .base import CoverageModel
 
 
@@ -37,7 +37,7 @@ class TinyConfig:
     width: int = 8
 
     def __post_init__(self):
-        params.positive_int("width", self.width)
+        validation.positive_int("width", self.width)
 
 
 class TinyNet(CoverageModel):
@@ -71,7 +71,7 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
                     ignore=shutil.ignore_patterns("__pycache__"))
     # the three additions, and nothing else
     (root / "coverage_lib" / "models" / "tiny.py").write_text(TINY_BACKBONE_MODULE)
-    with open(root / "coverage_lib" / "registry.py", "a") as fh:
+    with open(root / "coverage_lib" / "models" / "registry.py", "a") as fh:
         fh.write(REGISTRY_ENTRY)
     (root / "params").mkdir()
     (root / "params" / "tiny.yaml").write_text(yaml.safe_dump({
@@ -105,11 +105,11 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
 
 
 def test_stages_follow_the_registry():
-    names = [s.name for s in run.stages()]
+    names = [s.name for s in definitions.stages()]
     assert names == ["01_data", *(b.stage for b in registry.BACKBONES.values()),
                      "04_evaluate", "04b_seeds", "05_plots", "06_interactive"]
     for backbone in registry.BACKBONES.values():
-        stage = next(s for s in run.stages() if s.name == backbone.stage)
+        stage = next(s for s in definitions.stages() if s.name == backbone.stage)
         assert stage.writes == (f"models/{backbone.checkpoint}", f"models/{backbone.history}")
 
 
@@ -134,19 +134,19 @@ def test_the_shared_notebook_checks_its_parameters():
                                                      ("epochs", "batch_size", "lr",
                                                       "weight_decay", "patience", "loss",
                                                       "seed", "device", "precision")}}
-    assert trainer.shared_params(good)["model"] == "mlp"
+    assert train_config.shared_params(good)["model"] == "mlp"
     with pytest.raises(ValueError, match="model must be one of"):
-        trainer.shared_params({**good, "model": "transformer"})
+        train_config.shared_params({**good, "model": "transformer"})
     with pytest.raises(ValueError, match="unknown field 'heads' of MLPConfig"):
-        trainer.shared_params({**good, "config": {"heads": 4}})
+        train_config.shared_params({**good, "config": {"heads": 4}})
     with pytest.raises(ValueError, match="width must be a positive integer; got 0"):
-        trainer.shared_params({**good, "config": {"width": 0}})
+        train_config.shared_params({**good, "config": {"width": 0}})
     with pytest.raises(ValueError, match=textwrap.dedent("missing parameter")):
-        trainer.shared_params({k: v for k, v in good.items() if k != "seed"})
+        train_config.shared_params({k: v for k, v in good.items() if k != "seed"})
 
 
 def test_code_that_reads_the_registry_depends_on_every_backbone_module():
-    files = {str(p.relative_to(REPO)) for p in run.library_files(
-        "from coverage_lib import registry\n")}
+    files = {str(p.relative_to(REPO)) for p in stamps.library_files(
+        "from coverage_lib.models import registry\n")}
     for backbone in registry.BACKBONES.values():
         assert backbone.module.replace(".", "/") + ".py" in files, backbone.key

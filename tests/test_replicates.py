@@ -119,15 +119,15 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
     import yaml
 
     from conftest import scratch_copy
-    from coverage_lib.pipeline import run
+    from coverage_lib.pipeline import definitions, replicate_chains
 
     root = scratch_copy(finished_tiny, tmp_path, monkeypatch)
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
     profile["04b_seeds"] = {**profile["04b_seeds"], "seeds": [0, 3], "train_rows": [100]}
     path.write_text(yaml.safe_dump(profile))
-    all_params = run.stage_params("tiny")
-    chains = run.chains("tiny", all_params)
+    all_params = definitions.stage_params("tiny")
+    chains = replicate_chains.chains("tiny", all_params)
     assert [c.name for c in chains] == ["seed3-rowsall", "seed0-rows100", "seed3-rows100"]
     metrics = json.loads((root / "data" / "tiny" / "results" / "metrics.json").read_text())
     n_full = dataset.load_stats(root / "data" / "tiny" / "dataset")["n_rows"]
@@ -152,13 +152,13 @@ def test_chains_take_the_main_parameters_with_their_seed_folder_and_budget(
 
 
 def test_local_chains_run_one_per_thread_budget_and_their_kernels_get_that_many(monkeypatch):
-    from coverage_lib.pipeline import run
+    from coverage_lib.pipeline import replicate_chains
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(4)))
-    assert [run.local_workers(n, t) for n, t in ((11, 1), (3, 1), (11, 2), (11, 8))] == \
-        [4, 3, 2, 1]
+    assert [replicate_chains.local_workers(n, t)
+            for n, t in ((11, 1), (3, 1), (11, 2), (11, 8))] == [4, 3, 2, 1]
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
-    with run.kernel_threads(1):
+    with replicate_chains.kernel_threads(1):
         assert os.environ["OMP_NUM_THREADS"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "7"
 
@@ -184,18 +184,18 @@ def _scaled(tree, factor):
 
 
 def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny):
-    from coverage_lib.evaluation import runner
-    from coverage_lib.report import tables
+    from coverage_lib.evaluation import result_files
+    from coverage_lib.report import book_glue, tables
 
-    metrics = runner.read_results(finished_tiny[0] / "data" / "tiny")
+    metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
     one = {"level": 0.95, "per_seed": {"0": kept}}
     two = {"level": 0.95, "per_seed": {"0": kept, "3": _scaled(kept, 1.1)}}
 
     # one seed: the tables and quoted numbers are the main run's, without an interval
     assert intervals.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
-    alone, main = runner.book_tables(metrics, intervals.spread(one)), \
-        runner.book_tables(metrics)
+    alone, main = book_glue.book_tables(metrics, intervals.spread(one)), \
+        book_glue.book_tables(metrics)
     assert all(alone[k].equals(main[k]) for k in main if hasattr(main[k], "equals"))
     quoted = seed_tables.quoted_numbers(one)
     assert quoted["mlp_power_vs_median_text"] == \
@@ -210,10 +210,10 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
         assert got["rows"] == entry["rows"] and isinstance(got["rows"], int)
         assert got["mlp"]["coverage_radius_m"] == pytest.approx(
             1.05 * entry["mlp"]["coverage_radius_m"], rel=1e-12)
-    shown = runner.book_tables(metrics, spread)
+    shown = book_glue.book_tables(metrics, spread)
     t = 12.706204736174694
     v = metrics["accuracy"]["test"]["mlp"]["coverage_radius_m"]["mae"]
-    mlp = runner.model_names()["mlp"]
+    mlp = result_files.model_names()["mlp"]
     cell = shown["table_test_mae"].loc[tables.target_label("coverage_radius_m"), mlp]
     assert cell == f"{tables.number(1.05 * v, 1)} ± {tables.number(t * 0.05 * v, 1)}"
     for name in ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
@@ -224,7 +224,7 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
         pairs = zip(shown[name].to_numpy().ravel(), main[name].to_numpy().ravel())
         assert all(" ± " in c or c == m for c, m in pairs), name
         assert sum(" ± " in c for c in shown[name].to_numpy().ravel()) > 0, name
-    oracle = runner.model_names()["oracle"]
+    oracle = result_files.model_names()["oracle"]
     assert shown["table_test_vs_median"].loc[tables.target_label("received_power_dbm"),
                                              oracle] == "0.000"
     for name in ("table_lightgbm", "table_selector", "table_tolerances"):
@@ -237,14 +237,14 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
 
 
 def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
-    from coverage_lib.evaluation import runner
+    from coverage_lib.evaluation import paper_goals
     from coverage_lib.report import tables, verdicts
 
     values = {"A": (0.5, 0.6), "B": (0.5, 0.5), "C": (2.0, 2.1), "D": (0.10, 0.11)}
-    monkeypatch.setattr(runner, "goals", lambda seed, physics: [
-        runner.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
-    serving = runner.goal_row("Selector speed", 3.0, 1.0, "max")
-    main = {"physics": {}, "goals": [*runner.goals(0, {}), serving]}
+    monkeypatch.setattr(paper_goals, "goals", lambda seed, physics: [
+        paper_goals.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
+    serving = paper_goals.goal_row("Selector speed", 3.0, 1.0, "max")
+    main = {"physics": {}, "goals": [*paper_goals.goals(0, {}), serving]}
     one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}}}},
                           main)
     assert one == main["goals"]
@@ -267,13 +267,13 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
 
 
 def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finished_tiny):
-    from coverage_lib.evaluation import runner
-    from coverage_lib.report import verdicts
+    from coverage_lib.evaluation import result_files
+    from coverage_lib.report import book_glue, verdicts
 
-    metrics = runner.read_results(finished_tiny[0] / "data" / "tiny")
+    metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
     one = seed_tables.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
-    main = {**runner.book_tables(metrics), **verdicts.stable(metrics)}
+    main = {**book_glue.book_tables(metrics), **verdicts.stable(metrics)}
     for name, value in main.items():
         assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name
     assert one["goals_met"] == sum(g["met"] for g in metrics["goals"])

@@ -8,12 +8,12 @@ from broken_rules import break_rule
 
 from coverage_lib.datasets import dataset
 from coverage_lib.physics import propagation, rules
-from coverage_lib.training import trainer
+from coverage_lib.training import train_config, trainer
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.base import CoverageModel
-from coverage_lib.models.normalization import check_features, Normalizer
+from coverage_lib.models.normalization import Normalizer
 from coverage_lib.physics.rules import rules_broken
 from coverage_lib.evaluation.selector import ROUTING_RULES, routing_summary, Selector
 
@@ -180,7 +180,7 @@ def checkpoints(data, tmp_path_factory):
     parts, stats = data
     folder = tmp_path_factory.mktemp("checkpoints")
     normaliser = Normalizer.fit(parts["train"]).to_dict()
-    config = trainer.TrainConfig(epochs=1, batch_size=256, seed=0)
+    config = train_config.TrainConfig(epochs=1, batch_size=256, seed=0)
     paths = {}
     for name, model in (("mlp", CoverageMLP(normaliser, MLPConfig(width=16, depth=1))),
                         ("mamba", CoverageMamba3(normaliser, Mamba3Config(

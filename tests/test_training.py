@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from coverage_lib.datasets import dataset
-from coverage_lib.training import trainer
+from coverage_lib.training import checkpoint_io, optimisation, train_config, trainer
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.normalization import Normalizer
@@ -45,7 +45,7 @@ def test_paper_architecture_shapes_and_parameter_count(frames):
 
 def test_weight_decay_acts_on_the_linear_weights_only(frames):
     model = make_model(frames[0], MLPConfig())
-    decayed = {n for n, _ in model.named_parameters()} - trainer.no_weight_decay(model)
+    decayed = {n for n, _ in model.named_parameters()} - optimisation.no_weight_decay(model)
     linears = [i for i, m in enumerate(model.net) if isinstance(m, torch.nn.Linear)]
     assert decayed == {f"net.{i}.weight" for i in linears}
     assert not any(hasattr(p, "_no_weight_decay") for p in model.parameters())
@@ -54,7 +54,7 @@ def test_weight_decay_acts_on_the_linear_weights_only(frames):
 def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
     train, val = frames
     model = make_model(train)
-    result = trainer.train(model, train, val, trainer.TrainConfig(epochs=15, **FAST),
+    result = trainer.train(model, train, val, train_config.TrainConfig(epochs=15, **FAST),
                             tmp_path, "mlp", "best_mlp_coverage.pth",
                             data_manifest_sha256="x", progress=False, log=lambda *_: None)
     # The mean predictor's normalised MAE is ≈ 0.8 per target (standard normal: √(2/π)).
@@ -71,9 +71,9 @@ def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
 def test_checkpoint_round_trip_gives_identical_predictions(frames, tmp_path):
     train, val = frames
     model = make_model(train)
-    trainer.train(model, train, val, trainer.TrainConfig(epochs=2, **FAST), tmp_path, "mlp",
+    trainer.train(model, train, val, train_config.TrainConfig(epochs=2, **FAST), tmp_path, "mlp",
                    "best.pth", data_manifest_sha256="abc", progress=False, log=lambda *_: None)
-    ckpt = trainer.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="abc")
+    ckpt = checkpoint_io.load_checkpoint(tmp_path / "best.pth", data_manifest_sha256="abc")
     for key in ("model_state_dict", "feature_stats", "epoch", "r2", "val_metrics",
                 "model_config", "data_manifest_sha256", "library_version"):
         assert key in ckpt
@@ -87,7 +87,7 @@ def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
     for run in ("a", "b"):
         model = make_model(train, seed=5)
         histories.append(trainer.train(
-            model, train, val, trainer.TrainConfig(epochs=3, **FAST), tmp_path / run, "mlp",
+            model, train, val, train_config.TrainConfig(epochs=3, **FAST), tmp_path / run, "mlp",
             "best.pth", data_manifest_sha256="x", progress=False, log=lambda *_: None).history)
     for key in ("train_loss", "val_loss", "val_mae"):
         assert histories[0][key] == histories[1][key]
@@ -102,14 +102,14 @@ def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
 ])
 def test_bad_trainer_parameters_refused(kwargs, message):
     with pytest.raises(ValueError) as err:
-        trainer.TrainConfig(**kwargs)
+        train_config.TrainConfig(**kwargs)
     assert message in str(err.value)
 
 
 @pytest.fixture()
 def checkpoint(frames, tmp_path):
     train, val = frames
-    trainer.train(make_model(train), train, val, trainer.TrainConfig(epochs=1, **FAST),
+    trainer.train(make_model(train), train, val, train_config.TrainConfig(epochs=1, **FAST),
                    tmp_path, "mlp", "best.pth", data_manifest_sha256="abc", progress=False,
                    log=lambda *_: None)
     return tmp_path / "best.pth"
@@ -119,12 +119,12 @@ def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable checkpoint"):
-        trainer.load_checkpoint(text)
+        checkpoint_io.load_checkpoint(text)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pth")
     with pytest.raises(ValueError, match="not a D2TL Coverage checkpoint"):
-        trainer.load_checkpoint(tmp_path / "plain.pth")
+        checkpoint_io.load_checkpoint(tmp_path / "plain.pth")
     with pytest.raises(ValueError, match="MANIFEST sha256 abc"):
-        trainer.load_checkpoint(checkpoint, data_manifest_sha256="def")
+        checkpoint_io.load_checkpoint(checkpoint, data_manifest_sha256="def")
 
     def tampered(**changes):
         ckpt = torch.load(checkpoint, weights_only=True)
@@ -133,33 +133,34 @@ def test_other_files_and_mismatches_are_refused(checkpoint, tmp_path):
         torch.save(ckpt, path)
         return path
     with pytest.raises(ValueError, match="trained on features"):
-        trainer.load_checkpoint(tampered(features=FEATURES[::-1]))
+        checkpoint_io.load_checkpoint(tampered(features=FEATURES[::-1]))
     with pytest.raises(ValueError, match="does not build a CoverageMLP"):
-        trainer.load_checkpoint(tampered(model_config={**SMALL.__dict__, "width": 64}))
+        checkpoint_io.load_checkpoint(tampered(model_config={**SMALL.__dict__, "width": 64}))
     with pytest.raises(ValueError, match="model class 'Nope'"):
-        trainer.load_checkpoint(tampered(model_class="Nope"))
+        checkpoint_io.load_checkpoint(tampered(model_class="Nope"))
 
 
 KILL_AFTER_EPOCH = 4
 RUN_SCRIPT = textwrap.dedent("""
     import os, signal, sys, torch
-    from coverage_lib import dataset, training
-    from coverage_lib.models import CoverageMLP, MLPConfig
-    from coverage_lib.normalization import Normalizer
+    from coverage_lib.datasets import dataset
+    from coverage_lib.models.mlp import CoverageMLP, MLPConfig
+    from coverage_lib.models.normalization import Normalizer
+    from coverage_lib.training import train_config, trainer
     torch.set_num_threads(1)
     df = dataset.generate(4000, seed=11)
     train, val = df.iloc[:3000].reset_index(drop=True), df.iloc[3000:].reset_index(drop=True)
-    training.seed_everything(0)
+    trainer.seed_everything(0)
     model = CoverageMLP(Normalizer.fit(train).to_dict(), MLPConfig(width=32, depth=2, dropout=0.1))
-    config = training.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3)
+    config = train_config.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3)
     kill_after = int(sys.argv[2]) if len(sys.argv) > 2 else None
 
     def die_after(epoch):  # SIGKILL right after this epoch's files are written: no clean-up runs
         if epoch == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    result = training.train(model, train, val, config, sys.argv[1], "mlp", "best.pth",
-                            data_manifest_sha256="x", on_epoch_end=die_after, progress=False)
+    result = trainer.train(model, train, val, config, sys.argv[1], "mlp", "best.pth",
+                           data_manifest_sha256="x", on_epoch_end=die_after, progress=False)
     print("RESUMED_FROM", result.resumed_from_epoch, "BEST", result.best_epoch)
 """)
 
@@ -187,6 +188,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     b = json.loads(history_path.read_text())
     for key in ("train_loss", "val_loss", "val_mae", "lr", "best_epoch"):
         assert a[key] == b[key], key
-    ca = trainer.load_checkpoint(clean / "best.pth")
-    cb = trainer.load_checkpoint(killed / "best.pth")
+    ca = checkpoint_io.load_checkpoint(clean / "best.pth")
+    cb = checkpoint_io.load_checkpoint(killed / "best.pth")
     assert ca["epoch"] == cb["epoch"] and ca["val_metrics"] == cb["val_metrics"]

@@ -17,7 +17,8 @@ import math
 import numpy as np
 from scipy import stats
 
-from . import runner
+from ..core import io
+from . import paper_goals, result_files
 from ..core import paths, validation
 from ..models import registry
 from ..datasets import replicates
@@ -78,11 +79,11 @@ def load(data_dir, seeds, train_rows) -> dict:
     for replicate in replicates.replicates(seeds, train_rows):
         folder = paths.resolve(replicate.data_dir(str(data_dir)))
         if replicate.is_main:
-            results = runner.read_results(data_dir)
+            results = result_files.read_results(data_dir)
             results = {**results, "seed": 0,
                        "train_rows": results["lightgbm"]["chosen"][TARGETS[0]]["train_rows"]}
         else:
-            results = runner.read_replicate(folder / "results" / "replicate.json")
+            results = result_files.read_replicate(folder / "results" / "replicate.json")
         out[replicate.name] = {"seed": replicate.seed, "size": replicate.train_rows,
                                **{k: results[k] for k in ("train_rows", *PER_SEED)}}
     return out
@@ -92,19 +93,19 @@ def value(entry: dict, target: str, stat: str = "noise_free"):
     """One model's statistic on one target: ``noise_free`` (``evaluation.noise_free_mae``) or a
     stored one ("mae", "r2", "mae_vs_median")."""
     if stat == "noise_free":
-        return runner.noise_free_mae(entry, target)
+        return paper_goals.noise_free_mae(entry, target)
     return entry[target].get(stat)
 
 
 def _models(runs: dict) -> list[str]:
     first = next(iter(runs.values()))["accuracy"]["test"]
-    return [m for m in runner.model_keys() if m in first and m != "oracle"]
+    return [m for m in result_files.model_keys() if m in first and m != "oracle"]
 
 
 def _splits(runs: dict) -> list[str]:
     """The evaluation splits, in the book's order (test first)."""
     held = next(iter(runs.values()))["accuracy"]
-    return [s for s in runner.EVAL_SPLITS if s in held]
+    return [s for s in result_files.EVAL_SPLITS if s in held]
 
 
 def accuracy(runs: dict, level: float = 0.95) -> dict:
@@ -234,26 +235,26 @@ def spread(result: dict) -> dict:
 
 def write(data_dir, result: dict):
     """``result`` (``summary``) as ``<data_dir>/results/seeds.json``, atomically."""
-    return runner.write_json(paths.resolve(data_dir) / "results" / "seeds.json", result)
+    return io.write_json(paths.resolve(data_dir) / "results" / "seeds.json", result)
 
 
 def read(data_dir) -> dict:
     """``<data_dir>/results/seeds.json``; missing or of another format → ValueError naming it."""
-    return runner.read_json(paths.resolve(data_dir) / "results" / "seeds.json", FORMAT,
-                                "a D2TL Coverage seeds file", "run the seeds stage (notebook "
-                                "04b_seeds) first")
+    return io.read_json(paths.resolve(data_dir) / "results" / "seeds.json", FORMAT,
+                        "a D2TL Coverage seeds file", "run the seeds stage (notebook "
+                        "04b_seeds) first")
 
 
 # -- what the book shows ---------------------------------------------------------------------
 
 def goals(result: dict, results: dict) -> list[dict]:
     """The paper's goals judged over the seeds: each goal of accuracy and physics rules
-    (``evaluation.goals`` of every seed) with its value on every seed, their mean as ``value``
+    (``paper_goals.goals`` of every seed) with its value on every seed, their mean as ``value``
     with ``half_width``, and ``met`` from the interval: True when all of it is within the
     limit, False when none of it is, None (undecided) when it holds the limit; then the main
     run's (``results``) other goals (serving) as they are. With one seed, the main run's
     goals."""
-    per_seed = [runner.goals(r["accuracy"], r["physics"])
+    per_seed = [paper_goals.goals(r["accuracy"], r["physics"])
                 for r in result["per_seed"].values()]
     if len(per_seed) < 2:
         return results["goals"]
@@ -262,9 +263,9 @@ def goals(result: dict, results: dict) -> list[dict]:
         first = rows[0]
         iv = interval([r["value"] for r in rows], result["level"])
         half = iv["half_width"] if len({r["value"] for r in rows}) > 1 else None
-        ends = [runner.goal_row(first["goal"], v, first["limit"], first["kind"])["met"]
+        ends = [paper_goals.goal_row(first["goal"], v, first["limit"], first["kind"])["met"]
                 for v in (iv["mean"] - (half or 0.0), iv["mean"] + (half or 0.0))]
-        out.append({**runner.goal_row(first["goal"], iv["mean"], first["limit"],
+        out.append({**paper_goals.goal_row(first["goal"], iv["mean"], first["limit"],
                                           first["kind"]),
                     "half_width": half, "values": [r["value"] for r in rows],
                     "met": ends[0] if ends[0] == ends[1] else None})

@@ -17,6 +17,8 @@ import torch
 from ..core.schema import FEATURES
 from ..core.machine import bf16_native
 from ..models.mamba3 import Mamba3
+from . import serving
+from ..models import registry
 
 
 WARMUP_BUDGET_S = 0.5  # warm-up stops after this long, once at least one call has run
@@ -105,8 +107,6 @@ def backbone_variants(name: str, model, onnx_path=None, bf16: bool | None = None
     ``serving.export_onnx``) is given, and for a plain network in bf16 autocast where ``bf16``
     (default: where the CPU has it natively, ``bf16_native``). Networks time on a prepared
     normalised tensor (ONNX Runtime on its float32 array)."""
-    from . import serving
-
     tensor = model.normalizer.features
     out = {(name, "predict"): (model.predict, _frame),
            (name, "predict_array"): (model.predict_array, _array)}
@@ -145,9 +145,6 @@ def variants(models, onnx_paths: dict | None = None) -> dict:
     Selector's ``predict`` and ``predict_array`` (and ``predict`` on TorchScript-served
     backbones: ``serving.served_selector``), LightGBM's ``predict`` and its raw boosters
     on a numpy array (where loaded)."""
-    from ..models import registry
-    from . import serving
-
     out = {}
     for key, model in models.backbones.items():
         out.update(backbone_variants(registry.get(key).name, model,

@@ -41,7 +41,6 @@ row, with the flags the evaluation tabulates; its answers are ``predict``'s.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +49,7 @@ import pandas as pd
 from ..models import registry
 from ..training import trainer
 from ..core.schema import FEATURES, TARGET_INDEX, TARGETS
-from ..core.io import sha256_file
-from ..core.io import atomic_write_text
+from ..core.io import read_json, sha256_file, write_json
 from ..core.links import check_features, feature_array, frame_array
 from ..physics.oracle import oracle_predictions
 from ..physics.rules import ROUTING_TOLERANCES, rule_excess_array, TOLERANCES
@@ -329,18 +327,14 @@ class Selector:
         written atomically)."""
         if self.thresholds is None:
             raise ValueError("no thresholds to save: call fit_thresholds(val_frame) first")
-        payload = {"format": THRESHOLDS_FORMAT, **self.thresholds, **self.fingerprint}
-        return atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        return write_json(path, {"format": THRESHOLDS_FORMAT, **self.thresholds,
+                                 **self.fingerprint})
 
     def load_thresholds(self, path) -> dict:
         """Reuse saved thresholds; a file fitted for other checkpoints → ValueError."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"thresholds file {path} does not exist")
-        payload = json.loads(path.read_text())
-        if not isinstance(payload, dict) or payload.pop("format", None) != THRESHOLDS_FORMAT:
-            raise ValueError(f"{path} is not a Selector thresholds file "
-                             f"(format {THRESHOLDS_FORMAT!r} expected)")
+        payload = read_json(path, THRESHOLDS_FORMAT, "a Selector thresholds file",
+                            "fit the thresholds on validation (notebook 04_evaluate) first")
+        del payload["format"]
         for key, value in self.fingerprint.items():
             if key in payload and payload[key] != value:
                 raise ValueError(f"{path} was fitted for {key} {payload[key]}, not for the "

@@ -44,9 +44,10 @@ import pandas as pd
 
 from ..core import validation
 from ..core.schema import FEATURES, TARGETS
-from ..core.io import atomic_write_text
+from ..core.io import atomic_write_text, read_json
+from ..core.links import check_features
 from .normalization import (
-    check_features, forward_transform, inverse_transform, Normalizer, TARGET_TRANSFORMS)
+    forward_transform, inverse_transform, Normalizer, TARGET_TRANSFORMS)
 
 FORMAT = "d2tl-coverage-lightgbm/2"
 FILE_META = "lightgbm_baseline.json"
@@ -336,13 +337,8 @@ class LightGBMBaseline:
         (when ``data_manifest_sha256`` is given) another data set → ValueError."""
         folder = Path(folder)
         path = folder / FILE_META
-        if not path.is_file():
-            raise ValueError(f"{path} does not exist; not a saved LightGBM baseline")
-        meta = json.loads(path.read_text())
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            found = meta.get("format") if isinstance(meta, dict) else None
-            raise ValueError(f"{path} is not a D2TL Coverage LightGBM baseline of format "
-                             f"{FORMAT!r} (found {found!r}); the evaluation stage refits it")
+        meta = read_json(path, FORMAT, "a D2TL Coverage LightGBM baseline",
+                         "the evaluation stage (notebook 04_evaluate) fits and saves it")
         if meta["features"] != FEATURES or meta["targets"] != TARGETS:
             raise ValueError(f"{path} was fitted on {meta['features']} → {meta['targets']}; "
                              f"this library uses {FEATURES} → {TARGETS}")

@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 
 from ..core.schema import FEATURES, TARGET_INDEX, TARGETS
-from ..core.links import check_features
 
 FEATURE_TRANSFORMS = {"frequency_ghz": "log10", "distance_m": "log10",
                       "bandwidth_mhz": "log10", "rain_rate_mmh": "log1p"}

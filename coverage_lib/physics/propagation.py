@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..core import validation
-from ..core.domain import BY_SCENARIO, RMA, SCENARIO_NAMES, UMA, UMI
+from ..core.domain import BY_SCENARIO, RMA, SCENARIO_NAMES, UMA, UMI  # noqa: F401  (scenario codes)
+from ..core.schema import FEATURES, TARGET_INDEX, TARGETS
 
 SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 
@@ -343,8 +344,6 @@ def consistent_targets(features: pd.DataFrame, received_power_dbm, coverage_radi
     outputs that satisfy rules 3, 4 and 5 by construction (the monotonicity rules remain
     the model's to learn).
     """
-    from ..core.schema import FEATURES, TARGET_INDEX
-
     x = features[list(FEATURES)].to_numpy(dtype=float)
     return pd.DataFrame(consistent_array(x, received_power_dbm, coverage_radius_m,
                                          implementation_gap_db),
@@ -355,8 +354,6 @@ def consistent_array(x: np.ndarray, received_power_dbm, coverage_radius_m,
                      implementation_gap_db=IMPLEMENTATION_GAP_DB) -> np.ndarray:
     """``consistent_targets`` on links given as a (rows, 13) array in FEATURES order; returns
     the five targets as a (rows, 5) array in TARGETS order."""
-    from ..core.schema import FEATURES, TARGETS
-
     column = FEATURES.index
     power = np.asarray(received_power_dbm, dtype=float)
     d_max = max_distance_m(x[:, column("scenario")])

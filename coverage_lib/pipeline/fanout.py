@@ -2,10 +2,10 @@
 names, or a local one the pipeline starts (``run_locally``: one single-threaded worker process
 per chain that fits this machine's CPUs, closed after).
 
-Each chain (``pipeline.Chain``: a replicate's data set, training stages and evaluation) is one
-Dask task. The workers must run this project from the same folder on a shared filesystem (the
-project root the client sees, or ``$COVERAGE_PROJECT_ROOT``), with the same environment: a
-chain reads and writes ``data/<profile>/runs/<replicate>/`` there, every file atomically and
+Each chain (``replicate_chains.Chain``: a replicate's data set, training stages and
+evaluation) is one Dask task. The workers must run this project from the same folder on a
+shared filesystem (the project root the client sees, or ``$COVERAGE_PROJECT_ROOT``), with the
+same environment: a chain reads and writes ``data/<profile>/runs/<replicate>/`` there, every file atomically and
 every stage stamped, as a local run does. A worker lost mid-chain (killed, its node gone) is
 Dask's to handle: the scheduler gives the task to another worker, which removes the lost
 attempt's leftovers, skips the stages that had finished and reruns the rest.
@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import os
 import uuid
+from ..core.paths import project_root
+from .definitions import MAIN_CHAIN
+from .execution import PipelineError
 
 TOPIC = "coverage-pipeline"
 
 
-def _task(what: str, args: tuple, root: str, *after) -> dict:
-    """What a worker runs: a chain, ``pipeline.<what>(*args)``, its log lines sent to the
-    client as events. ``after``: the results of the tasks it had to wait for (unused)."""
+def _task(what, args: tuple, root: str, *after) -> dict:
+    """What a worker runs: a chain, ``what(*args)`` (a module-level function, which Dask
+    sends by reference), its log lines sent to the client as events. ``after``: the results
+    of the tasks it had to wait for (unused)."""
     from distributed import get_worker
 
-    from . import run
-    from ..core.paths import project_root
 
     here = str(project_root())
     if here != root:
@@ -40,7 +42,7 @@ def _task(what: str, args: tuple, root: str, *after) -> dict:
     def log(line):
         worker.log_event(TOPIC, {"line": str(line), "worker": worker.address})
 
-    return getattr(run, what)(*args, log=log)
+    return what(*args, log=log)
 
 
 def connect(scheduler: str):
@@ -77,28 +79,30 @@ def check_scheduler(scheduler: str, timeout: str = "5s") -> int:
 
 
 def run_locally(profile: str, names: list, first: list, workers: int, force: bool,
-                log=print) -> dict:
+                log=print, *, run_chain, run_named_chain) -> dict:
     """``run_on_dask`` on a cluster of ``workers`` single-threaded worker processes on this
     machine, started for the purpose and closed after."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address=":0") as cluster:
-        return run_on_dask(profile, names, first, cluster.scheduler_address, force, log)
+        return run_on_dask(profile, names, first, cluster.scheduler_address, force, log,
+                           run_chain=run_chain, run_named_chain=run_named_chain)
 
 
 def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: bool,
-                log=print) -> dict:
+                log=print, *, run_chain, run_named_chain) -> dict:
     """Run the replicate chains ``names`` of ``profile`` on the Dask cluster at ``scheduler``;
     {name: summary} once all have finished. ``first``: chains to run before them, side by
-    side (``pipeline.run_chains``: the main run's training and evaluation, and the
+    side (``replicate_chains.run_chains``: the main run's training and evaluation, and the
     replicates' training): a replicate's whole chain waits for its own training and for the
     main run (its evaluation refits the main run's LightGBM choice; the stages that ran are
-    skipped, stamped). A chain that fails raises its error here, naming the chain."""
+    skipped, stamped). ``run_chain(chain, force, log=)`` runs a chain of ``first``,
+    ``run_named_chain(profile, name, force, log=)`` one of ``names``, each on a worker (the
+    caller's functions: this module stays below the chains). A chain that fails raises its
+    error here, naming the chain."""
     from distributed import as_completed
 
-    from ..core.paths import project_root
-    from .run import MAIN_CHAIN, PipelineError
 
     try:
         client = connect(scheduler)
@@ -113,13 +117,13 @@ def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: b
         labels, before = {}, {}
         for chain in first:
             label = MAIN_CHAIN if chain.replicate.is_main else f"{chain.name} training"
-            future = client.submit(_task, "run_chain", (chain, force), root, pure=False,
+            future = client.submit(_task, run_chain, (chain, force), root, pure=False,
                                    key=f"coverage-{profile}-{label.replace(' ', '-')}-{run}")
             labels[future] = label
             before[label] = future
         for name in names:
             after = [f for label, f in before.items() if label in (MAIN_CHAIN, f"{name} training")]
-            future = client.submit(_task, "run_named_chain", (profile, name, force), root,
+            future = client.submit(_task, run_named_chain, (profile, name, force), root,
                                    *after, pure=False, key=f"coverage-{profile}-{name}-{run}")
             labels[future] = name
         done = {}

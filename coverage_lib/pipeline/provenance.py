@@ -13,6 +13,7 @@ import subprocess
 from importlib import metadata
 
 from ..core.paths import project_root, resolve
+from ..core.machine import machine
 
 PACKAGES = ("coverage_lib", "torch", "numpy", "pandas", "scipy", "lightgbm", "matplotlib",
             "papermill", "nbval", "jupyter-book", "myst-nb", "sphinx", "itur")
@@ -47,8 +48,6 @@ def versions() -> dict:
 
 def collect(profile: str, stages) -> dict:
     """Provenance of the latest run of ``profile`` over ``stages`` (pipeline.stages())."""
-    from ..core.machine import machine
-
     data = resolve(f"data/{profile}")
     runs = {}
     for stage in stages:

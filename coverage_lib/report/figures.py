@@ -24,6 +24,7 @@ from . import tables
 from ..core.schema import FEATURES, OOD_SPLITS, TARGETS
 from ..core.io import atomic_write_bytes
 from ..core.figure_style import label, MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN
+from ..evaluation import result_files, runner
 # The figures stage's parameters (notebooks/05_plots.ipynb), each with its rule.
 PARAMETERS = {"seed": validation.non_negative_int, "n_plot_rows": validation.positive_int,
               "map_points": validation.positive_int, "map_extent_m": validation.positive_number}
@@ -49,19 +50,6 @@ def keep(fig, data_dir, name: str) -> None:
     png, _ = save(fig, paths.resolve(data_dir) / "figures", name)
     plt.close(fig)
     display(Image(data=png.read_bytes(), format="png", retina=True))
-
-
-def glue_all(values: dict) -> None:
-    """Glue every value (number or table) under its name for the book's pages (myst-nb); a
-    name ending in ``_md`` holds Markdown, glued as its HTML (CommonMark, markdown-it): a page
-    can paste a glued output from another document only as text, HTML or an image."""
-    from IPython.display import HTML
-    from markdown_it import MarkdownIt
-    from myst_nb import glue
-
-    for name, value in values.items():
-        html = name.endswith("_md") and MarkdownIt("commonmark").enable("table").render(value)
-        glue(name, HTML(html) if html else value, display=False)
 
 
 def save(fig, folder, name: str) -> list[Path]:
@@ -244,14 +232,12 @@ def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: 
                     id_distance_m: float):
     """The coverage map (``coverage_map``) of an ``evaluation.Models``: SINR from the physics,
     each backbone and the Selector over ``map_features``' grid, and the Selector's routing."""
-    from ..evaluation import runner
-
     grid, axis = map_features(extent_m, points)
     answers, flags = runner.predictions(grid, dataclasses.replace(models, lightgbm=None),
                                             physics_assumptions["implementation_gap_db"],
                                             oracle=False)
     sinr = {"physics (median)": propagation.link_budget(grid, **physics_assumptions)["sinr_db"],
-            **{name: p["sinr_db"] for name, p in runner.named(answers).items()}}
+            **{name: p["sinr_db"] for name, p in result_files.named(answers).items()}}
     to_backup = (flags["routed_to"] == registry.by_role("backup").key).to_numpy()
     return coverage_map({k: v.to_numpy() for k, v in sinr.items()}, to_backup, axis,
                         id_distance_m)

@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from ..evaluation import runner
+from ..evaluation import result_files
+from . import book_glue
 from ..models import registry
 from . import tables, verdicts
 from ..core.schema import TARGETS
@@ -17,7 +18,7 @@ from .tables import shown
 def accuracy_table(result: dict, splits=None) -> pd.DataFrame:
     """Noise-free error, mean ± half-width of the interval: a row per split (all of them
     unless ``splits`` names some) and model, a column per target (with its unit)."""
-    names = runner.model_names()
+    names = result_files.model_names()
     splits = list(result["accuracy"]) if splits is None else list(splits)
     rows = [(s, m) for s in splits for m in result["accuracy"][s]]
     columns = [f"{tables.NAMES[t]} ({tables.ERROR_UNITS[t]})" for t in TARGETS]
@@ -84,7 +85,7 @@ QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
 def quoted_numbers(result: dict) -> dict:
     """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
     one seed), glued as ``<name>_text``: ``evaluation.accuracy_numbers`` of every seed."""
-    per_seed = [runner.accuracy_numbers(r["accuracy"], r["routing"])
+    per_seed = [book_glue.accuracy_numbers(r["accuracy"], r["routing"])
                 for r in result["per_seed"].values()]
     out = {}
     for name, form in QUOTED.items():
@@ -105,11 +106,11 @@ def over_seeds(results: dict, result: dict) -> dict:
     """Everything the book's pages paste that varies from seed to seed (glue name → table,
     text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
     the main run's (``results``, metrics.json): the evaluation's tables
-    (``evaluation.book_tables``), the quoted errors (``quoted_numbers``), the goals met
+    (``book_glue.book_tables``), the quoted errors (``quoted_numbers``), the goals met
     (``goals``) and the sentences worded from them (``verdicts.stable``)."""
 
     judged = goals(result, results)
-    return {**runner.book_tables(results, spread(result), judged),
+    return {**book_glue.book_tables(results, spread(result), judged),
             **quoted_numbers(result), **verdicts.stable(results, result, judged),
             "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),
             "goals_undecided": sum(g["met"] is None for g in judged)}

@@ -81,7 +81,7 @@ GOAL_VERDICTS = {True: "met", False: "not met", None: "undecided"}  # undecided:
 
 
 def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
-    """Goals (``evaluation.goals`` rows: goal, value, limit, kind, met; over seeds also
+    """Goals (``paper_goals.goals`` rows: goal, value, limit, kind, met; over seeds also
     ``half_width``, and ``met`` None where undecided: ``intervals.goals``) as measured value
     (mean ± half-width over seeds), the limit with its direction (≤ or ≥) and a verdict in
     words."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 from ..models import registry
 from . import tables
 from ..core.schema import OOD_SPLITS
+from ..evaluation import intervals
+from ..evaluation.paper_goals import noise_free_mae
+from ..evaluation.paper_goals import timing
 
 TIE = 0.02
-# The paper's claim, part by part, and the goals (``evaluation.goals``) that test each part.
+# The paper's claim, part by part, and the goals (``paper_goals.goals``) that test each part.
 CLAIMS = (
     ("The primary model (the MLP) answers in-distribution links at the noise floor and is more "
      "accurate than a tuned gradient-boosting baseline", ("MLP ",)),
@@ -77,10 +80,6 @@ def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
     each comparison worded from its two numbers; with ``seeds`` (``results/seeds.json`` of two
     or more seeds), from the interval of their per-seed ratio (``intervals.ratio_verdict``),
     each error shown as mean ± half-width."""
-    from ..evaluation import intervals
-    from . import tables
-    from ..evaluation.runner import noise_free_mae
-
     mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
     runs, level = intervals.seed_accuracies(seeds, accuracy)
     lines = []
@@ -160,8 +159,6 @@ def training_footing(training: dict, tolerance: float = 0.15) -> str:
 
 def selector_speed(latency_rows: list) -> str:
     """The Selector's time per link and throughput against the MLP's and the backup's."""
-    from ..evaluation.runner import timing
-
     names = registry.display_names()
     mlp, backup = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
     b1 = {m: timing(latency_rows, m, "predict", 1, "median_ms") for m in (mlp, backup, "Selector")}

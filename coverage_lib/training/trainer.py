@@ -1,4 +1,4 @@
-"""The trainer both backbones share: one straight loop, checkpoints and history in plain sight.
+"""The trainer both backbones share: a short loop of named steps, checkpoints and history on disk.
 
 AdamW (weight decay on weight matrices only: ``no_weight_decay``) with linear warm-up and
 cosine decay, gradient clipping, MSE or homoscedastic
@@ -16,78 +16,33 @@ bfloat16 autocast. Checkpoints and resume states hold CPU tensors, so either loa
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
-import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from .. import __version__
-from ..datasets import dataset
-from ..core import metrics, paths, schema, validation
-from ..physics import propagation
-from ..models import registry
+from ..core import metrics
+from ..core.io import atomic_write_text
 from ..core.schema import FEATURES, TARGETS
-from ..core.io import atomic_write_bytes, atomic_write_text
-from ..models.base import describe_device, PRECISIONS, PREDICT_BATCH, resolve_device
+from ..models.base import describe_device, PREDICT_BATCH, resolve_device
+from ..physics import propagation
+from .checkpoint_io import (checkpoint_dict, load_checkpoint, load_state, mark_completed, on_cpu,
+                            save_torch)
+from .optimisation import build_optimizer, build_scheduler, no_weight_decay
+from .train_config import MeanLoss, MultiTaskLoss, TrainConfig
+# The pipeline and the evaluation still read ``trainer.stage_rules`` and
+# ``trainer.load_checkpoint``; both stay importable from here until they import them from
+# ``train_config`` and ``checkpoint_io``.
+from .train_config import stage_rules
 
-CHECKPOINT_FORMAT = "d2tl-coverage-checkpoint/1"
-LOSSES = ("mse", "multitask")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 1024
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    patience: int = 10
-    loss: str = "mse"
-    seed: int = 0
-    grad_clip: float = 1.0
-    warmup_fraction: float = 0.03
-    # "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N".
-    device: str = "auto"
-    # "fp32", or "bf16": forward and loss under bfloat16 autocast, float32 master weights and
-    # optimiser (no loss scaling: bf16 has float32's range). On CUDA fast; on a CPU without
-    # native bf16 (this project's 2-core machines) it works but is slower than fp32.
-    precision: str = "fp32"
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience"):
-            validation.positive_int(name, getattr(self, name))
-        for name in ("lr", "grad_clip"):
-            validation.positive_number(name, getattr(self, name))
-        validation.non_negative_number("weight_decay", self.weight_decay)
-        validation.one_of(*LOSSES)("loss", self.loss)
-        validation.non_negative_int("seed", self.seed)
-        validation.unit_interval("warmup_fraction", self.warmup_fraction)
-        validation.torch_device("device", self.device)
-        validation.one_of(*PRECISIONS)("precision", self.precision)
-
-
-class MultiTaskLoss(nn.Module):
-    """Σ_i ½·exp(−s_i)·MSE_i + ½·s_i with learned s_i = log σ_i² per target (Kendall 2018)."""
-
-    def __init__(self, n_targets: int):
-        super().__init__()
-        self.log_vars = nn.Parameter(torch.zeros(n_targets))
-
-    def forward(self, per_target_mse):
-        return (0.5 * torch.exp(-self.log_vars) * per_target_mse + 0.5 * self.log_vars).sum()
-
-
-class MeanLoss(nn.Module):
-    def forward(self, per_target_mse):
-        return per_target_mse.mean()
+__all__ = ["TrainResult", "evaluate", "load_checkpoint", "scans_used", "seed_everything",
+           "stage_rules", "train"]
 
 
 def seed_everything(seed: int) -> None:
@@ -96,25 +51,8 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def _warmup_cosine(total_steps: int, warmup_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-    return factor
-
-
-def no_weight_decay(model) -> set[str]:
-    """Names of the parameters AdamW does not decay: every one of fewer than two dimensions
-    (linear biases, norm scales) and every one a module flags ``_no_weight_decay`` (the
-    mamba-ssm convention: the Mamba-3's Δ and B/C biases, D, the token-embedding biases).
-    Weight decay thus acts on weight matrices only."""
-    return {n for n, p in model.named_parameters()
-            if p.ndim < 2 or getattr(p, "_no_weight_decay", False)}
-
-
 def _batched(model, x, batch_size=PREDICT_BATCH):
+    """``model(x)`` in batches of ``batch_size`` rows (bounded memory on large splits)."""
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -123,17 +61,6 @@ def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _on_cpu(obj):
-    """``obj`` (a state dict, nested dicts and lists) with every tensor copied to the CPU."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _on_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_on_cpu(v) for v in obj)
-    return obj
 
 
 def scans_used(model, device: torch.device) -> list[str]:
@@ -150,6 +77,8 @@ def evaluate(model, frame: pd.DataFrame) -> dict:
 
 @dataclass
 class TrainResult:
+    """What ``train`` returns: the best epoch, its validation metrics, the history, the
+    checkpoint's path and the epoch a resumed run started after (0: a fresh run)."""
     best_epoch: int
     val_metrics: dict
     history: dict
@@ -161,10 +90,40 @@ class TrainResult:
                 f"best validation MAE (normalised) {min(self.history['val_mae']):.4f}")
 
 
-def _save_torch(path: Path, obj) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+@dataclass
+class _Run:
+    """What one run trains with: the model, its loss and optimiser, the splits on the device,
+    the batch-order generator, the files it writes and what identifies its configuration."""
+    model: torch.nn.Module
+    config: TrainConfig
+    device: torch.device
+    used: dict
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    steps_per_epoch: int
+    generator: torch.Generator
+    fingerprint: dict
+    history_path: Path
+    state_path: Path
+    checkpoint_path: Path
+
+
+@dataclass
+class _Progress:
+    """Where a run stands between epochs: its history, best epoch and epochs without a better
+    validation MAE, and the first epoch still to train (> 1 after a resume)."""
+    history: dict = field(default_factory=lambda: {
+        "train_loss": [], "val_loss": [], "val_mae": [],
+        "val_mae_per_target": {t: [] for t in TARGETS}, "lr": [], "epoch_time_s": [],
+        "train_data_loss": []})
+    best: dict = field(default_factory=lambda: {"val_mae": float("inf"), "epoch": 0})
+    start_epoch: int = 1
+    bad_epochs: int = 0
 
 
 def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: TrainConfig,
@@ -190,6 +149,32 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     """
     from tqdm.auto import tqdm
 
+    _check_inputs(model, config, dataset_stats)
+    run = _set_up(model, train_frame, val_frame, config, Path(out_dir), run_name,
+                  checkpoint_name, data_manifest_sha256)
+    done = _resume(run, run_name, log)
+    resumed_from = done.start_epoch - 1
+    bar = tqdm(range(done.start_epoch, config.epochs + 1), desc=f"{run_name} epochs",
+               initial=done.start_epoch - 1, total=config.epochs, disable=not progress)
+    for epoch in bar:
+        if done.bad_epochs >= config.patience:
+            break
+        t0 = time.perf_counter()
+        sums, extra_names = _train_epoch(run, extra_loss)
+        err, per_target_mae, val_mae = _estimate_val(run)
+        _record_epoch(run, done.history, sums, extra_names, err, per_target_mae, val_mae, t0)
+        _keep_best(run, done, epoch, val_mae, val_frame, data_manifest_sha256, dataset_stats)
+        _save_progress(run, done, epoch)
+        bar.set_postfix(val_mae=f"{val_mae:.4f}", best=done.best["epoch"])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    bar.close()
+    return _finish(run, done.history, data_manifest_sha256, resumed_from)
+
+
+def _check_inputs(model, config, dataset_stats) -> None:
+    """ValueError for a config that is no ``TrainConfig``, or a model whose physics
+    assumptions differ from the ones ``dataset_stats`` records for its data set."""
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
     if dataset_stats and "physics" in dataset_stats:
@@ -198,12 +183,13 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
             raise ValueError(f"the model derives SINR and qos with {model.physics_assumptions}, "
                              f"but the data set was generated with {data_assumptions}: build "
                              f"it with physics_assumptions=dataset.physics_assumptions(stats)")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    history_path = out_dir / f"{run_name}_training_history.json"
-    state_path = out_dir / f"{run_name}_training_state.pth"
-    checkpoint_path = out_dir / checkpoint_name
 
+
+def _set_up(model, train_frame, val_frame, config, out_dir: Path, run_name: str,
+            checkpoint_name: str, data_manifest_sha256: str) -> _Run:
+    """A fresh run: the model and the normalised splits on the device, the loss, the optimiser
+    and its schedule, the batch-order generator seeded with ``config.seed``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     used = {"device_used": describe_device(device)}
     scans = sorted(set(scans_used(model, device)))
@@ -215,296 +201,138 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     criterion = MultiTaskLoss(len(TARGETS)) if config.loss == "multitask" else MeanLoss()
     criterion.to(device)
-    undecayed = no_weight_decay(model)
-    decay = [p for n, p in model.named_parameters() if n not in undecayed]
-    no_decay = [p for n, p in model.named_parameters() if n in undecayed]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay + list(criterion.parameters()), "weight_decay": 0.0}], lr=config.lr)
+    optimizer = build_optimizer(model, criterion, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(total, max(1, int(config.warmup_fraction * total))))
-    generator = torch.Generator().manual_seed(config.seed)
+    scheduler = build_scheduler(optimizer, steps_per_epoch, config.epochs, config.warmup_fraction)
     fingerprint = {"train_config": asdict(config), "model_class": type(model).__name__,
                    "model_config": model.config, "physics_assumptions": model.physics_assumptions,
-                   "no_weight_decay": sorted(undecayed),
+                   "no_weight_decay": sorted(no_weight_decay(model)),
                    "data_manifest_sha256": data_manifest_sha256,
                    "n_train": len(x_train), "n_val": len(x_val)}
+    return _Run(model, config, device, used, x_train, y_train, x_val, y_val, criterion,
+                optimizer, scheduler, steps_per_epoch,
+                torch.Generator().manual_seed(config.seed), fingerprint,
+                history_path=out_dir / f"{run_name}_training_history.json",
+                state_path=out_dir / f"{run_name}_training_state.pth",
+                checkpoint_path=out_dir / checkpoint_name)
 
-    history = {"train_loss": [], "val_loss": [], "val_mae": [], "val_mae_per_target": {
-        t: [] for t in TARGETS}, "lr": [], "epoch_time_s": [], "train_data_loss": []}
-    best = {"val_mae": float("inf"), "epoch": 0}
-    start_epoch, bad_epochs = 1, 0
-    state = _load_state(state_path, fingerprint, log)
-    if state is not None:
-        model.load_state_dict(state["model_state_dict"])
-        criterion.load_state_dict(state["criterion_state_dict"])
-        optimizer.load_state_dict(state["optimizer_state_dict"])
-        scheduler.load_state_dict(state["scheduler_state_dict"])
-        torch.set_rng_state(state["torch_rng_state"])
-        if device.type == "cuda" and "cuda_rng_state" in state:
-            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
-        generator.set_state(state["generator_state"])
-        history, best = json.loads(state["history_json"]), state["best"]
-        start_epoch, bad_epochs = state["epoch"] + 1, state["bad_epochs"]
-        log(f"resuming {run_name} after epoch {state['epoch']} from {state_path}")
-    resumed_from = start_epoch - 1
 
-    bar = tqdm(range(start_epoch, config.epochs + 1), desc=f"{run_name} epochs",
-               initial=start_epoch - 1, total=config.epochs, disable=not progress)
-    for epoch in bar:
-        if bad_epochs >= config.patience:
-            break
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator).to(device)
-        sums = {"loss": 0.0, "data": 0.0}
-        for i in range(steps_per_epoch):
-            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            with _autocast(device, config.precision):
-                per_target = ((model(xb).float() - yb) ** 2).mean(dim=0)
-                data_loss = criterion(per_target)
-                extras = extra_loss(model, xb) if extra_loss is not None else {}
-                loss = data_loss + sum(extras.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            sums["loss"] += loss.item()
-            sums["data"] += per_target.mean().item()
-            for name, value in extras.items():
-                sums[name] = sums.get(name, 0.0) + value.item()
+def _resume(run: _Run, run_name: str, log) -> _Progress:
+    """The progress of an interrupted run of the same configuration, its model, loss,
+    optimiser, schedule and RNG states restored; a fresh start's when there is none."""
+    state = load_state(run.state_path, run.fingerprint, log)
+    if state is None:
+        return _Progress()
+    run.model.load_state_dict(state["model_state_dict"])
+    run.criterion.load_state_dict(state["criterion_state_dict"])
+    run.optimizer.load_state_dict(state["optimizer_state_dict"])
+    run.scheduler.load_state_dict(state["scheduler_state_dict"])
+    torch.set_rng_state(state["torch_rng_state"])
+    if run.device.type == "cuda" and "cuda_rng_state" in state:
+        torch.cuda.set_rng_state(state["cuda_rng_state"], run.device)
+    run.generator.set_state(state["generator_state"])
+    log(f"resuming {run_name} after epoch {state['epoch']} from {run.state_path}")
+    return _Progress(json.loads(state["history_json"]), state["best"], state["epoch"] + 1,
+                     state["bad_epochs"])
 
-        model.eval()
-        with torch.inference_mode():
-            err = _batched(model, x_val) - y_val
-        per_target_mae = err.abs().mean(dim=0)
-        val_mae = float(per_target_mae.mean())
-        history["train_loss"].append(sums["loss"] / steps_per_epoch)
-        history["train_data_loss"].append(sums["data"] / steps_per_epoch)
-        for name in extras:
-            history.setdefault(f"train_{name}", []).append(sums[name] / steps_per_epoch)
-        history["val_loss"].append(float((err ** 2).mean()))
-        history["val_mae"].append(val_mae)
-        for t, v in zip(TARGETS, per_target_mae.tolist()):
-            history["val_mae_per_target"][t].append(v)
-        history["lr"].append(optimizer.param_groups[0]["lr"])
-        history["epoch_time_s"].append(time.perf_counter() - t0)
-        history.update(used)
 
-        if val_mae < best["val_mae"]:
-            best, bad_epochs = {"val_mae": val_mae, "epoch": epoch}, 0
-            val_metrics = evaluate(model, val_frame)
-            _save_torch(checkpoint_path, {**_checkpoint(
-                model, epoch, val_metrics, config, data_manifest_sha256, dataset_stats), **used})
-        else:
-            bad_epochs += 1
-        history["best_epoch"] = best["epoch"]
-        resume = {
-            "fingerprint": fingerprint, "epoch": epoch, "bad_epochs": bad_epochs,
-            "best": best, "history_json": json.dumps(history),
-            "model_state_dict": _on_cpu(model.state_dict()),
-            "criterion_state_dict": _on_cpu(criterion.state_dict()),
-            "optimizer_state_dict": _on_cpu(optimizer.state_dict()),
-            "scheduler_state_dict": scheduler.state_dict(),
-            "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
-            "completed": False}
-        if device.type == "cuda":
-            resume["cuda_rng_state"] = torch.cuda.get_rng_state(device)
-        _save_torch(state_path, resume)
-        atomic_write_text(history_path, json.dumps(history, indent=1))
-        bar.set_postfix(val_mae=f"{val_mae:.4f}", best=best["epoch"])
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-    bar.close()
+def _train_epoch(run: _Run, extra_loss) -> tuple[dict, list[str]]:
+    """One epoch of optimiser steps over the train split in a fresh random order; the sums of
+    the batches' losses (total, data, each extra term) and the extra terms' names."""
+    model, config = run.model, run.config
+    model.train()
+    order = torch.randperm(len(run.x_train), generator=run.generator).to(run.device)
+    sums, extras = {"loss": 0.0, "data": 0.0}, {}
+    for i in range(run.steps_per_epoch):
+        idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+        xb, yb = run.x_train[idx], run.y_train[idx]
+        with _autocast(run.device, config.precision):
+            per_target = ((model(xb).float() - yb) ** 2).mean(dim=0)
+            data_loss = run.criterion(per_target)
+            extras = extra_loss(model, xb) if extra_loss is not None else {}
+            loss = data_loss + sum(extras.values())
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        run.optimizer.step()
+        run.scheduler.step()
+        sums["loss"] += loss.item()
+        sums["data"] += per_target.mean().item()
+        for name, value in extras.items():
+            sums[name] = sums.get(name, 0.0) + value.item()
+    return sums, list(extras)
 
-    _mark_completed(state_path)
-    checkpoint = load_checkpoint(checkpoint_path, data_manifest_sha256=data_manifest_sha256)
-    model.to("cpu")
-    model.load_state_dict(checkpoint["model_state_dict"])
-    model.eval()
+
+def _estimate_val(run: _Run):
+    """The validation split's normalised errors (float32, in eval mode), per-target MAE and
+    mean MAE."""
+    run.model.eval()
+    with torch.inference_mode():
+        err = _batched(run.model, run.x_val) - run.y_val
+    per_target_mae = err.abs().mean(dim=0)
+    return err, per_target_mae, float(per_target_mae.mean())
+
+
+def _record_epoch(run: _Run, history: dict, sums: dict, extra_names, err, per_target_mae,
+                  val_mae: float, t0: float) -> None:
+    """Append an epoch's mean train losses, validation loss and MAE, learning rate and time
+    to ``history``."""
+    steps = run.steps_per_epoch
+    history["train_loss"].append(sums["loss"] / steps)
+    history["train_data_loss"].append(sums["data"] / steps)
+    for name in extra_names:
+        history.setdefault(f"train_{name}", []).append(sums[name] / steps)
+    history["val_loss"].append(float((err ** 2).mean()))
+    history["val_mae"].append(val_mae)
+    for t, v in zip(TARGETS, per_target_mae.tolist()):
+        history["val_mae_per_target"][t].append(v)
+    history["lr"].append(run.optimizer.param_groups[0]["lr"])
+    history["epoch_time_s"].append(time.perf_counter() - t0)
+    history.update(run.used)
+
+
+def _keep_best(run: _Run, done: _Progress, epoch: int, val_mae: float, val_frame,
+               data_manifest_sha256: str, dataset_stats) -> None:
+    """Early-stopping bookkeeping: a better validation MAE makes ``epoch`` the best and writes
+    its checkpoint; a worse one counts towards the patience."""
+    if val_mae < done.best["val_mae"]:
+        done.best, done.bad_epochs = {"val_mae": val_mae, "epoch": epoch}, 0
+        val_metrics = evaluate(run.model, val_frame)
+        save_torch(run.checkpoint_path, {**checkpoint_dict(
+            run.model, epoch, val_metrics, run.config, data_manifest_sha256, dataset_stats),
+            **run.used})
+    else:
+        done.bad_epochs += 1
+    done.history["best_epoch"] = done.best["epoch"]
+
+
+def _save_progress(run: _Run, done: _Progress, epoch: int) -> None:
+    """Write the resumable state after ``epoch`` (weights, optimiser, schedule, RNGs, history),
+    then the history JSON."""
+    resume = {
+        "fingerprint": run.fingerprint, "epoch": epoch, "bad_epochs": done.bad_epochs,
+        "best": done.best, "history_json": json.dumps(done.history),
+        "model_state_dict": on_cpu(run.model.state_dict()),
+        "criterion_state_dict": on_cpu(run.criterion.state_dict()),
+        "optimizer_state_dict": on_cpu(run.optimizer.state_dict()),
+        "scheduler_state_dict": run.scheduler.state_dict(),
+        "torch_rng_state": torch.get_rng_state(), "generator_state": run.generator.get_state(),
+        "completed": False}
+    if run.device.type == "cuda":
+        resume["cuda_rng_state"] = torch.cuda.get_rng_state(run.device)
+    save_torch(run.state_path, resume)
+    atomic_write_text(run.history_path, json.dumps(done.history, indent=1))
+
+
+def _finish(run: _Run, history: dict, data_manifest_sha256: str,
+            resumed_from: int) -> TrainResult:
+    """Mark the run completed and bring the model back on the CPU, in eval mode, with the best
+    epoch's weights read from its checkpoint."""
+    mark_completed(run.state_path)
+    checkpoint = load_checkpoint(run.checkpoint_path, data_manifest_sha256=data_manifest_sha256)
+    run.model.to("cpu")
+    run.model.load_state_dict(checkpoint["model_state_dict"])
+    run.model.eval()
     return TrainResult(best_epoch=checkpoint["epoch"], val_metrics=checkpoint["val_metrics"],
-                       history=history, checkpoint=checkpoint_path,
+                       history=history, checkpoint=run.checkpoint_path,
                        resumed_from_epoch=resumed_from)
-
-
-def _load_state(path: Path, fingerprint: dict, log):
-    """The resumable state of an interrupted run with the same configuration, else None."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: start afresh, say why
-        log(f"ignoring unreadable training state {path}: {err}")
-        return None
-    if state.get("completed"):
-        return None  # a finished run: a new run trains from scratch
-    if state.get("fingerprint") != fingerprint:
-        log(f"training state {path} is from another configuration or data set; "
-            f"starting from scratch")
-        return None
-    return state
-
-
-def _mark_completed(path: Path) -> None:
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state["completed"] = True
-        _save_torch(path, state)
-
-
-def _checkpoint(model, epoch, val_metrics, config, manifest_sha256, dataset_stats) -> dict:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "model_class": type(model).__name__,
-        "model_config": model.config,
-        "model_state_dict": _on_cpu(model.state_dict()),
-        "feature_stats": model.normalizer.to_dict(),
-        "physics_assumptions": model.physics_assumptions,
-        "dataset_stats": dataset_stats or {},
-        "features": list(FEATURES),
-        "targets": list(TARGETS),
-        "epoch": epoch,
-        "r2": {t: val_metrics[t]["r2"] for t in TARGETS},
-        "val_metrics": val_metrics,
-        "train_config": asdict(config),
-        "data_manifest_sha256": manifest_sha256,
-        "library_version": __version__,
-        "torch_version": str(torch.__version__),
-    }
-
-
-REQUIRED_KEYS = ("format", "model_class", "model_config", "model_state_dict", "feature_stats",
-                 "features", "targets", "epoch", "r2", "val_metrics", "data_manifest_sha256")
-
-
-def load_checkpoint(path, data_manifest_sha256: str | None = None,
-                    model_overrides: dict | None = None) -> dict:
-    """Read and validate a checkpoint without running any code from it.
-
-    ``torch.load(weights_only=True)`` refuses pickled objects other than tensors and plain
-    data. The result has its model rebuilt under ``"model"``. A checkpoint for other features,
-    an unknown model class or config, or (when ``data_manifest_sha256`` is given) another data
-    set → ValueError saying what differs. ``model_overrides`` replaces config fields that do
-    not change the weights (e.g. ``{"scan": "recurrent"}``). A Mamba-3 whose config says scan
-    "fused" (trained on a GPU) is rebuilt with scan "auto": the same weights, run by the fused
-    kernel on CUDA with mamba_ssm and by the exact parallel form elsewhere, so it loads and
-    predicts on a machine without the kernel (the model comes back on the CPU).
-    The model serves with the physics assumptions it was trained with (``physics_assumptions``,
-    else its data set's; a checkpoint that records neither: the library defaults).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as err:
-        raise ValueError(f"{path} is not a loadable checkpoint (refused without running it): "
-                         f"{str(err).splitlines()[0]}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a D2TL Coverage checkpoint (format "
-                         f"{CHECKPOINT_FORMAT!r} expected)")
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {missing}")
-    if ckpt["features"] != FEATURES or ckpt["targets"] != TARGETS:
-        raise ValueError(f"checkpoint {path} was trained on features {ckpt['features']} → "
-                         f"{ckpt['targets']}; this library uses {FEATURES} → {TARGETS}")
-    if data_manifest_sha256 is not None and ckpt["data_manifest_sha256"] != data_manifest_sha256:
-        raise ValueError(f"checkpoint {path} was trained on data set MANIFEST sha256 "
-                         f"{ckpt['data_manifest_sha256']}, not on the one given "
-                         f"({data_manifest_sha256})")
-    try:  # only the registered backbones' classes can be rebuilt from a checkpoint
-        model_cls, config_cls = registry.by_class_name(ckpt["model_class"]).classes()
-    except ValueError as err:
-        raise ValueError(f"checkpoint {path} holds model class {ckpt['model_class']!r}: "
-                         f"{err}") from None
-    assumptions = ckpt.get("physics_assumptions")
-    recorded = (ckpt.get("dataset_stats") or {}).get("physics")
-    if assumptions is not None and recorded is not None \
-            and propagation.assumptions(assumptions) != propagation.assumptions(recorded):
-        raise ValueError(f"checkpoint {path}: its model serves with physics assumptions "
-                         f"{assumptions}, its data set was generated with {recorded}")
-    try:
-        fields = dict(ckpt["model_config"])
-        if fields.get("scan") == "fused":
-            fields["scan"] = "auto"
-        config = config_cls(**{**fields, **(model_overrides or {})})
-        model = model_cls(ckpt["feature_stats"], config,
-                          physics_assumptions=recorded if assumptions is None else assumptions)
-        model.load_state_dict(ckpt["model_state_dict"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as err:
-        raise ValueError(f"checkpoint {path}: its model config {ckpt['model_config']} does "
-                         f"not build a {ckpt['model_class']} matching its weights: "
-                         f"{str(err).splitlines()[0]}") from None
-    model.eval()
-    ckpt["model"] = model
-    return ckpt
-
-
-def train_backbone(key: str, model, train_frame: pd.DataFrame, val_frame: pd.DataFrame,
-                   data_dir, stage_params: dict, *, extra_loss: Callable | None = None,
-                   progress: bool = True, log=print) -> TrainResult:
-    """Train the registered backbone ``key`` (``registry``) as its training stage does: the
-    trainer settings from ``stage_params`` (the notebook's validated parameters; the names of
-    ``TRAINER_RULES``), the checkpoint and history under the names the registry gives,
-    in ``<data_dir>/models``, pinned to the data set's MANIFEST and statistics."""
-    backbone = registry.get(key)
-    data = paths.dataset_dir(data_dir)
-    config = TrainConfig(**{name: stage_params[name] for name in TRAINER_RULES})
-    return train(model, train_frame, val_frame, config, paths.models_dir(data_dir),
-                 backbone.run_name, backbone.checkpoint,
-                 data_manifest_sha256=dataset.manifest_sha256(data),
-                 dataset_stats=dataset.load_stats(data), extra_loss=extra_loss,
-                 progress=progress, log=log)
-
-
-def training_data(data_dir, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """What a training stage reads: the train split's features and targets and the whole
-    validation split (its noise-free medians score the epochs) of ``data_dir``'s data set
-    (checked against its MANIFEST), and the physics assumptions the data were made with."""
-    data = paths.dataset_dir(data_dir)
-    train = dataset.load_split(data, "train", schema.MODEL_COLUMNS)
-    val = dataset.load_split(data, "val")
-    log(f"train {len(train)} rows, validation {len(val)} rows; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads")
-    return train, val, dataset.physics_assumptions(dataset.load_stats(data))
-
-
-# The shared trainer's parameters (coverage_lib.training.TrainConfig), in both training stages.
-TRAINER_RULES = {
-    "epochs": validation.positive_int,
-    "batch_size": validation.positive_int,
-    "lr": validation.positive_number,
-    "weight_decay": validation.non_negative_number,
-    "patience": validation.positive_int,
-    "loss": validation.one_of("mse", "multitask"),
-    "seed": validation.non_negative_int,
-    "device": validation.torch_device,
-    "precision": validation.one_of("fp32", "bf16"),
-}
-
-
-def stage_rules(backbone) -> dict:
-    """The rules of a backbone's training stage: the trainer's (``TRAINER_RULES``) and the
-    backbone's own (``registry.Backbone.stage_rules``)."""
-    return {**TRAINER_RULES, **backbone.stage_rules}
-
-
-def shared_params(namespace: dict) -> dict:
-    """The shared training notebook's parameters from its namespace, checked: ``model`` a
-    registered key, ``config`` fields of that backbone's config class, the trainer's
-    settings, ``profile`` and ``data_dir``. Any registered backbone can train there, so it also
-    trains the MLP or the Mamba-3 when run by hand."""
-    backbone = registry.get(namespace.get("model"))
-    rules = {**validation.COMMON, **TRAINER_RULES, "model": validation.one_of(*registry.BACKBONES),
-             "config": registry.config_rule(backbone)}
-    missing = sorted(set(rules) - set(namespace))
-    if missing:
-        raise ValueError(f"the shared training notebook is missing parameter(s) {missing}")
-    for name, rule in rules.items():
-        rule(name, namespace[name])
-    return {name: namespace[name] for name in rules}

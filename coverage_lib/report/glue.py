@@ -1,5 +1,7 @@
-"""The glue contract between the executed notebooks and the book's pages: every name a page
-pastes is glued by the notebook it names, and every name a notebook glues is pasted somewhere.
+"""Glue: the values the book's pages paste from the executed notebooks, and the contract
+between them: every name a page pastes is glued by the notebook it names, and every name a
+notebook glues is pasted somewhere (``glue_for_book`` glues only what the pages use; ``check``,
+run when a run is published, finds any drift).
 
 A notebook glues a value with ``myst_nb.glue(name, value, display=...)``; in the executed
 notebook that is a ``display_data`` output of a code cell whose metadata holds
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import nbformat
+
+from ..core.paths import project_root
 
 CROSS_DOC = {"glue", "glue:", "glue:any", "glue:text"}  # forms that accept doc::name / :doc:
 
@@ -184,3 +188,33 @@ def _directive_options(rest: str, fence: str) -> dict[str, str]:
             break
         options[m.group(1)] = m.group(2)
     return options
+
+
+def book_pages(root: Path | None = None) -> dict[str, str]:
+    """{page path: text} of the book's pages (``book/*.md`` under the project root)."""
+    root = project_root() if root is None else root
+    return {str(p.relative_to(root)): p.read_text() for p in sorted((root / "book").glob("*.md"))}
+
+
+def names_used_from(notebook: str, pages: dict[str, str] | None = None) -> list[str]:
+    """The glue names the book's pages paste from ``notebook`` (its file name, e.g.
+    ``05_plots.ipynb``), sorted."""
+    pages = book_pages() if pages is None else pages
+    return sorted({name for nb, name in used_names(pages) if nb == notebook})
+
+
+def glue_for_book(values: dict, notebook: str) -> dict:
+    """Glue the entries of ``values`` that the book's pages paste from ``notebook`` (myst-nb,
+    ``display=False``) and return them; the rest are the notebook's own to show. A name ending
+    in ``_md`` holds Markdown, glued as its HTML (CommonMark, markdown-it): a page can paste a
+    glued output from another document only as text, HTML or an image. A name a page pastes
+    that ``values`` lacks is left to ``check`` to report when the run is published."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
+    from myst_nb import glue
+
+    wanted = {name: values[name] for name in names_used_from(notebook) if name in values}
+    for name, value in wanted.items():
+        html = name.endswith("_md") and MarkdownIt("commonmark").enable("table").render(value)
+        glue(name, HTML(html) if html else value, display=False)
+    return wanted

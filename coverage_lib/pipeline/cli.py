@@ -1,0 +1,55 @@
+"""The command line: ``python -m coverage_lib run --profile P [--force] [--until STAGE]
+[--scheduler ADDRESS]`` and ``python -m coverage_lib book [--profile P] [--check]``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import profiles
+from .execution import PipelineError
+from .locks import PipelineBusy
+from .publishing import check_book, publish
+from .run import run
+
+
+SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"
+
+
+def main(argv=None) -> int:
+    """``python -m coverage_lib run|book ...``: parse the options, do it; the exit status
+    (0 done, 1 a stage failed, 2 bad input, 3 the profile is busy)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m coverage_lib",
+                                     description="Run the D²TL Coverage notebook pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
+    run_p.add_argument("--profile", required=True,
+                       help=f"parameter profile: one of {profiles.available_profiles()}")
+    run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
+    run_p.add_argument("--until", default=None, metavar="STAGE",
+                       help="the last stage to run (e.g. 01_data); default: every stage")
+    run_p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
+                       help="send the replicate chains (seeds, learning curves) to the Dask "
+                            "scheduler at this address (tcp://host:8786) or scheduler file "
+                            f"(*.json); default ${SCHEDULER_ENV}, else run them here")
+    book_p = sub.add_parser("book", help="put a finished run into the book's source "
+                                         "(book/executed/), one profile only")
+    book_p.add_argument("--profile", default=None,
+                        help="the profile the book shows (default: paper once it has "
+                             "finished, else quick)")
+    book_p.add_argument("--check", action="store_true",
+                        help="only check that book/executed/ holds one profile, whole")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until)
+        elif args.check:
+            print(f"book/executed/ holds profile {check_book()!r}")
+        else:
+            publish(args.profile)
+    except (ValueError, PipelineError, PipelineBusy) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return {ValueError: 2, PipelineBusy: 3}.get(type(err), 1)
+    return 0

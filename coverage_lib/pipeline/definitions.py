@@ -1,0 +1,123 @@
+"""The pipeline's stages and their parameters: which notebooks run, in which order, what each
+reads and writes under ``data/<profile>/``, and the rules of its parameters (its owner's:
+the data set's, the trainer's, the evaluation's, the figures'). ``stage_params`` gathers and
+validates every stage's parameters of a profile before any work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import profiles
+from ..core import validation
+from ..datasets import dataset, replicates
+from ..evaluation import intervals, runner
+from ..models import registry
+from ..report import figures, link_widgets
+from ..core.paths import resolve
+from ..training import trainer
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One notebook of the pipeline: what it reads and writes, and its parameters' rules."""
+    name: str
+    notebook: str
+    reads: tuple = ()   # files or folders under data/<profile>/: this stage's inputs
+    writes: tuple = ()  # files or folders under data/<profile>/ this stage writes
+    rules: dict = field(default_factory=dict, compare=False)  # its parameters' rules, its owner's
+
+
+def stages() -> list[Stage]:
+    """The stages in order: the data; one training stage per registered backbone
+    (``registry``: its notebook, checkpoint and history); the evaluation, the figures and the
+    interactive page, which read every backbone. Each stage's parameter rules are its owner's
+    (the data set's, the trainer's and the backbone's, the evaluation's, the seeds', the
+    figures'). A new notebook stage is one entry here, its rules beside the code it calls, its
+    section in each profile and its page in ``_toc.yml``."""
+    backbones = list(registry.BACKBONES.values())
+    checkpoints = tuple(f"models/{b.checkpoint}" for b in backbones)
+    routed = tuple(f"models/{registry.by_role(r).checkpoint}" for r in ("primary", "backup"))
+    return [
+        Stage("01_data", "notebooks/01_data.ipynb", writes=("dataset",),
+              rules=dataset.PARAMETERS),
+        *(Stage(b.stage, b.notebook, reads=("dataset",),
+                writes=(f"models/{b.checkpoint}", f"models/{b.history}"),
+                rules=trainer.stage_rules(b)) for b in backbones),
+        Stage("04_evaluate", "notebooks/04_evaluate.ipynb", rules=runner.PARAMETERS,
+              reads=("dataset", *checkpoints),
+              writes=("models/lightgbm", "results/metrics.json",
+                      "results/selector_thresholds.json", "models/onnx")),
+        Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
+              reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
+              writes=("results/seeds.json",), rules=intervals.PARAMETERS),
+        Stage("05_plots", "notebooks/05_plots.ipynb",
+              reads=("dataset", "models", "results/metrics.json",
+                     "results/selector_thresholds.json", "results/seeds.json"),
+              writes=("figures",), rules=figures.PARAMETERS),
+        Stage("06_interactive", "notebooks/06_interactive.ipynb",
+              reads=("dataset", *routed, "results/selector_thresholds.json"),
+              rules=link_widgets.PARAMETERS),
+    ]
+
+
+REPLICATE_RESULT = "results/replicate.json"
+SEEDS_STAGE = "04b_seeds"  # the replicate chains run before it (``run_chains``)
+EVALUATION_STAGE = "04_evaluate"
+
+
+def chain_stages() -> list[Stage]:
+    """The stages of a replicate chain (``replicates``), in its own folder: one training stage
+    per registered backbone (the main run's notebooks) and the replicate evaluation."""
+    backbones = list(registry.BACKBONES.values())
+    return [*(Stage(b.stage, b.notebook, reads=("dataset",),
+                    writes=(f"models/{b.checkpoint}", f"models/{b.history}")) for b in backbones),
+            Stage("replicate", "notebooks/replicate.ipynb",
+                  reads=("dataset", *(f"models/{b.checkpoint}" for b in backbones)),
+                  writes=(REPLICATE_RESULT,), rules=runner.REPLICATE_PARAMETERS)]
+
+
+def data_dir_of(profile: str) -> str:
+    """A profile's data folder, relative to the project root."""
+    return f"data/{profile}"
+
+
+def stage_params(profile: str) -> dict:
+    """Validated parameters of every stage: {stage: params}. Raises before any work."""
+    from papermill import inspect_notebook
+
+    config = profiles.load_profile(profile)
+    unknown = sorted(set(config) - {s.name for s in stages()})
+    if unknown:
+        raise ValueError(f"params/{profile}.yaml names unknown stage {unknown[0]!r}; stages: "
+                         f"{[s.name for s in stages()]}")
+    absent = [s.name for s in stages() if s.name not in config]
+    if absent:
+        raise ValueError(f"params/{profile}.yaml has no section for stage {absent[0]!r}: every "
+                         f"stage's parameters are passed explicitly")
+    out = {}
+    for stage in stages():
+        if not resolve(stage.notebook).exists():
+            raise ValueError(f"stage {stage.name}: notebook {stage.notebook} does not exist")
+        p = {**config[stage.name], "profile": profile,
+             "data_dir": data_dir_of(profile)}
+        declared = set(inspect_notebook(str(resolve(stage.notebook))))
+        extra = sorted(set(p) - declared)
+        if extra:
+            raise ValueError(f"unknown parameter {extra[0]!r} for {stage.notebook} (stage "
+                             f"{stage.name}); its parameters are {sorted(declared)}")
+        out[stage.name] = validate(stage.name, p)
+    return out
+
+
+MAIN_CHAIN = "main run"  # the main run's training and evaluation, as a chain of its own
+
+
+def validate(stage_name: str, params: dict) -> dict:
+    """``params`` of the stage (or replicate chain stage) ``stage_name``, validated by its
+    owner's rules (the ``rules`` its ``Stage`` carries); ValueError naming what is wrong."""
+    # a chain's training stages are the main run's: the main run's entries, with their rules,
+    # take precedence over the chain's own (which carry none)
+    owners = {s.name: s for s in chain_stages()} | {s.name: s for s in stages()}
+    if stage_name not in owners:
+        raise ValueError(f"no stage named {stage_name!r}; stages: {sorted(owners)}")
+    return validation.validate(stage_name, owners[stage_name].rules, params)

@@ -1,0 +1,184 @@
+"""Content-hash stamps: whether a stage is up to date.
+
+A stage's hash covers what determines its results: its notebook's code cells, its parameters,
+the library modules its notebook imports (transitively, ``library_files``: so an edit to a
+module of a layer the notebook does not reach reruns nothing) and its input files. Its stamp
+(``data/<profile>/stamps/<stage>.json``) records that hash and the checksums of the files it
+wrote after its last success; ``stale_reason`` compares both.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from pathlib import Path
+
+import nbformat
+
+from ..core.io import atomic_write_text, sha256_file
+from ..core.paths import project_root, resolve
+from ..models import registry
+from ..report import glue
+from .definitions import Stage
+
+
+def _sha256_files(paths) -> str:
+    """One hash of the files ``paths``: their names (relative to the project root) and bytes."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(project_root())).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+
+def _imported_modules(source: str, package: str = "") -> set[str]:
+    """Names of the ``coverage_lib`` modules that ``source`` imports, anywhere in it
+    (function-level imports included). ``package`` resolves relative imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            names.add(base)
+            names |= {f"{base}.{a.name}" for a in node.names}
+    return {n for n in names if n == "coverage_lib" or n.startswith("coverage_lib.")}
+
+
+
+def library_files(source: str) -> list[Path]:
+    """The library files a notebook's code depends on: every ``coverage_lib`` module it
+    imports, what those import, and so on (each package's ``__init__`` included), plus the
+    data files shipped beside them (the gas table beside the physics). The registry names the
+    backbones' modules without importing them, so code that imports the registry depends on
+    each of them too.
+    Editing any other module leaves the stage's hash unchanged."""
+    root = project_root()
+    seen, todo, files = set(), list(_imported_modules(source)), set()
+    while todo:
+        name = todo.pop()
+        if name == "coverage_lib.models.registry":
+            todo.extend(b.module for b in registry.BACKBONES.values())
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # the packages on the way are imported too
+            prefix = ".".join(parts[:i])
+            if prefix in seen:
+                continue
+            seen.add(prefix)
+            base = root.joinpath(*prefix.split("."))
+            path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            if not path.is_file():
+                continue  # a name imported from a module, not a module
+            files.add(path)
+            package = prefix if path.name == "__init__.py" else prefix.rpartition(".")[0]
+            todo.extend(_imported_modules(path.read_text(), package))
+    shipped = {f for module in files for f in module.parent.glob("*.npz")}
+    return sorted(files | shipped)
+
+
+
+def _code_digest(paths) -> str:
+    """Hash of Python sources by what they do: their syntax tree without docstrings (comments
+    and formatting never reach the tree), so editing documentation reruns nothing. Other
+    files are hashed byte for byte."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(project_root())).encode())
+        if path.suffix != ".py":
+            h.update(path.read_bytes())
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                    and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(ast.dump(tree).encode())
+    return h.hexdigest()
+
+
+
+def stage_hash(stage: Stage, p: dict) -> str:
+    """Content hash of what determines a stage's results: the notebook's code cells, its
+    parameters, the code of the library modules it imports (``library_files``,
+    ``_code_digest``), the stage's input files and the glue names the book's pages paste from
+    it (``report.glue``: it glues only those, so a page that pastes a new name reruns it). The
+    notebook's prose and the pages' prose are not hashed: fixing a sentence retrains nothing
+    (``refresh_prose`` puts it into the executed copy)."""
+    nb = nbformat.read(resolve(stage.notebook), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    cells = "\n".join(f"code:{c.source}" for c in nb.cells if c.cell_type == "code")
+    library = library_files("\n".join(line for line in code.splitlines()
+                                      if not line.lstrip().startswith(("%", "!"))))
+    data = resolve(p["data_dir"])
+    inputs = sorted(f for entry in stage.reads for f in _entry_files(data, entry))
+    h = hashlib.sha256()
+    pasted = glue.names_used_from(f"{stage.name}.ipynb")
+    for part in (cells, json.dumps(p, sort_keys=True), _code_digest(library),
+                 _sha256_files(inputs), *(["glued:" + ",".join(pasted)] if pasted else [])):
+        h.update(part.encode())
+    return h.hexdigest()
+
+
+def _entry_files(data: Path, entry: str) -> list[Path]:
+    """The files a ``reads`` entry names: a file, every file under a folder, or the files
+    matching a glob pattern (``runs/*/results/replicate.json``)."""
+    if "*" in entry:
+        return [f for f in data.glob(entry) if f.is_file()]
+    target = data / entry
+    return [target] if target.is_file() else [f for f in target.rglob("*") if f.is_file()]
+
+
+
+def output_checksums(stage: Stage, data: Path) -> dict:
+    """{path under data/<profile>/: sha256} of every file a stage wrote (its ``writes`` and
+    its executed notebook): recorded in the stage's stamp, compared before skipping it."""
+    paths = [data / "executed" / f"{stage.name}.ipynb"]
+    for entry in stage.writes:
+        target = data / entry
+        paths += [target] if target.is_file() else sorted(
+            f for f in target.rglob("*") if f.is_file() and not f.name.endswith(".tmp"))
+    return {str(p.relative_to(data)): sha256_file(p) for p in paths if p.is_file()}
+
+
+
+def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path) -> str | None:
+    """Why a stage must run again, or None if it is up to date: its inputs (the hash) or its
+    outputs (the recorded checksums) differ from its last success."""
+    if not stamp:
+        return "no record of a successful run"
+    if stamp.get("hash") != digest:
+        return "its notebook, parameters, library code or inputs changed"
+    recorded = stamp.get("outputs")
+    if not recorded:
+        return "its stamp records no output checksums (written by an older version)"
+    missing = [w for w in stage.writes if not (data / w).exists()]
+    if missing:
+        return f"{missing[0]} is missing"
+    current = output_checksums(stage, data)
+    for rel, sha in recorded.items():
+        if current.get(rel) != sha:
+            what = "is missing" if rel not in current else "changed"
+            return f"{rel} {what} since {stage.name} wrote it"
+    return None
+
+
+def stamp_path(data: Path, stage: Stage) -> Path:
+    """Where the stamp of ``stage`` lives in the data folder ``data``."""
+    return data / "stamps" / f"{stage.name}.json"
+
+
+def read_stamp(path: Path) -> dict:
+    """The stamp at ``path``; {} when there is none (no recorded success)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_stamp(path: Path, stamp: dict) -> None:
+    """Record ``stamp`` at ``path``, atomically."""
+    atomic_write_text(path, json.dumps(stamp, indent=1))
