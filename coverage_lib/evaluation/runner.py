@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import io, machine, metrics, paths, schema, validation
+from ..core import io, machine, metrics, paths, progress, schema, validation
 from ..core.schema import FEATURES, TARGETS
 from ..datasets import dataset
 from ..models import baselines, registry
@@ -197,6 +197,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     log(f"train {len(train)}, validation {len(val)} rows; evaluation sets: "
         + ", ".join(f"{s} {len(f)}" for s, f in frames.items()))
 
+    progress.report("the Selector's thresholds on validation")
     _fit_selector(models.selector, val, selector_quantile, results_dir)
     models.lightgbm = _new_lightgbm(seed, lightgbm_max_rounds, lightgbm_early_stopping,
                                     lightgbm_min_improvement)
@@ -204,9 +205,12 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
                                   lightgbm_candidates, lightgbm_search_rows, seed, manifest,
                                   models_dir, log)
 
+    progress.report("every model on every split")
     accuracy, routing, bands = accuracy_of(frames, models, assumptions["implementation_gap_db"])
     raw_heads = _raw_heads(models, frames["test"])
+    progress.report("the physics rules")
     physics = rule_checks(frames, models, assumptions, physics_rows, seed)
+    progress.report("ONNX export and latency")
     onnx_paths = _export_onnx(models, onnx_backbones, models_dir, frames["test"])
     timings = _time_latency(models, onnx_paths, frames["test"], seed, latency_repeats)
     results = {

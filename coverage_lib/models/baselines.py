@@ -42,7 +42,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from ..core import validation
+from ..core import progress, validation
 from ..core.schema import FEATURES, TARGETS
 from ..core.io import atomic_write_text, read_json
 from ..core.links import check_features
@@ -273,6 +273,9 @@ class LightGBMBaseline:
                        **{k: fitted[k] for k in ("best_iteration", "val_mae", "cap_reached")},
                        "seconds": fitted["seconds"], "train_rows": int(len(xs))}
                 self.search_results.append(row)
+                progress.report(f"LightGBM {target}: candidate {index + 1}/"
+                                f"{len(per_target[target])} in {fitted['seconds']:.0f} s, "
+                                f"{fitted['best_iteration']} rounds")
                 if best is None or fitted["val_mae"] < best[0]["val_mae"]:
                     best = (row, fitted, candidate)
             row, fitted, candidate = best

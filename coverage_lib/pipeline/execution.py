@@ -3,12 +3,18 @@ says it is up to date (``run_stage_if_stale``); the executed copy's prose kept c
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import resource
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import nbformat
 
+from ..core import progress
 from ..core.io import atomic_write_text
 from ..core.paths import project_root, resolve
 from .definitions import Stage
@@ -23,9 +29,10 @@ class PipelineError(RuntimeError):
 
 def remove_leftovers(data: Path, log=print) -> None:
     """Partial files of an interrupted run (killed during a stage or during a write): the
-    executed notebook papermill was writing, and atomic writes' temporary files. Only called
-    under the profile's lock, so no other run can be writing them."""
-    leftovers = sorted(data.glob("executed/.*.running.ipynb")) + sorted(data.rglob(".*.tmp"))
+    executed notebook papermill was writing, its progress file, and atomic writes' temporary
+    files. Only called under the profile's lock, so no other run can be writing them."""
+    leftovers = (sorted(data.glob("executed/.*.running.ipynb"))
+                 + sorted(data.glob("executed/.*.progress")) + sorted(data.rglob(".*.tmp")))
     for path in leftovers:
         path.unlink(missing_ok=True)
         log(f"removed {path.relative_to(data)}, left behind by an interrupted run")
@@ -81,13 +88,29 @@ def _tag_parameters_cell(path: Path) -> None:
     atomic_write_text(path, nbformat.writes(nb))
 
 
-def _ipc_kernel_manager():
-    """A kernel manager that talks to its kernel over local IPC sockets instead of loopback
-    TCP: nothing listens on a port, and ipykernel has no reason to print its "running over TCP
-    without encryption" warning at every stage. Each kernel's sockets get a path of their own
-    in Jupyter's runtime folder (jupyter_client's default, ``kernel-ipc-N`` in the working
-    folder, is shared by every kernel started there: a kernel of a run killed outright, or of
-    another profile running beside this one, would collide with it)."""
+def kernel_environment(environ) -> dict:
+    """The environment a notebook kernel starts with: ``environ`` without glibc's allocator
+    settings (``MALLOC_*``). Dask's nanny starts its workers with
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``) and a kernel
+    started from a worker would inherit it; with any ``MALLOC_*`` threshold set, glibc switches
+    off its dynamic mmap threshold and maps and unmaps every buffer over 128 KiB at every
+    training step (measured: half the speed, a third of the CPU time in the kernel). Kernels
+    get a plain process's allocator wherever the pipeline runs them."""
+    return {k: v for k, v in environ.items() if not k.startswith("MALLOC_")}
+
+
+def kernel_manager_class(clean_environment: bool = True, progress_file: Path | None = None):
+    """The kernel manager every stage's kernel starts with.
+
+    It talks to its kernel over local IPC sockets instead of loopback TCP: nothing listens on a
+    port, and ipykernel has no reason to print its "running over TCP without encryption"
+    warning at every stage. Each kernel's sockets get a path of their own in Jupyter's runtime
+    folder (jupyter_client's default, ``kernel-ipc-N`` in the working folder, is shared by every
+    kernel started there: a kernel of a run killed outright, or of another profile running
+    beside this one, would collide with it). The kernel's environment is
+    ``kernel_environment``'s (``clean_environment`` False keeps the parent's as it is: for
+    ``benchmarks/bench_kernel_env.py`` only), with ``progress_file`` as the file its library
+    calls report progress to (``core.progress``)."""
     import uuid
 
     from jupyter_client import AsyncKernelManager
@@ -100,13 +123,24 @@ def _ipc_kernel_manager():
             super().__init__(transport="ipc",
                              ip=str(runtime / f"coverage-{uuid.uuid4().hex[:16]}-ipc"), **kwargs)
 
+        async def _async_pre_start_kernel(self, **kw):
+            command, kw = await super()._async_pre_start_kernel(**kw)
+            env = dict(kw.get("env", os.environ))
+            if clean_environment:
+                env = kernel_environment(env)
+            if progress_file is not None:
+                env[progress.ENV] = str(progress_file)
+            kw["env"] = env
+            return command, kw
+
     return IPCKernelManager
 
 
-def run_stage(stage: Stage, p: dict, executed: Path) -> None:
+def run_stage(stage: Stage, p: dict, executed: Path, progress_file: Path | None = None) -> None:
     """Execute one stage's notebook with parameters ``p`` into ``executed`` (written whole
     once it has finished); a failing cell → ``PipelineError`` naming it, the executed copy
-    with the error kept beside as ``<stage>.failed.ipynb``."""
+    with the error kept beside as ``<stage>.failed.ipynb``. The kernel reports its progress
+    to ``progress_file`` (``followed_progress``)."""
     import papermill as pm
 
     tmp = executed.with_name(f".{executed.stem}.running.ipynb")
@@ -114,7 +148,8 @@ def run_stage(stage: Stage, p: dict, executed: Path) -> None:
         pm.execute_notebook(str(resolve(stage.notebook)), str(tmp), parameters=p,
                             kernel_name="python3", cwd=str(project_root()),
                             progress_bar=False, log_output=False,
-                            kernel_manager_class=_ipc_kernel_manager())
+                            kernel_manager_class=kernel_manager_class(
+                                progress_file=progress_file))
     except pm.PapermillExecutionError as err:
         failed = executed.with_name(f"{executed.stem}.failed.ipynb")
         shutil.move(tmp, failed)
@@ -148,12 +183,63 @@ def run_stage_if_stale(stage: Stage, p: dict, data: Path, force: bool, prefix: s
     else:
         log(f"{prefix}: running ({reason}) ...")
     path.unlink(missing_ok=True)
-    start = time.perf_counter()
-    run_stage(stage, p, executed)
-    wall = time.perf_counter() - start
-    write_stamp(path, {"hash": digest, "wall_s": round(wall, 2), "parameters": p,
-                       "git": git_state(),
+    followed = data / "executed" / f".{stage.name}.progress"
+    cpu_before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    with followed_progress(followed, prefix, log):
+        run_stage(stage, p, executed, followed)
+    wall, cpu = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    times = {"wall_s": round(wall, 2), "user_s": round(cpu.ru_utime - cpu_before.ru_utime, 2),
+             "sys_s": round(cpu.ru_stime - cpu_before.ru_stime, 2)}
+    write_stamp(path, {"hash": digest, **times, "parameters": p, "git": git_state(),
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "outputs": output_checksums(stage, data)})
-    log(f"{prefix}: done in {wall:.1f} s")
-    return {"status": "ran", "wall_s": round(wall, 2)}
+    record_duration(data, stage.name, times["wall_s"])
+    log(f"{prefix}: done in {wall:.1f} s (its kernel's CPU: user {times['user_s']:.1f} s, "
+        f"system {times['sys_s']:.1f} s)")
+    return {"status": "ran", **times}
+
+
+@contextlib.contextmanager
+def followed_progress(path: Path, prefix: str, log, every_s: float = 2.0):
+    """While the block runs (a stage's kernel), log each line the kernel reports to ``path``
+    (``core.progress``: an epoch's time and validation MAE, an evaluation step), prefixed;
+    the file is removed after."""
+    path.unlink(missing_ok=True)
+    stop = threading.Event()
+
+    def follow():
+        offset, last = 0, False
+        while not last:
+            last = stop.wait(every_s)
+            lines, offset = progress.read_from(path, offset)
+            for _, message in lines:
+                log(f"{prefix}: {message}")
+
+    thread = threading.Thread(target=follow, name=f"progress of {path.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        path.unlink(missing_ok=True)
+
+
+DURATIONS = "durations.json"  # under stamps/: each stage's last wall time, kept across reruns
+
+
+def record_duration(data: Path, stage_name: str, wall_s: float) -> None:
+    """Remember ``stage_name``'s wall time for the next run's estimate (``last_durations``)."""
+    known = last_durations(data)
+    known[stage_name] = wall_s
+    atomic_write_text(data / "stamps" / DURATIONS, json.dumps(known, indent=1, sort_keys=True))
+
+
+def last_durations(data: Path) -> dict:
+    """{stage: wall seconds} of each stage's last successful run under ``data``."""
+    path = data / "stamps" / DURATIONS
+    try:
+        found = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}

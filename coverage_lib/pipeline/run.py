@@ -11,7 +11,7 @@ from ..core import validation
 from ..core.paths import resolve
 from .definitions import MAIN_CHAIN, SEEDS_STAGE, data_dir_of, stage_params, stages
 from . import fanout
-from .execution import remove_leftovers, run_stage_if_stale
+from .execution import last_durations, remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
 from .publishing import write_provenance
 from .replicate_chains import main_chain, replicate_list, run_chains
@@ -46,6 +46,7 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     plan = stages()
     if until is not None:
         plan = plan[:[s.name for s in plan].index(until) + 1]
+    log(_estimate(plan, last_durations(data)))
     # with replicates to run, the main run's training and evaluation run beside them
     beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
     side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
@@ -61,6 +62,33 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
             stage, all_params[stage.name], data, force,
             f"[{i}/{len(plan)}] {stage.name} ({stage.notebook})", log)
     write_provenance(profile)
+    log(stage_table(summary))
     log(f"executed notebooks: {data / 'executed'} (for the book: python -m coverage_lib book "
         f"--profile {profile})")
     return summary
+
+
+def _estimate(plan, durations: dict) -> str:
+    """What the run is about to do, in time: the stages' last wall times here (an upper
+    bound: an up-to-date stage is skipped; replicate chains run beside the main run)."""
+    known = [durations[s.name] for s in plan if s.name in durations]
+    if not known:
+        return (f"{len(plan)} stages; no earlier run recorded here: each training stage "
+                f"reports its epochs and what is left as it goes")
+    which = "" if len(known) == len(plan) else f", {len(known)} of them known"
+    return (f"{len(plan)} stages; at most about {sum(known) / 60:.0f} min of stage time "
+            f"(their last runs here{which}); up-to-date stages are skipped")
+
+
+def stage_table(summary: dict) -> str:
+    """The run's stages (and the replicate chains' under their names) as a table: status,
+    wall time and the kernel's user and system CPU time, in seconds."""
+    rows = [(name, s) for name, s in summary.items() if name != "chains"]
+    rows += [(f"{chain} / {name}", s) for chain, stages_run in summary.get("chains", {}).items()
+             for name, s in stages_run.items()]
+    lines = [f"{'stage':<44}{'status':>8}{'wall s':>9}{'user s':>9}{'system s':>10}"]
+    for name, s in rows:
+        cells = [f"{s[k]:.1f}" if isinstance(s.get(k), (int, float)) else "–"
+                 for k in ("wall_s", "user_s", "sys_s")]
+        lines.append(f"{name:<44}{s['status']:>8}{cells[0]:>9}{cells[1]:>9}{cells[2]:>10}")
+    return "\n".join(lines)

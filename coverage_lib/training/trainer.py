@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..core import metrics
+from ..core.progress import report as report_progress
 from ..core.io import atomic_write_text
 from ..core.schema import FEATURES, TARGETS
 from ..models.base import describe_device, PREDICT_BATCH, resolve_device
@@ -166,6 +167,10 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         _keep_best(run, done, epoch, val_mae, val_frame, data_manifest_sha256, dataset_stats)
         _save_progress(run, done, epoch)
         bar.set_postfix(val_mae=f"{val_mae:.4f}", best=done.best["epoch"])
+        seconds = done.history["epoch_time_s"][-1]
+        report_progress(f"epoch {epoch}/{config.epochs}: {seconds:.1f} s, validation MAE "
+                        f"{val_mae:.5f}{' (best)' if done.best['epoch'] == epoch else ''}, "
+                        f"at most {(config.epochs - epoch) * seconds / 60:.1f} min left")
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
