@@ -1,4 +1,4 @@
-"""Tests of coverage_lib.dataset: the feature draws of the book's physics page
+"""Tests of coverage_lib.datasets.dataset: the feature draws of the book's physics page
 (book/physics.md), determinism, the shadow fading, the ID/OOD split and the written files with
 their MANIFEST.
 

@@ -1,4 +1,4 @@
-"""One table of the physical domain (coverage_lib.domain) feeds the draws, the parameter rules,
+"""One table of the physical domain (coverage_lib.core.domain) feeds the draws, the parameter rules,
 the radius search, the interactive sliders and the plots' sweeps."""
 import math
 

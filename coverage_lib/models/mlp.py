@@ -34,7 +34,7 @@ class MLPConfig:
 class CoverageMLP(CoverageModel):
     """Eight hidden Linear → LayerNorm → SiLU (→ Dropout) layers of width 256, then 5 outputs.
 
-    Inputs and outputs are normalised (``coverage_lib.normalization``); ``predict`` maps
+    Inputs and outputs are normalised (``coverage_lib.models.normalization``); ``predict`` maps
     physical features to physical targets.
     """
 

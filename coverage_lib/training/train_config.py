@@ -64,7 +64,7 @@ class MeanLoss(nn.Module):
         return per_target_mse.mean()
 
 
-# The shared trainer's parameters (coverage_lib.training.TrainConfig), in both training stages.
+# The shared trainer's parameters (coverage_lib.training.train_config.TrainConfig), in both training stages.
 TRAINER_RULES = {
     "epochs": validation.positive_int,
     "batch_size": validation.positive_int,
