@@ -83,7 +83,7 @@ def main() -> None:
     print(machine_line(machine()))
     rows = [("in-process", epoch_in_kernel(args.rows, inherit=False))]
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         for label, inherit in (("dask worker", False), ("dask worker, inherited env", True)):
             rows.append((label, client.submit(epoch_in_kernel, args.rows, inherit,
                                               pure=False).result()))

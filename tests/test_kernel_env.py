@@ -51,7 +51,7 @@ def test_a_kernel_started_on_a_dask_worker_does_not_inherit_the_nannys_settings(
         return dict(os.environ).get("MALLOC_TRIM_THRESHOLD_"), kernel_sees(folder)
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         worker_value, seen = client.submit(on_worker, tmp_path, pure=False).result(timeout=120)
     assert worker_value == "65536"  # what the nanny gives its workers (the premise)

@@ -23,7 +23,7 @@ from ..models import baselines, registry
 from ..models.baselines import LightGBMBaseline, random_candidates
 from ..physics import rules, sampling
 from ..physics.oracle import oracle_predictions
-from ..training import trainer
+from ..training import checkpoint_io
 from . import latency, serving
 from .paper_goals import frequency_bands, goals, noise_free_metrics, serving_goals
 from .result_files import (BAND_SPLITS, EVAL_SPLITS, load_histories, model_names,
@@ -117,7 +117,7 @@ def load_models(data_dir, thresholds: bool = True, lightgbm: bool = True) -> Mod
     backbones = {}
     for key, backbone in registry.BACKBONES.items():
         backbones[key] = {primary.key: selector.mlp, backup.key: selector.mamba}.get(key) or \
-            trainer.load_checkpoint(backbone.checkpoint_path(data_dir), manifest)["model"]
+            checkpoint_io.load_checkpoint(backbone.checkpoint_path(data_dir), manifest)["model"]
     booster = LightGBMBaseline.load(paths.models_dir(data_dir) / "lightgbm",
                                     data_manifest_sha256=manifest) if lightgbm else None
     return Models(backbones, selector, booster)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..models import registry
-from ..training import trainer
+from ..training import checkpoint_io
 from ..core.schema import FEATURES, TARGET_INDEX, TARGETS
 from ..core.io import read_json, sha256_file, write_json
 from ..core.links import check_features, feature_array, frame_array
@@ -133,8 +133,8 @@ class Selector:
         Checkpoints from two data sets, a checkpoint without the data set's statistics, or a
         thresholds file fitted for other checkpoints → ValueError.
         """
-        mlp = trainer.load_checkpoint(mlp_path, data_manifest_sha256)
-        mamba = trainer.load_checkpoint(mamba_path, data_manifest_sha256, model_overrides)
+        mlp = checkpoint_io.load_checkpoint(mlp_path, data_manifest_sha256)
+        mamba = checkpoint_io.load_checkpoint(mamba_path, data_manifest_sha256, model_overrides)
         if mlp["data_manifest_sha256"] != mamba["data_manifest_sha256"]:
             raise ValueError(f"{mlp_path} and {mamba_path} were trained on different data sets "
                              f"(MANIFEST sha256 {mlp['data_manifest_sha256']} vs "

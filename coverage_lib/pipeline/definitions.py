@@ -14,7 +14,7 @@ from ..evaluation import intervals, runner
 from ..models import registry
 from ..report import figures, link_widgets
 from ..core.paths import resolve
-from ..training import trainer
+from ..training import train_config
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def stages() -> list[Stage]:
               rules=dataset.PARAMETERS),
         *(Stage(b.stage, b.notebook, reads=("dataset",),
                 writes=(f"models/{b.checkpoint}", f"models/{b.history}"),
-                rules=trainer.stage_rules(b)) for b in backbones),
+                rules=train_config.stage_rules(b)) for b in backbones),
         Stage("04_evaluate", "notebooks/04_evaluate.ipynb", rules=runner.PARAMETERS,
               reads=("dataset", *checkpoints),
               writes=("models/lightgbm", "results/metrics.json",

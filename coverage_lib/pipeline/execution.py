@@ -225,19 +225,19 @@ def followed_progress(path: Path, prefix: str, log, every_s: float = 2.0):
         path.unlink(missing_ok=True)
 
 
-DURATIONS = "durations.json"  # under stamps/: each stage's last wall time, kept across reruns
+DURATIONS = "stage_durations.json"  # each stage's last wall time, kept across reruns
 
 
 def record_duration(data: Path, stage_name: str, wall_s: float) -> None:
     """Remember ``stage_name``'s wall time for the next run's estimate (``last_durations``)."""
     known = last_durations(data)
     known[stage_name] = wall_s
-    atomic_write_text(data / "stamps" / DURATIONS, json.dumps(known, indent=1, sort_keys=True))
+    atomic_write_text(data / DURATIONS, json.dumps(known, indent=1, sort_keys=True))
 
 
 def last_durations(data: Path) -> dict:
     """{stage: wall seconds} of each stage's last successful run under ``data``."""
-    path = data / "stamps" / DURATIONS
+    path = data / DURATIONS
     try:
         found = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):

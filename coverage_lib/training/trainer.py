@@ -37,13 +37,6 @@ from .checkpoint_io import (checkpoint_dict, load_checkpoint, load_state, mark_c
                             save_torch)
 from .optimisation import build_optimizer, build_scheduler, no_weight_decay
 from .train_config import MeanLoss, MultiTaskLoss, TrainConfig
-# The pipeline and the evaluation still read ``trainer.stage_rules`` and
-# ``trainer.load_checkpoint``; both stay importable from here until they import them from
-# ``train_config`` and ``checkpoint_io``.
-from .train_config import stage_rules
-
-__all__ = ["TrainResult", "evaluate", "load_checkpoint", "scans_used", "seed_everything",
-           "stage_rules", "train"]
 
 
 def seed_everything(seed: int) -> None:
