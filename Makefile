@@ -23,11 +23,12 @@ paper: $(INSTALLED) $(MATHJAX)
 # The test book (quick profile) goes to build/test-book; `make book` puts paper back if it ran.
 # The unit tests run on two pytest-xdist workers, one CPU thread each (tests/conftest.py).
 # nbval re-executes the notebooks, which rewrites what they write: it runs on a copy of the
-# run (build/nbval), so the run's outputs stay the ones its stamps record.
+# run (build/nbval), so the run's outputs stay the ones its stamps record; the book's pages go
+# with it (a notebook glues the names they paste).
 test: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m pytest -n 2 tests
 	$(BIN)/python -m coverage_lib run --profile quick
-	rm -rf build/nbval && mkdir -p build/nbval/data && cp -r data/quick build/nbval/data/quick
+	rm -rf build/nbval && mkdir -p build/nbval/data build/nbval/book && cp -r data/quick build/nbval/data/quick && cp book/*.md build/nbval/book/
 	COVERAGE_PROJECT_ROOT=$(CURDIR)/build/nbval $(BIN)/python -m pytest --nbval build/nbval/data/quick/executed/
 	$(BIN)/python -m coverage_lib book --profile quick
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) --path-output build/test-book .

@@ -43,8 +43,8 @@ def main():
     here = {**machine.machine(), "cpu_flags": machine.cpu_flags(),
             "bf16_native": machine.bf16_native()}
     print(f"{machine.machine_line(here)}; flags: {' '.join(here['cpu_flags'])}")
-    peaks = {"fp32": latency.gemm_peak_gflops(torch.float32),
-             "bf16": latency.gemm_peak_gflops(torch.bfloat16)}
+    peaks = {"fp32": machine.gemm_peak_gflops(torch.float32),
+             "bf16": machine.gemm_peak_gflops(torch.bfloat16)}
     print(f"GEMM peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s "
           f"({'native' if here['bf16_native'] else 'emulated: no avx512_bf16/AMX here'})")
 

@@ -191,3 +191,26 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     ca = checkpoint_io.load_checkpoint(clean / "best.pth")
     cb = checkpoint_io.load_checkpoint(killed / "best.pth")
     assert ca["epoch"] == cb["epoch"] and ca["val_metrics"] == cb["val_metrics"]
+
+
+def test_matmul_flops_match_the_analytic_count_of_a_linear_layer():
+    from coverage_lib.training.efficiency import matmul_flops
+
+    layer, x = torch.nn.Linear(13, 256), torch.randn(512, 13)
+    forward = 2 * 512 * 13 * 256  # one multiply and one add per weight and row
+    assert matmul_flops(layer, x, backward=False) == forward
+    # backward: the weight's gradient only (the input needs none), as many FLOPs again
+    assert matmul_flops(layer, x, backward=True) == 2 * forward
+    assert layer.weight.grad is None  # gradients cleared after counting
+
+
+def test_a_run_records_its_achieved_gflops_against_the_gemm_peak(frames, tmp_path):
+    train, val = frames
+    model = make_model(train, seed=5)
+    result = trainer.train(model, train, val, train_config.TrainConfig(epochs=1, **FAST),
+                           tmp_path, "mlp", "best.pth", data_manifest_sha256="x",
+                           progress=False, log=lambda *_: None)
+    found = json.loads((tmp_path / "mlp_training_history.json").read_text())["efficiency"]
+    assert found == result.history["efficiency"]
+    assert found["matmul_flops_per_epoch"] > 0 and found["achieved_gflops"] > 0
+    assert 0 < found["fraction_of_peak"] < 2 and found["threads"] == torch.get_num_threads()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 
 import torch
 
@@ -43,3 +45,26 @@ def bf16_native() -> bool:
     bf16 GEMM is emulated, several times slower than fp32 (measured on an AVX2-only EPYC, 2
     threads: 17–21 GFLOP/s against ~180), so bf16 is not timed there."""
     return any(f in ("avx512_bf16", "amx_bf16") for f in cpu_flags())
+
+
+def gemm_peak_gflops(dtype=torch.float32, max_size: int = 2048, repeats: int = 5) -> float:
+    """This machine's matrix-multiply peak: GFLOP/s of a square (size × size) product in
+    ``dtype`` as ``nn.Linear`` computes it (x·Wᵀ: torch's bf16 ``mm`` without the transposed
+    layout is ten times slower on CPUs without bf16 hardware), torch's threads, median of
+    ``repeats`` after one warm-up. The size doubles from 256 until one product takes 50 ms or
+    ``max_size`` is reached, so a slow (emulated) precision is measured in seconds. The
+    roofline's ceiling."""
+    size = 256
+    while True:
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        torch.nn.functional.linear(a, b)  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.nn.functional.linear(a, b)
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
+        if seconds >= 0.05 or 2 * size > max_size:
+            return 2.0 * size ** 3 / seconds / 1e9
+        size *= 2

@@ -163,24 +163,6 @@ def variants(models, onnx_paths: dict | None = None) -> dict:
     return out
 
 
-def gemm_peak_gflops(dtype=torch.float32, max_size: int = 2048, repeats: int = 5) -> float:
-    """This machine's matrix-multiply peak: GFLOP/s of a square (size × size) product in
-    ``dtype`` as ``nn.Linear`` computes it (x·Wᵀ: torch's bf16 ``mm`` without the transposed
-    layout is ten times slower on CPUs without bf16 hardware), torch's threads, median of
-    ``repeats`` after one warm-up. The size doubles from 256 until one product takes 50 ms or
-    ``max_size`` is reached, so a slow (emulated) precision is measured in seconds. The
-    roofline's ceiling."""
-    size = 256
-    while True:
-        a = torch.randn(size, size).to(dtype)
-        b = torch.randn(size, size).to(dtype)
-        seconds = median_seconds(lambda _: torch.nn.functional.linear(a, b), None,
-                                 repeats=repeats, warmup=1)
-        if seconds >= 0.05 or 2 * size > max_size:
-            return 2.0 * size ** 3 / seconds / 1e9
-        size *= 2
-
-
 def linear_flops_per_row(model) -> float:
     """FLOPs per row of the network's Linear layers (2·in·out each): the MLP's work, all but
     its norms and activations."""

@@ -388,8 +388,8 @@ def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_path
     (``serving.precision_cost``), the ONNX files timed, and the serving goals."""
     primary = registry.by_role("primary").key
     mlp = models.backbones[primary]
-    peaks = {"fp32": latency.gemm_peak_gflops(torch.float32),
-             "bf16": latency.gemm_peak_gflops(torch.bfloat16)}
+    peaks = {"fp32": machine.gemm_peak_gflops(torch.float32),
+             "bf16": machine.gemm_peak_gflops(torch.bfloat16)}
     flops = latency.linear_flops_per_row(mlp)
     out = {"gemm_peak_gflops": peaks, "bf16_native": machine.bf16_native(),
            "cpu_flags": machine.cpu_flags(), "mlp_flops_per_row": flops,

@@ -33,6 +33,7 @@ from ..core.io import atomic_write_text
 from ..core.schema import FEATURES, TARGETS
 from ..models.base import describe_device, PREDICT_BATCH, resolve_device
 from ..physics import propagation
+from .efficiency import training_efficiency
 from .checkpoint_io import (checkpoint_dict, load_checkpoint, load_state, mark_completed, on_cpu,
                             save_torch)
 from .optimisation import build_optimizer, build_scheduler, no_weight_decay
@@ -167,7 +168,9 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
-    return _finish(run, done.history, data_manifest_sha256, resumed_from)
+    result = _finish(run, done.history, data_manifest_sha256, resumed_from)
+    _record_efficiency(run, result.history)
+    return result
 
 
 def _check_inputs(model, config, dataset_stats) -> None:
@@ -320,6 +323,22 @@ def _save_progress(run: _Run, done: _Progress, epoch: int) -> None:
         resume["cuda_rng_state"] = torch.cuda.get_rng_state(run.device)
     save_torch(run.state_path, resume)
     atomic_write_text(run.history_path, json.dumps(done.history, indent=1))
+
+
+def _record_efficiency(run: _Run, history: dict) -> None:
+    """Add the run's achieved GFLOP/s against the GEMM peak (``efficiency``) to its history
+    JSON and report it; measured after training, so it changes nothing the run computed."""
+    if not history["epoch_time_s"]:
+        return
+    history["efficiency"] = training_efficiency(
+        run.model, run.x_train, len(run.x_val), run.config.batch_size,
+        history["epoch_time_s"], measure_peak=run.device.type == "cpu")
+    atomic_write_text(run.history_path, json.dumps(history, indent=1))
+    found = history["efficiency"]
+    peak = (f" of a {found['gemm_peak_gflops']:.1f} GFLOP/s fp32 GEMM peak "
+            f"({100 * found['fraction_of_peak']:.0f} %)" if "gemm_peak_gflops" in found else "")
+    report_progress(f"{found['achieved_gflops']:.1f} GFLOP/s in matrix products at "
+                    f"{found['threads']} thread(s){peak}")
 
 
 def _finish(run: _Run, history: dict, data_manifest_sha256: str,
