@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from coverage_lib.datasets import dataset
+from coverage_lib.core import machine
 from coverage_lib.evaluation import latency, serving
 from coverage_lib.core.schema import FEATURES, TARGETS
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
@@ -141,4 +142,4 @@ def test_roofline_fractions():
     assert [r["precision"] for r in rows] == ["fp32", "bf16"]
     assert rows[0]["fraction_of_roofline"] == pytest.approx(1e5 * flops / 100e9)
     assert rows[1]["fraction_of_roofline"] == pytest.approx(2e5 * flops / 400e9)
-    assert latency.gemm_peak_gflops(max_size=256, repeats=2) > 0
+    assert machine.gemm_peak_gflops(max_size=256, repeats=2) > 0

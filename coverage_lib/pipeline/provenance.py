@@ -46,6 +46,10 @@ def versions() -> dict:
     return out
 
 
+def _seconds(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else ""
+
+
 def collect(profile: str, stages) -> dict:
     """Provenance of the latest run of ``profile`` over ``stages`` (pipeline.stages())."""
     data = resolve(f"data/{profile}")
@@ -55,6 +59,7 @@ def collect(profile: str, stages) -> dict:
         if stamp.is_file():
             s = json.loads(stamp.read_text())
             runs[stage.name] = {"notebook": stage.notebook, "wall_s": s.get("wall_s"),
+                                "user_s": s.get("user_s"), "sys_s": s.get("sys_s"),
                                 "finished": s.get("finished"), "parameters": s.get("parameters"),
                                 "git": s.get("git") or {}}
     manifest = data / "dataset" / "MANIFEST.txt"
@@ -106,13 +111,17 @@ def markdown(prov: dict) -> str:
                           ("CPU", f"{m['cpu']}, {m['cpu_count']} logical CPUs"),
                           ("GPU", m["cuda_device"] or "none"),
                           ("torch threads", m["torch_threads"]), ("Python", m["python"])]),
-        "**Wall time per stage** (the latest run of each; a stage is skipped only when its "
-        "notebook, parameters, inputs and the code of the library modules it imports are "
-        "unchanged, so a skipped stage's results are those this code gives):",
-        _table(("stage", "notebook", "wall time [s]", "finished (UTC)", "run at commit"),
-               [(name, f"`{r['notebook']}`", f"{r['wall_s']:.1f}" if r["wall_s"] else "",
+        "**Wall time per stage** and its kernel's user and system CPU time (the latest run of "
+        "each; a stage is skipped only when its notebook, parameters, inputs and the code of "
+        "the library modules it imports are unchanged, so a skipped stage's results are those "
+        "this code gives; a high system share would be a bug, not noise):",
+        _table(("stage", "notebook", "wall time [s]", "user CPU [s]", "system CPU [s]",
+                "finished (UTC)", "run at commit"),
+               [(name, f"`{r['notebook']}`", *(_seconds(r.get(k)) for k in
+                                                ("wall_s", "user_s", "sys_s")),
                  r["finished"] or "", commit_of(r["git"])) for name, r in prov["stages"].items()]
-               + [("**all stages**", "", f"**{total:.1f}** ({total / 60:.1f} min)", "", "")]),
+               + [("**all stages**", "", f"**{total:.1f}** ({total / 60:.1f} min)", "", "", "",
+                   "")]),
         "**Parameters per notebook** (as papermill injected them):",
         _table(("stage", "parameters"),
                [(name, ", ".join(f"`{k}={json.dumps(v)}`" for k, v in r["parameters"].items()))
