@@ -1,8 +1,8 @@
 """The physical domain of the data set: the range of every feature, per scenario where the
 scenarios differ (the feature table of the book's physics page, 3GPP TR 38.901 Table 7.4.1-1's
-scenario parameters). This one table feeds the generator's draws (``dataset.draw_features``),
-the parameter rules of the in-distribution ranges (``params``), the interactive notebook's
-sliders and the plots' sweeps.
+scenario parameters). This one table feeds the generator's draws
+(``physics.sampling.draw_features``), the parameter rules of the in-distribution ranges
+(``datasets.dataset.PARAMETERS``), the interactive notebook's sliders and the plots' sweeps.
 
 It is not what counts as a link (``links``): a 1000 GHz link is a link, outside this domain.
 """

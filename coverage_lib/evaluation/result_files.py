@@ -21,7 +21,7 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
 - ``raw_heads``: the same for the MLP's and the Mamba-3's five raw heads on the test split
   (``predict(outputs="raw")``), beside the physics-consistent outputs they serve;
 - ``physics``: {split: {model: {rule: {"violation_rate", "mean_violation", "max_violation",
-  "tolerance"}}}} on the first ``physics_rows`` rows (``physics_checks.check``; the noise-free
+  "tolerance"}}}} on the first ``physics_rows`` rows (``physics.rules.check``; the noise-free
   link budget appears as "physics"), and on as many points of the whole domain ("domain");
 - ``routing``: {split: {"rows", "to_mlp", "to_mamba", "reasons": {reason: fraction}}};
 - ``selector``: thresholds (fitted on validation), routing rules and tolerances;

@@ -322,7 +322,7 @@ def accuracy_of(frames: dict, models: Models, gap: float) -> tuple[dict, dict, d
 
 
 def rule_checks(frames: dict, models: Models, assumptions: dict, rows: int, seed: int) -> dict:
-    """{set: {model: {rule: check}}}: the physics rules (``physics_checks.check``) of the
+    """{set: {model: {rule: check}}}: the physics rules (``physics.rules.check``) of the
     noise-free link budget, LightGBM, every backbone and the Selector on the first ``rows``
     rows of each split in ``frames`` and on ``rows`` points drawn from the whole domain
     ("domain", drawn with ``seed``)."""

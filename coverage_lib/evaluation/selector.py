@@ -18,7 +18,7 @@ held:
    says it is at least as good, and stays the low-latency answer there.
 3. ``physics_rule`` — the MLP's output for the row breaks a physics rule of the book's physics page
    ("Physics rules"), judged with the tolerances and finite-difference steps of
-   ``physics_checks`` (one place for both; routing uses its ``ROUTING_TOLERANCES``, which
+   ``physics.rules`` (one place for both; routing uses its ``ROUTING_TOLERANCES``, which
    ignore violations smaller than the backbones' own precision):
    rule 1, received power non-increasing in distance (×1.1) and in rain rate (+5 mm/h);
    rule 2, radius independent of distance (×1.1); rule 3, area = π·r²/10⁶;
@@ -26,7 +26,7 @@ held:
    radius in [0, d_max]. The row and its moved copies go through the MLP in one batched
    pass. (Rule 2's tx-power and gain monotonicity can be added through ``rules``; they are
    left out by default to keep routing at three MLP rows per row, and are judged over whole
-   sets by ``physics_checks.check``.) The backup is not checked: its law head obeys rules 1
+   sets by ``physics.rules.check``.) The backup is not checked: its law head obeys rules 1
    and 2 by construction and its outputs are consistent (rules 3–5).
 4. ``divergence`` — the two backbones disagree: max over targets of ``|MLP − Mamba|`` in
    normalised units (each target in its training transform, log10 for radius and area,
@@ -74,7 +74,7 @@ class Selector:
     ``mlp_model`` and ``mamba_model`` are CoverageModels; the divergence scale is the MLP's
     normaliser (training-split std of each transformed target). ``dataset_stats`` is the data
     set's ``feature_stats.json`` (training-split min/max, in-distribution ranges). ``rules``
-    and ``tolerances`` (merged over ``physics_checks.TOLERANCES``) choose the routing rules.
+    and ``tolerances`` (merged over ``physics.rules.TOLERANCES``) choose the routing rules.
     """
 
     def __init__(self, mlp_model, mamba_model, dataset_stats: dict, thresholds: dict | None = None,
@@ -107,7 +107,7 @@ class Selector:
     @property
     def physics_assumptions(self) -> dict:
         """The edge SINR and implementation gap of the data both backbones learnt from (the
-        MLP's; ``physics_checks`` judges ``selector.predict`` with them)."""
+        MLP's; ``physics.rules`` judges ``selector.predict`` with them)."""
         return self.mlp.physics_assumptions
 
     def _set_thresholds(self, thresholds: dict) -> None:
@@ -126,7 +126,7 @@ class Selector:
     def from_checkpoints(cls, mlp_path, mamba_path, data_manifest_sha256: str | None = None,
                          thresholds_path=None, model_overrides: dict | None = None,
                          **options) -> "Selector":
-        """Both backbones from their checkpoints (``training.load_checkpoint``), the training
+        """Both backbones from their checkpoints (``training.checkpoint_io.load_checkpoint``), the training
         domain from the MLP's checkpoint, thresholds from ``thresholds_path`` if given;
         ``options`` (``rules``, ``tolerances``) go to the constructor.
 

@@ -31,7 +31,7 @@ def _check_options(batch_size, outputs, precision) -> None:
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """The torch device a ``device`` parameter names: "auto" is CUDA when available, else the
-    CPU; "cpu", "cuda", "cuda:N" as torch spells them (``params.torch_device`` checks the
+    CPU; "cpu", "cuda", "cuda:N" as torch spells them (``core.validation.torch_device`` checks the
     name and refuses a CUDA device this machine lacks). A torch.device passes through."""
     if isinstance(name, torch.device):
         return name

@@ -109,7 +109,7 @@ def _check_parameter_names(name: str, names) -> None:
 def check_space(name: str, space) -> None:
     """A search space: a non-empty {parameter of SEARCHABLE: [low, high]} with low ≤ high, both
     within the parameter's bounds (low == high fixes the parameter). Else ValueError naming
-    ``name``, the value and what is allowed (``params`` uses it as the rule of its stage)."""
+    ``name``, the value and what is allowed (the evaluation stage's rules use it)."""
     if not isinstance(space, dict) or not space:
         raise ValueError(f"{name} must be a non-empty dict {{parameter: [low, high]}} with "
                          f"parameters from {sorted(SEARCHABLE)}; got {space!r}")

@@ -1,6 +1,6 @@
 """The pipeline's profiles: ``params/<profile>.yaml``, one section of parameters per stage.
 
-Each stage's parameters are checked by the rules its owner declares (``pipeline.stages``
+Each stage's parameters are checked by the rules its owner declares (``pipeline.definitions.stages``
 gathers them; ``core.validation`` applies them), before anything runs.
 """
 from __future__ import annotations

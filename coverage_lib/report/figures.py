@@ -1,7 +1,7 @@
 """Figures of the results chapter: training curves of every run, predicted against true,
 residuals against the noise floor, physics curves, a coverage map, accuracy and latency bars.
 
-Every figure uses ``plots.use_style`` (Okabe–Ito palette, units on the axes); ``save`` writes
+Every figure uses ``core.figure_style.use_style`` (Okabe–Ito palette, units on the axes); ``save`` writes
 PNG and PDF atomically.
 """
 from __future__ import annotations

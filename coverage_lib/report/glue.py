@@ -10,13 +10,14 @@ notebook that is a ``display_data`` output of a code cell whose metadata holds
 ``""`` for ``display=True``. A page pastes it with a role or a directive (myst-nb 1.x,
 ``myst_nb/ext/glue``), parsed here as myst-nb parses them:
 
-- roles ``{glue}`` / ``{glue:}`` / ``{glue:any}`` `` `[doc::]name` ``;
-- role ``{glue:text}`` `` `[doc::]name[:format]` `` (split at the last ``:`` first, then at
-  ``::``: with a ``doc::`` the format is required, as in myst-nb);
-- directives ``{glue}`` / ``{glue:}`` / ``{glue:any}`` with the name as argument and an
+- roles ``{glue}``, ``{glue:}`` and ``{glue:any}`` whose content is ``[doc::]name``;
+- role ``{glue:text}`` whose content is ``[doc::]name[:format]`` (split at the last ``:``
+  first, then at ``::``: with a ``doc::`` the format is required, as in myst-nb);
+- directives ``{glue}``, ``{glue:}`` and ``{glue:any}`` with the name as argument and an
   optional ``:doc:`` option (also in a ``---`` YAML option block); backtick or colon fences;
-- role ``{glue:md}`` `` `name[:format]` `` and directives ``{glue:md}``, ``{glue:figure}``,
-  ``{glue:math}``: these only ever paste from the page's own document (no ``doc``).
+- role ``{glue:md}`` whose content is ``name[:format]``, and directives ``{glue:md}``,
+  ``{glue:figure}`` and ``{glue:math}``: these only ever paste from the page's own document
+  (no ``doc``).
 
 Names are not global across the book in myst-nb 1.x: a name without ``doc`` is looked up only
 in the glue data of the document being parsed (``retrieve_glue_data``: the notebook's own

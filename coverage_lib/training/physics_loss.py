@@ -1,6 +1,6 @@
 """The physics loss: the rules of the book's physics page as penalties on unlabeled collocation points.
 
-Collocation points are drawn from the whole physical domain of ``dataset.draw_features`` —
+Collocation points are drawn from the whole physical domain of ``physics.sampling.draw_features`` —
 the out-of-distribution ranges (high frequency, heavy rain, long distance) included: physics
 is knowledge, not labels, so no target from those ranges is ever used. Per point it penalises
 
@@ -36,7 +36,7 @@ RULES = ("power_vs_distance", "power_vs_rain", "radius_vs_distance", "area_ident
 
 
 class PhysicsLoss:
-    """``extra_loss`` hook of ``training.train``: returns {"physics_loss": weighted penalty}.
+    """``extra_loss`` hook of ``training.trainer.train``: returns {"physics_loss": weighted penalty}.
 
     A pool of ``n_points`` collocation points is drawn once (seeded); each call takes a random
     batch from it with torch's global RNG, which the trainer saves and restores on resume.
