@@ -1,12 +1,14 @@
 """The command line: ``python -m coverage_lib run --profile P [--force] [--until STAGE]
-[--scheduler ADDRESS]`` and ``python -m coverage_lib book [--profile P] [--check]``.
+[--scheduler ADDRESS]``, ``python -m coverage_lib book [--profile P] [--check]`` and
+``python -m coverage_lib pin --profile P``.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from . import profiles
+from . import pins, profiles
+from ..core import validation
 from .execution import PipelineError
 from .locks import PipelineBusy
 from .publishing import check_book, publish
@@ -41,10 +43,17 @@ def main(argv=None) -> int:
                              "finished, else quick)")
     book_p.add_argument("--check", action="store_true",
                         help="only check that book/executed/ holds one profile, whole")
+    pin_p = sub.add_parser("pin", help="commit-ready copy of a run's finished stages under "
+                                       "pins/<profile>/ (not the data set), with a MANIFEST")
+    pin_p.add_argument("--profile", required=True,
+                       help=f"parameter profile: one of {profiles.available_profiles()}")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until)
+        elif args.command == "pin":
+            validation.one_of(*profiles.available_profiles())("profile", args.profile)
+            pins.pin(args.profile)
         elif args.check:
             print(f"book/executed/ holds profile {check_book()!r}")
         else:

@@ -50,8 +50,9 @@ def stages() -> list[Stage]:
         Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
               reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
               writes=("results/seeds.json",), rules=intervals.PARAMETERS),
-        Stage("05_plots", "notebooks/05_plots.ipynb",
-              reads=("dataset", "models", "results/metrics.json",
+        Stage("05_plots", "notebooks/05_plots.ipynb",  # not the resume states: not pinned
+              reads=("dataset", *checkpoints, *(f"models/{b.history}" for b in backbones),
+                     "models/lightgbm", "results/metrics.json",
                      "results/selector_thresholds.json", "results/seeds.json"),
               writes=("figures",), rules=figures.PARAMETERS),
         Stage("06_interactive", "notebooks/06_interactive.ipynb",

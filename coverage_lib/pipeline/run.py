@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..core import validation
 from ..core.paths import resolve
 from .definitions import MAIN_CHAIN, SEEDS_STAGE, data_dir_of, stage_params, stages
-from . import fanout
+from . import fanout, pins
 from .execution import last_durations, remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
 from .publishing import write_provenance
@@ -42,6 +42,7 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     """``run``'s work, under the profile's lock: the stages up to ``until``, in order."""
     data = resolve(data_dir_of(profile))
     remove_leftovers(data, log)
+    pins.restore(profile, log)  # a fresh clone: the pinned stages' outputs, checked
     summary = {}
     plan = stages()
     if until is not None:

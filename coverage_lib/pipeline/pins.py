@@ -1,0 +1,138 @@
+"""Pinned results: a finished run's small outputs, committed under ``pins/<profile>/`` so that a
+fresh clone does not train again.
+
+``pin`` copies every stage that has a stamp (the main run's and each replicate chain's): the
+stamp and the files it records, except the data set, which the data stage regenerates bit for
+bit from its seed in about a minute. It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
+bytes and path of every pinned file, and which commit, machine and time pinned them) and refuses
+more than ``LIMIT_BYTES`` in all. At the start of every run, ``restore`` checks each pinned file
+against the MANIFEST (a file changed or added by hand is refused by name: pins are written by
+the pipeline only) and copies the ones missing under ``data/<profile>/`` into place; the stamps
+then decide as always. On a fresh clone the data stage runs (its data set is missing), writes
+the same files, and every later stage finds its stamp current and is skipped; a stage whose
+code or inputs changed since it was pinned reruns.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from ..core.io import atomic_write_text, sha256_file
+from ..core.paths import project_root, resolve
+from .definitions import data_dir_of
+from .provenance import git_state
+from .stamps import read_stamp
+
+PINS_DIR = "pins"
+MANIFEST = "MANIFEST.txt"
+LIMIT_BYTES = 25 * 1024 * 1024
+NOT_PINNED = ("dataset/",)  # regenerated bit for bit by the data stage (or a chain's cut)
+EXTRA = ("stage_durations.json",)  # the next run's estimate
+
+
+def pins_dir(profile: str) -> Path:
+    return project_root() / PINS_DIR / profile
+
+
+def pinnable(data: Path) -> list[str]:
+    """The paths under ``data`` a pin holds: every stamp (the main run's and the replicate
+    chains'), the files each records but the data set's, and ``EXTRA``."""
+    found = set()
+    for stamp in sorted(data.glob("stamps/*.json")) + sorted(data.glob("runs/*/stamps/*.json")):
+        folder = stamp.parent.parent
+        prefix = "" if folder == data else f"{folder.relative_to(data)}/"
+        found.add(str(stamp.relative_to(data)))
+        for rel in read_stamp(stamp).get("outputs", {}):
+            if not rel.startswith(NOT_PINNED) and (folder / rel).is_file():
+                found.add(prefix + rel)
+    found |= {name for name in EXTRA if (data / name).is_file()}
+    return sorted(found)
+
+
+def pin(profile: str, log=print) -> Path:
+    """Copy ``profile``'s finished stages into ``pins/<profile>/`` (replacing what was pinned)
+    with their MANIFEST; ValueError when nothing has run or the pins would pass the limit."""
+    data = resolve(data_dir_of(profile))
+    files = pinnable(data)
+    if not any(f.startswith("stamps/") for f in files):
+        raise ValueError(f"profile {profile!r} has no finished stage to pin: run `python -m "
+                         f"coverage_lib run --profile {profile}` first")
+    sizes = {f: (data / f).stat().st_size for f in files}
+    if sum(sizes.values()) > LIMIT_BYTES:
+        largest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+        raise ValueError(f"the pins of {profile!r} would take {sum(sizes.values()) / 2**20:.1f} "
+                         f"MiB, over the {LIMIT_BYTES / 2**20:.0f} MiB limit; the largest: "
+                         + ", ".join(f"{f} ({sizes[f] / 2**20:.1f} MiB)" for f in largest))
+    target = pins_dir(profile)
+    fresh = target.with_name(f".{profile}.pinning")
+    shutil.rmtree(fresh, ignore_errors=True)
+    lines = []
+    for rel in files:
+        (fresh / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / rel, fresh / rel)
+        lines.append(f"{sha256_file(fresh / rel)}  {sizes[rel]}  {rel}")
+    git = git_state()
+    header = (f"# pinned by `python -m coverage_lib pin --profile {profile}` at commit "
+              f"{git.get('commit') or 'unknown'} on {socket.gethostname()}, "
+              f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; sha256  bytes  path")
+    atomic_write_text(fresh / MANIFEST, "\n".join([header, *lines]) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    fresh.rename(target)
+    log(f"pinned {len(files)} files, {sum(sizes.values()) / 2**20:.1f} MiB, under "
+        f"{target.relative_to(project_root())}/ (listed in {MANIFEST})")
+    return target
+
+
+def read_manifest(profile: str) -> dict:
+    """{path: (sha256, bytes)} of ``pins/<profile>/MANIFEST.txt``; {} when nothing is pinned."""
+    path = pins_dir(profile) / MANIFEST
+    if not path.is_file():
+        return {}
+    listed = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            sha, size, rel = line.split(maxsplit=2)
+            listed[rel] = (sha, int(size))
+    return listed
+
+
+def check(profile: str) -> dict:
+    """The MANIFEST, once every pinned file is the one it lists and nothing else is pinned;
+    ValueError naming the first file that was changed, removed or added by hand."""
+    listed, folder = read_manifest(profile), pins_dir(profile)
+    for rel, (sha, _) in listed.items():
+        path = folder / rel
+        if not path.is_file():
+            raise ValueError(f"pinned file {PINS_DIR}/{profile}/{rel} is missing: restore it "
+                             f"(git checkout) or pin again with `python -m coverage_lib pin "
+                             f"--profile {profile}`")
+        if sha256_file(path) != sha:
+            raise ValueError(f"pinned file {PINS_DIR}/{profile}/{rel} was changed by hand (its "
+                             f"sha256 is not the one in {MANIFEST}): pinned results are written "
+                             f"by the pipeline only; restore it (git checkout) or pin again")
+    extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_file() and p.name != MANIFEST) if listed else []
+    unlisted = [rel for rel in extra if rel not in listed]
+    if unlisted:
+        raise ValueError(f"{PINS_DIR}/{profile}/{unlisted[0]} is not in {MANIFEST}: pinned "
+                         f"results are written by `python -m coverage_lib pin` only")
+    return listed
+
+
+def restore(profile: str, log=print) -> int:
+    """Check the pins of ``profile`` (``check``) and copy each one missing under
+    ``data/<profile>/`` into place; files already there are left as they are (a run here is
+    newer than the pins). Returns how many were copied."""
+    listed = check(profile)
+    data, copied = resolve(data_dir_of(profile)), 0
+    for rel in listed:
+        if not (data / rel).exists():
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pins_dir(profile) / rel, data / rel)
+            copied += 1
+    if copied:
+        log(f"restored {copied} pinned files of {len(listed)} from "
+            f"{PINS_DIR}/{profile}/ ({MANIFEST} checked)")
+    return copied
