@@ -70,8 +70,8 @@ def chain_stages() -> list[Stage]:
     """The stages of a replicate chain (``replicates``), in its own folder: one training stage
     per registered backbone (the main run's notebooks) and the replicate evaluation."""
     backbones = list(registry.BACKBONES.values())
-    return [*(Stage(b.stage, b.notebook, reads=("dataset",),
-                    writes=(f"models/{b.checkpoint}", f"models/{b.history}")) for b in backbones),
+    training = {b.stage for b in backbones}
+    return [*(s for s in stages() if s.name in training),
             Stage("replicate", "notebooks/replicate.ipynb",
                   reads=("dataset", *(f"models/{b.checkpoint}" for b in backbones)),
                   writes=(REPLICATE_RESULT,), rules=runner.REPLICATE_PARAMETERS)]
@@ -106,19 +106,9 @@ def stage_params(profile: str) -> dict:
         if extra:
             raise ValueError(f"unknown parameter {extra[0]!r} for {stage.notebook} (stage "
                              f"{stage.name}); its parameters are {sorted(declared)}")
-        out[stage.name] = validate(stage.name, p)
+        out[stage.name] = validation.validate(stage.name, stage.rules, p)
     return out
 
 
 MAIN_CHAIN = "main run"  # the main run's training and evaluation, as a chain of its own
 
-
-def validate(stage_name: str, params: dict) -> dict:
-    """``params`` of the stage (or replicate chain stage) ``stage_name``, validated by its
-    owner's rules (the ``rules`` its ``Stage`` carries); ValueError naming what is wrong."""
-    # a chain's training stages are the main run's: the main run's entries, with their rules,
-    # take precedence over the chain's own (which carry none)
-    owners = {s.name: s for s in chain_stages()} | {s.name: s for s in stages()}
-    if stage_name not in owners:
-        raise ValueError(f"no stage named {stage_name!r}; stages: {sorted(owners)}")
-    return validation.validate(stage_name, owners[stage_name].rules, params)

@@ -4,7 +4,6 @@ says it is up to date (``run_stage_if_stale``); the executed copy's prose kept c
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import shutil
@@ -193,7 +192,6 @@ def run_stage_if_stale(stage: Stage, p: dict, data: Path, force: bool, prefix: s
     write_stamp(path, {"hash": digest, **times, "parameters": p, "git": git_state(),
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "outputs": output_checksums(stage, data)})
-    record_duration(data, stage.name, times["wall_s"])
     log(f"{prefix}: done in {wall:.1f} s (its kernel's CPU: user {times['user_s']:.1f} s, "
         f"system {times['sys_s']:.1f} s)")
     return {"status": "ran", **times}
@@ -223,23 +221,3 @@ def followed_progress(path: Path, prefix: str, log, every_s: float = 2.0):
         stop.set()
         thread.join()
         path.unlink(missing_ok=True)
-
-
-DURATIONS = "stage_durations.json"  # each stage's last wall time, kept across reruns
-
-
-def record_duration(data: Path, stage_name: str, wall_s: float) -> None:
-    """Remember ``stage_name``'s wall time for the next run's estimate (``last_durations``)."""
-    known = last_durations(data)
-    known[stage_name] = wall_s
-    atomic_write_text(data / DURATIONS, json.dumps(known, indent=1, sort_keys=True))
-
-
-def last_durations(data: Path) -> dict:
-    """{stage: wall seconds} of each stage's last successful run under ``data``."""
-    path = data / DURATIONS
-    try:
-        found = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}

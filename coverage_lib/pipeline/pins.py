@@ -29,7 +29,6 @@ PINS_DIR = "pins"
 MANIFEST = "MANIFEST.txt"
 LIMIT_BYTES = 25 * 1024 * 1024
 NOT_PINNED = ("dataset/",)  # regenerated bit for bit by the data stage (or a chain's cut)
-EXTRA = ("stage_durations.json",)  # the next run's estimate
 
 
 def pins_dir(profile: str) -> Path:
@@ -38,7 +37,7 @@ def pins_dir(profile: str) -> Path:
 
 def pinnable(data: Path) -> list[str]:
     """The paths under ``data`` a pin holds: every stamp (the main run's and the replicate
-    chains'), the files each records but the data set's, and ``EXTRA``."""
+    chains') and the files each records but the data set's."""
     found = set()
     for stamp in sorted(data.glob("stamps/*.json")) + sorted(data.glob("runs/*/stamps/*.json")):
         folder = stamp.parent.parent
@@ -47,7 +46,6 @@ def pinnable(data: Path) -> list[str]:
         for rel in read_stamp(stamp).get("outputs", {}):
             if not rel.startswith(NOT_PINNED) and (folder / rel).is_file():
                 found.add(prefix + rel)
-    found |= {name for name in EXTRA if (data / name).is_file()}
     return sorted(found)
 
 

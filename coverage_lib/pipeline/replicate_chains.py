@@ -6,20 +6,20 @@ in this process.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass
 
-from ..core.paths import resolve
+from ..core import validation
+from ..core.paths import dataset_dir, resolve
 from ..datasets import replicates
+from ..datasets.dataset import load_stats
+from ..evaluation import result_files
 from . import fanout
 from .definitions import (EVALUATION_STAGE, MAIN_CHAIN, SEEDS_STAGE, chain_stages, data_dir_of,
-                          stage_params, stages, validate)
+                          stage_params, stages)
 from .execution import remove_leftovers, run_stage_if_stale
 from .locks import folder_lock
-from ..core.paths import dataset_dir
-from ..datasets.dataset import load_stats
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def chains(profile: str, all_params: dict, evaluated: bool = True) -> list[Chain
         return []
 
     n_full = load_stats(dataset_dir(main_dir))["n_rows"]
-    metrics = json.loads((resolve(main_dir) / "results" / "metrics.json").read_text()) \
+    metrics = result_files.read_metrics(resolve(main_dir) / "results" / "metrics.json") \
         if evaluated else None
     evaluation = all_params["04_evaluate"]
     data_params = all_params["01_data"]
@@ -84,7 +84,7 @@ def replicate_params(profile: str, run_dir: str, replicate, metrics: dict,
                      evaluation: dict) -> dict:
     """The replicate evaluation's parameters: the main run's chosen LightGBM hyper-parameters
     (its ``metrics``) and its evaluation parameters (``evaluation``)."""
-    return validate("replicate", {
+    return validation.validate("replicate", chain_stages()[-1].rules, {
         "profile": profile, "data_dir": run_dir, "seed": replicate.seed,
         "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
         # the rules only where the book's tables use them: a seed's run on every row

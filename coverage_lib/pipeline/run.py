@@ -11,8 +11,9 @@ from ..core import validation
 from ..core.paths import resolve
 from .definitions import MAIN_CHAIN, SEEDS_STAGE, data_dir_of, stage_params, stages
 from . import fanout, pins
-from .execution import last_durations, remove_leftovers, run_stage_if_stale
+from .execution import remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
+from .stamps import read_stamp, stamp_path
 from .publishing import write_provenance
 from .replicate_chains import main_chain, replicate_list, run_chains
 
@@ -47,7 +48,7 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     plan = stages()
     if until is not None:
         plan = plan[:[s.name for s in plan].index(until) + 1]
-    log(_estimate(plan, last_durations(data)))
+    log(_estimate(plan, {s.name: read_stamp(stamp_path(data, s)).get("wall_s") for s in plan}))
     # with replicates to run, the main run's training and evaluation run beside them
     beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
     side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
@@ -70,9 +71,10 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
 
 
 def _estimate(plan, durations: dict) -> str:
-    """What the run is about to do, in time: the stages' last wall times here (an upper
-    bound: an up-to-date stage is skipped; replicate chains run beside the main run)."""
-    known = [durations[s.name] for s in plan if s.name in durations]
+    """What the run is about to do, in time: the stages' last wall times here, from their
+    stamps (an upper bound: an up-to-date stage is skipped; replicate chains run beside the
+    main run)."""
+    known = [durations[s.name] for s in plan if durations.get(s.name) is not None]
     if not known:
         return (f"{len(plan)} stages; no earlier run recorded here: each training stage "
                 f"reports its epochs and what is left as it goes")
