@@ -52,8 +52,8 @@ def stages() -> list[Stage]:
               writes=("results/seeds.json",), rules=intervals.PARAMETERS),
         Stage("05_plots", "notebooks/05_plots.ipynb",  # not the resume states: not pinned
               reads=("dataset", *checkpoints, *(f"models/{b.history}" for b in backbones),
-                     "models/lightgbm", "results/metrics.json",
-                     "results/selector_thresholds.json", "results/seeds.json"),
+                     "results/metrics.json", "results/selector_thresholds.json",
+                     "results/seeds.json"),
               writes=("figures",), rules=figures.PARAMETERS),
         Stage("06_interactive", "notebooks/06_interactive.ipynb",
               reads=("dataset", *routed, "results/selector_thresholds.json"),

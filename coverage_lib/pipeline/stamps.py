@@ -23,11 +23,18 @@ from .definitions import Stage
 
 
 def _sha256_files(paths) -> str:
-    """One hash of the files ``paths``: their names (relative to the project root) and bytes."""
+    """One hash of the files ``paths``: their names (relative to the project root) and each
+    one's sha256 (``_sha256_listed``)."""
+    return _sha256_listed((str(p.relative_to(project_root())), sha256_file(p)) for p in paths)
+
+
+def _sha256_listed(named) -> str:
+    """One hash of (name, sha256) pairs: what ``_sha256_files`` computes from the files, computable
+    from recorded checksums when the files are not here (a pinned chain's checkpoints)."""
     h = hashlib.sha256()
-    for path in paths:
-        h.update(str(path.relative_to(project_root())).encode())
-        h.update(path.read_bytes())
+    for name, sha in named:
+        h.update(name.encode())
+        h.update(sha.encode())
     return h.hexdigest()
 
 
