@@ -230,3 +230,42 @@ def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it
                   "running") < done_main
     assert no_partial_files(root) == []
     assert (main / "results" / "seeds.json").is_file()
+
+
+def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clone_skips_them(
+        finished_tiny, tmp_path, monkeypatch):
+    from coverage_lib.pipeline import pins, run
+
+    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0, 1]})
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+    main = root / "data" / "tiny"
+    first = run.run("tiny", log=lambda *_: None)
+    assert first["chains"]["seed1-rowsall"]["replicate"]["status"] == "ran"
+    pins.pin("tiny", log=lambda *_: None)
+    listed = pins.read_manifest("tiny")
+    chain = "runs/seed1-rowsall/"
+    assert {chain + "results/replicate.json", chain + "stamps/02_train_mlp.json",
+            chain + "models/mlp_training_history.json", "models/best_mlp_coverage.pth",
+            "results/metrics.json"} <= set(listed)
+    assert not [f for f in listed if f.startswith(chain) and f.endswith(".pth")]
+    assert not [f for f in listed if f.startswith(("models/lightgbm", chain + "executed/02"))]
+
+    shutil.rmtree(main)  # a fresh clone: the pins, no data
+    lines = []
+    again = run.run("tiny", log=lines.append)
+    assert again["01_data"]["status"] == "ran"
+    assert {n: s["status"] for n, s in again.items() if n not in ("01_data", "chains")} \
+        == dict.fromkeys(("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate",
+                          "04b_seeds", "05_plots", "06_interactive"), "skipped")
+    assert [s["status"] for s in again["chains"]["seed1-rowsall"].values()] == ["skipped"] * 4
+    assert not (main / chain / "models" / "best_mlp_coverage.pth").exists()
+    assert not (main / "models" / "lightgbm").exists()
+    assert "seed1-rowsall: its result is up to date" in "\n".join(lines)
+
+    # a changed evaluation parameter makes the chain's evaluation stale: it trains again first
+    path = root / "params" / "tiny.yaml"
+    profile = yaml.safe_load(path.read_text())
+    profile["04_evaluate"]["selector_quantile"] = 0.98
+    path.write_text(yaml.safe_dump(profile))
+    third = run.run("tiny", log=lambda *_: None)
+    assert [s["status"] for s in third["chains"]["seed1-rowsall"].values()] == ["ran"] * 4

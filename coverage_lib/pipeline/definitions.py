@@ -24,6 +24,9 @@ class Stage:
     notebook: str
     reads: tuple = ()   # files or folders under data/<profile>/: this stage's inputs
     writes: tuple = ()  # files or folders under data/<profile>/ this stage writes
+    # written, but large and read by no later stage: pins leave them out, and their absence
+    # (a fresh clone restored from pins) does not make the stage stale
+    kept_out: tuple = ()
     rules: dict = field(default_factory=dict, compare=False)  # its parameters' rules, its owner's
 
 
@@ -46,7 +49,8 @@ def stages() -> list[Stage]:
         Stage("04_evaluate", "notebooks/04_evaluate.ipynb", rules=runner.PARAMETERS,
               reads=("dataset", *checkpoints),
               writes=("models/lightgbm", "results/metrics.json",
-                      "results/selector_thresholds.json", "models/onnx")),
+                      "results/selector_thresholds.json", "models/onnx"),
+              kept_out=("models/lightgbm",)),
         Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
               reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
               writes=("results/seeds.json",), rules=intervals.PARAMETERS),

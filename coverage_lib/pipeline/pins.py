@@ -3,7 +3,9 @@ fresh clone does not train again.
 
 ``pin`` copies every stage that has a stamp (the main run's and each replicate chain's): the
 stamp and the files it records, except the data set, which the data stage regenerates bit for
-bit from its seed in about a minute. It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
+bit from its seed in about a minute, LightGBM's model files (large, read by no later stage:
+``Stage.kept_out``) and a replicate chain's checkpoints (its result and training histories are
+kept). It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
 bytes and path of every pinned file, and which commit, machine and time pinned them) and refuses
 more than ``LIMIT_BYTES`` in all. At the start of every run, ``restore`` checks each pinned file
 against the MANIFEST (a file changed or added by hand is refused by name: pins are written by
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
-from .definitions import data_dir_of
+from .definitions import chain_stages, data_dir_of, stages
 from .provenance import git_state
 from .stamps import read_stamp
 
@@ -37,16 +39,32 @@ def pins_dir(profile: str) -> Path:
 
 def pinnable(data: Path) -> list[str]:
     """The paths under ``data`` a pin holds: every stamp (the main run's and the replicate
-    chains') and the files each records but the data set's."""
+    chains') and the files each records, but the data set's, each stage's ``kept_out`` and,
+    in a replicate chain's folder, what its training stages wrote other than the training
+    histories (``replicate_keeps``)."""
+    by_name = {s.name: s for s in (*stages(), *chain_stages())}
     found = set()
     for stamp in sorted(data.glob("stamps/*.json")) + sorted(data.glob("runs/*/stamps/*.json")):
         folder = stamp.parent.parent
         prefix = "" if folder == data else f"{folder.relative_to(data)}/"
+        stage = by_name.get(stamp.stem)
+        kept_out = stage.kept_out if stage is not None else ()
         found.add(str(stamp.relative_to(data)))
         for rel in read_stamp(stamp).get("outputs", {}):
-            if not rel.startswith(NOT_PINNED) and (folder / rel).is_file():
+            if (rel.startswith(NOT_PINNED) or rel.startswith(kept_out)
+                    or (prefix and not replicate_keeps(stamp.stem, rel))):
+                continue
+            if (folder / rel).is_file():
                 found.add(prefix + rel)
     return sorted(found)
+
+
+def replicate_keeps(stage_name: str, rel: str) -> bool:
+    """Whether a pin keeps the file ``rel`` a replicate chain's stage wrote: its evaluation's
+    outputs and each training history (the seeds page reads these), not the checkpoints or
+    the executed training notebooks (``replicate_chains.result_current`` judges the chain
+    without them)."""
+    return stage_name == chain_stages()[-1].name or rel.endswith("_training_history.json")
 
 
 def pin(profile: str, log=print) -> Path:

@@ -16,10 +16,11 @@ from ..datasets import replicates
 from ..datasets.dataset import load_stats
 from ..evaluation import result_files
 from . import fanout
-from .definitions import (EVALUATION_STAGE, MAIN_CHAIN, SEEDS_STAGE, chain_stages, data_dir_of,
-                          stage_params, stages)
+from .definitions import (EVALUATION_STAGE, MAIN_CHAIN, REPLICATE_RESULT, SEEDS_STAGE,
+                          chain_stages, data_dir_of, stage_params, stages)
 from .execution import remove_leftovers, run_stage_if_stale
 from .locks import folder_lock
+from .stamps import read_stamp, stage_hash, stale_reason, stamp_path
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,38 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
             if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
                                         chain.data_seed, chain.split_fractions, log):
                 log(f"{name}: wrote its data set in {time.perf_counter() - start:.1f} s")
+        if not force and not chain.replicate.is_main and result_current(chain, data):
+            log(f"{name}: its result is up to date (its model files need not be here: pins "
+                f"keep a replicate's result, not its checkpoints), {len(chain.steps)} stages "
+                f"skipped")
+            return {stage.name: {"status": "skipped", "wall_s": read_stamp(
+                stamp_path(data, stage)).get("wall_s")} for stage, _ in chain.steps}
         summary = {}
         for i, (stage, p) in enumerate(chain.steps, 1):
             summary[stage.name] = run_stage_if_stale(
                 stage, p, data, force,
                 f"{name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
         return summary
+
+
+def result_current(chain: Chain, data) -> bool:
+    """Whether a replicate chain's last stage (its evaluation) is up to date and every stage
+    before it was run by the same recipe (notebook, parameters, code, inputs), even where their
+    outputs (the checkpoints) are not here: their stamps' checksums stand in for them
+    (``stamps.stage_hash``'s ``recorded``). Outputs that are here must be the recorded ones.
+    A chain of training stages only (run before the main evaluation): they are, and its
+    evaluation's result is here; the evaluation's own check comes when it is due."""
+    evaluation, recorded = chain_stages()[-1].name, {}
+    for stage, p in chain.steps:
+        stamp = read_stamp(stamp_path(data, stage))
+        if stale_reason(stage, stamp, stage_hash(stage, p, recorded), data,
+                        missing_ok=stage.name != evaluation) is not None:
+            return False
+        recorded.update(stamp["outputs"])
+    if all(stage.name != evaluation for stage, _ in chain.steps):
+        return bool(read_stamp(data / "stamps" / f"{evaluation}.json")) \
+            and (data / REPLICATE_RESULT).is_file()
+    return bool(chain.steps)
 
 
 def local_workers(n_chains: int, threads: int) -> int:

@@ -9,6 +9,7 @@ wrote after its last success; ``stale_reason`` compares both.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import json
 from pathlib import Path
@@ -22,15 +23,9 @@ from ..report import glue
 from .definitions import Stage
 
 
-def _sha256_files(paths) -> str:
-    """One hash of the files ``paths``: their names (relative to the project root) and each
-    one's sha256 (``_sha256_listed``)."""
-    return _sha256_listed((str(p.relative_to(project_root())), sha256_file(p)) for p in paths)
-
-
 def _sha256_listed(named) -> str:
-    """One hash of (name, sha256) pairs: what ``_sha256_files`` computes from the files, computable
-    from recorded checksums when the files are not here (a pinned chain's checkpoints)."""
+    """One hash of (name, sha256) pairs (``_input_checksums``): computable from the files or from
+    their recorded checksums when they are not here (a pinned chain's checkpoints)."""
     h = hashlib.sha256()
     for name, sha in named:
         h.update(name.encode())
@@ -111,26 +106,51 @@ def _code_digest(paths) -> str:
 
 
 
-def stage_hash(stage: Stage, p: dict) -> str:
+def stage_hash(stage: Stage, p: dict, recorded: dict | None = None) -> str:
     """Content hash of what determines a stage's results: the notebook's code cells, its
     parameters, the code of the library modules it imports (``library_files``,
     ``_code_digest``), the stage's input files and the glue names the book's pages paste from
     it (``report.glue``: it glues only those, so a page that pastes a new name reruns it). The
     notebook's prose and the pages' prose are not hashed: fixing a sentence retrains nothing
-    (``refresh_prose`` puts it into the executed copy)."""
+    (``refresh_prose`` puts it into the executed copy). ``recorded``: {path under the data
+    folder: sha256} of files the earlier stages wrote (their stamps' checksums), standing in for
+    an input that is not here (a pinned replicate chain keeps its result, not its checkpoints):
+    the hash is the one the files would give."""
     nb = nbformat.read(resolve(stage.notebook), as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     cells = "\n".join(f"code:{c.source}" for c in nb.cells if c.cell_type == "code")
     library = library_files("\n".join(line for line in code.splitlines()
                                       if not line.lstrip().startswith(("%", "!"))))
     data = resolve(p["data_dir"])
-    inputs = sorted(f for entry in stage.reads for f in _entry_files(data, entry))
+    inputs = _input_checksums(data, stage.reads, recorded or {})
     h = hashlib.sha256()
     pasted = glue.names_used_from(f"{stage.name}.ipynb")
     for part in (cells, json.dumps(p, sort_keys=True), _code_digest(library),
-                 _sha256_files(inputs), *(["glued:" + ",".join(pasted)] if pasted else [])):
+                 _sha256_listed(inputs), *(["glued:" + ",".join(pasted)] if pasted else [])):
         h.update(part.encode())
     return h.hexdigest()
+
+
+def _input_checksums(data: Path, reads: tuple, recorded: dict) -> list[tuple]:
+    """(path relative to the project root, sha256) of every input file, in path order: the
+    files of each ``reads`` entry, or, for an entry with no file here, the ``recorded``
+    checksums of the files under it."""
+    found = {}
+    for entry in reads:
+        files = _entry_files(data, entry)
+        if files:
+            found.update({f: None for f in files})
+        else:
+            found.update({data / rel: sha for rel, sha in recorded.items()
+                          if _under(rel, entry)})
+    root = project_root()
+    return [(str(f.relative_to(root)), sha or sha256_file(f)) for f, sha in sorted(found.items())]
+
+
+def _under(rel: str, entry: str) -> bool:
+    """Whether the path ``rel`` is the ``reads`` entry ``entry``, lies under it or matches it."""
+    return (fnmatch.fnmatchcase(rel, entry) if "*" in entry
+            else rel == entry or rel.startswith(entry.rstrip("/") + "/"))
 
 
 def _entry_files(data: Path, entry: str) -> list[Path]:
@@ -155,9 +175,12 @@ def output_checksums(stage: Stage, data: Path) -> dict:
 
 
 
-def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path) -> str | None:
+def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path,
+                 missing_ok: bool = False) -> str | None:
     """Why a stage must run again, or None if it is up to date: its inputs (the hash) or its
-    outputs (the recorded checksums) differ from its last success."""
+    outputs (the recorded checksums) differ from its last success. An output in the stage's
+    ``kept_out`` may be missing (pins leave it out); with ``missing_ok`` any output may (a
+    replicate chain's training stages, once its result is current), but none may differ."""
     if not stamp:
         return "no record of a successful run"
     if stamp.get("hash") != digest:
@@ -165,11 +188,13 @@ def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path) -> str | No
     recorded = stamp.get("outputs")
     if not recorded:
         return "its stamp records no output checksums (written by an older version)"
-    missing = [w for w in stage.writes if not (data / w).exists()]
-    if missing:
+    missing = [w for w in stage.writes if not (data / w).exists() and w not in stage.kept_out]
+    if missing and not missing_ok:
         return f"{missing[0]} is missing"
     current = output_checksums(stage, data)
     for rel, sha in recorded.items():
+        if rel not in current and (missing_ok or any(_under(rel, k) for k in stage.kept_out)):
+            continue
         if current.get(rel) != sha:
             what = "is missing" if rel not in current else "changed"
             return f"{rel} {what} since {stage.name} wrote it"
