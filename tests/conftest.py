@@ -38,7 +38,7 @@ TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate"
              "selector_quantile": 0.99,
              "physics_rows": 100, "latency_repeats": 2, "onnx_backbones": ["mlp"]}
 TINY_SEEDS = {"seeds": [0], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
-              "chain_threads": 1}
+              "chain_threads": 1, "budget_reference": {}}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
 STAGE_COUNT = 8
 

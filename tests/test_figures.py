@@ -84,6 +84,9 @@ def _figures(frame):
             "level": 0.95, "per_seed": {str(s): {"accuracy": _accuracy(s)} for s in (1, 2, 3)}}),
         "latency bars": lambda: figures.latency_bars(_latency()),
         "learning curves": lambda: figures.learning_curves(_curves()),
+        "learning curves with the earlier budget": lambda: figures.learning_curves(_curves(), {
+            k: {"epochs": 9, "received_power_dbm": [0.3, 0.02], "coverage_radius_m": [20, 1]}
+            for k in registry.BACKBONES}),
     }
 
 

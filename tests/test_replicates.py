@@ -100,13 +100,20 @@ def test_a_ratio_is_called_lower_or_higher_only_when_its_interval_excludes_one()
 
 def test_seeds_parameters_are_checked():
     ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
-          "chain_threads": 1}
+          "chain_threads": 1, "budget_reference": {}}
     validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok})
     for bad, message in (({"seeds": [1, 2]}, "including 0"), ({"seeds": [0, 0]}, "distinct"),
                          ({"train_rows": [0]}, r"train_rows\[0\] must be a positive integer"),
                          ({"max_epoch_factor": 0.5}, "max_epoch_factor must be"),
                          ({"level": 1.0}, "level must be a number in"),
-                         ({"chain_threads": 0}, "chain_threads must be a positive integer")):
+                         ({"chain_threads": 0}, "chain_threads must be a positive integer"),
+                         ({"budget_reference": {"nope": {}}}, "unknown backbone 'nope'"),
+                         ({"budget_reference": {"mlp": {"epochs": 3}}},
+                          r"budget_reference\['mlp'\] must have exactly epochs and"),
+                         ({"budget_reference": {"mlp": {
+                             "epochs": 3, "received_power_dbm": [0.2],
+                             "coverage_radius_m": [1.0, 0.1]}}},
+                          r"received_power_dbm must be \[mean, half-width\]")):
         with pytest.raises(ValueError, match=message):
             validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok, **bad})
     with pytest.raises(ValueError, match="lightgbm_params must map each target"):
@@ -283,3 +290,22 @@ def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finis
     assert two["goals_met"] + two["goals_undecided"] <= two["goals_total"]
     assert any(" ± " in m for m in two["table_goals"]["measured"])
     assert "Over 2 seeds" in two["ood_md"] and " ± " in two["mlp_power_vs_median_text"]
+
+
+def test_the_budget_is_judged_against_the_earlier_interval():
+    def iv(mean):
+        return {"mean": mean, "half_width": 0.01, "low": mean - 0.01, "high": mean + 0.01}
+
+    result = {"replicates": {"seed0-rowsall": {"train_rows": 100, "training": {"mlp": {"epochs": 18}}},
+                             "seed0-rows10": {"train_rows": 10, "training": {"mlp": {"epochs": 36}}}},
+              "accuracy": {"test": {"mlp": {"received_power_dbm": iv(0.29),
+                                            "coverage_radius_m": iv(20.0)}}}}
+    reference = {"mlp": {"epochs": 36, "received_power_dbm": [0.258, 0.022],
+                         "coverage_radius_m": [22.4, 1.1]}}
+    verdicts = intervals.budget_verdicts(result, reference)
+    assert verdicts["mlp"]["epochs"] == [18] and verdicts["mlp"]["earlier_epochs"] == 36
+    assert verdicts["mlp"]["received_power_dbm"]["verdict"] == "worse"  # 0.29 > 0.280
+    assert verdicts["mlp"]["coverage_radius_m"]["verdict"] == "better"  # 20.0 < 21.3
+    result["accuracy"]["test"]["mlp"]["received_power_dbm"] = iv(0.28)
+    assert intervals.budget_verdicts(result, reference)["mlp"]["received_power_dbm"][
+        "verdict"] == "within"

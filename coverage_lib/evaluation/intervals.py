@@ -45,13 +45,64 @@ def seeds(name, v):
 
 # The seeds stage's parameters (notebooks/04b_seeds.ipynb), each with its rule; the pipeline's
 # replicate chains follow them.
+REFERENCE_TARGETS = ("received_power_dbm", "coverage_radius_m")
+
+
+def budget_reference(name, v):
+    """{backbone key: {"epochs": n, target: [mean, half-width]}} for the targets of
+    ``REFERENCE_TARGETS``: the test errors of an earlier training budget over seeds, which the
+    profile's budget is judged against (``budget_verdicts``); {} for none."""
+    if not isinstance(v, dict):
+        raise ValueError(f"{name} must map backbone keys to their earlier budget; got {v!r}")
+    for key, entry in v.items():
+        if key not in registry.BACKBONES:
+            raise ValueError(f"{name}: unknown backbone {key!r}; registered: "
+                             f"{sorted(registry.BACKBONES)}")
+        if not isinstance(entry, dict) or set(entry) != {"epochs", *REFERENCE_TARGETS}:
+            raise ValueError(f"{name}[{key!r}] must have exactly epochs and "
+                             f"{', '.join(REFERENCE_TARGETS)}; got {entry!r}")
+        validation.positive_int(f"{name}[{key!r}].epochs", entry["epochs"])
+        for target in REFERENCE_TARGETS:
+            pair = entry[target]
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                            for x in pair)):
+                raise ValueError(f"{name}[{key!r}].{target} must be [mean, half-width], two "
+                                 f"non-negative numbers; got {pair!r}")
+
+
 PARAMETERS = {
     "seeds": seeds,
     "train_rows": validation.list_of(validation.positive_int, empty=True),
     "max_epoch_factor": validation.at_least_one,
     "level": validation.quantile_open,
     "chain_threads": validation.positive_int,
+    "budget_reference": budget_reference,
 }
+
+
+def budget_verdicts(result: dict, reference: dict) -> dict:
+    """{backbone: {"epochs", "earlier_epochs", target: {"mean", "half_width", "earlier_mean",
+    "earlier_half_width", "verdict"}}}: each backbone's test error over the seeds (every row)
+    against ``reference`` (``budget_reference``): "better" below the earlier interval, "within"
+    it, "worse" above it (judged on the mean)."""
+    out = {}
+    per_seed = [r for r in result["replicates"].values() if r["train_rows"] ==
+                max(x["train_rows"] for x in result["replicates"].values())]
+    for key, earlier in reference.items():
+        epochs = sorted({r["training"][key]["epochs"] for r in per_seed if key in r["training"]})
+        entry = {"epochs": epochs, "earlier_epochs": earlier["epochs"]}
+        for target in REFERENCE_TARGETS:
+            now = result["accuracy"]["test"][key][target]
+            mean, half = earlier[target]
+            verdict = None if now["mean"] is None else (
+                "better" if now["mean"] < mean - half else
+                "within" if now["mean"] <= mean + half else "worse")
+            entry[target] = {"mean": now["mean"], "half_width": now["half_width"],
+                             "earlier_mean": mean, "earlier_half_width": half,
+                             "verdict": verdict}
+        out[key] = entry
+    return out
 
 
 def interval(values, level: float = 0.95) -> dict:

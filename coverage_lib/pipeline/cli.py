@@ -1,13 +1,14 @@
 """The command line: ``python -m coverage_lib run --profile P [--force] [--until STAGE]
 [--scheduler ADDRESS]``, ``python -m coverage_lib book [--profile P] [--check]`` and
-``python -m coverage_lib pin --profile P``.
+``python -m coverage_lib pin --profile P`` and ``python -m coverage_lib verify --profile P
+[--until STAGE]``.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from . import pins, profiles
+from . import pins, profiles, verify
 from ..core import validation
 from .execution import PipelineError
 from .locks import PipelineBusy
@@ -20,7 +21,8 @@ SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"
 
 def main(argv=None) -> int:
     """``python -m coverage_lib run|book ...``: parse the options, do it; the exit status
-    (0 done, 1 a stage failed, 2 bad input, 3 the profile is busy)."""
+    (0 done, 1 a stage failed or ``verify`` found a claim not reproduced, 2 bad input, 3 the
+    profile is busy)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m coverage_lib",
@@ -47,10 +49,20 @@ def main(argv=None) -> int:
                                        "pins/<profile>/ (not the data set), with a MANIFEST")
     pin_p.add_argument("--profile", required=True,
                        help=f"parameter profile: one of {profiles.available_profiles()}")
+    verify_p = sub.add_parser("verify", help="rerun a profile from nothing in build/verify/ "
+                                             "and compare it with its pins, claim by claim")
+    verify_p.add_argument("--profile", required=True,
+                          help=f"parameter profile: one of {profiles.available_profiles()}")
+    verify_p.add_argument("--until", default=None, metavar="STAGE",
+                          help="stop the rerun at this stage (04_evaluate: the main run only; "
+                               "the claims over seeds are then not checked)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until)
+        elif args.command == "verify":
+            validation.one_of(*profiles.available_profiles())("profile", args.profile)
+            verify.verify(args.profile, until=args.until)
         elif args.command == "pin":
             validation.one_of(*profiles.available_profiles())("profile", args.profile)
             pins.pin(args.profile)
@@ -58,7 +70,7 @@ def main(argv=None) -> int:
             print(f"book/executed/ holds profile {check_book()!r}")
         else:
             publish(args.profile)
-    except (ValueError, PipelineError, PipelineBusy) as err:
+    except (ValueError, PipelineError, PipelineBusy, RuntimeError, verify.VerifyMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return {ValueError: 2, PipelineBusy: 3}.get(type(err), 1)
     return 0

@@ -16,11 +16,14 @@ code or inputs changed since it was pinned reruns.
 """
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import time
 from pathlib import Path
 
+from ..core import machine
 from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
 from .definitions import chain_stages, data_dir_of, stages
@@ -29,6 +32,7 @@ from .stamps import read_stamp
 
 PINS_DIR = "pins"
 MANIFEST = "MANIFEST.txt"
+VERIFIED = "VERIFIED.json"  # written by ``verify`` once a rerun reproduced these pins
 LIMIT_BYTES = 25 * 1024 * 1024
 NOT_PINNED = ("dataset/",)  # regenerated bit for bit by the data stage (or a chain's cut)
 
@@ -89,9 +93,10 @@ def pin(profile: str, log=print) -> Path:
         (fresh / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data / rel, fresh / rel)
         lines.append(f"{sha256_file(fresh / rel)}  {sizes[rel]}  {rel}")
-    git = git_state()
+    git, m = git_state(), machine.machine()
     header = (f"# pinned by `python -m coverage_lib pin --profile {profile}` at commit "
-              f"{git.get('commit') or 'unknown'} on {socket.gethostname()}, "
+              f"{git.get('commit') or 'unknown'} on {socket.gethostname()} ({m['cpu']}, "
+              f"{m['cpu_count']} logical CPUs), "
               f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; sha256  bytes  path")
     atomic_write_text(fresh / MANIFEST, "\n".join([header, *lines]) + "\n")
     shutil.rmtree(target, ignore_errors=True)
@@ -99,6 +104,45 @@ def pin(profile: str, log=print) -> Path:
     log(f"pinned {len(files)} files, {sum(sizes.values()) / 2**20:.1f} MiB, under "
         f"{target.relative_to(project_root())}/ (listed in {MANIFEST})")
     return target
+
+
+def pinned_by(profile: str) -> dict | None:
+    """{"commit", "machine", "when"} of the MANIFEST's header; None when nothing is pinned."""
+    path = pins_dir(profile) / MANIFEST
+    if not path.is_file():
+        return None
+    found = re.search(r"at commit (\S+) on (.+), (\d{4}-\d\d-\d\dT[\d:]+Z);",
+                      path.read_text().splitlines()[0])
+    return dict(zip(("commit", "machine", "when"), found.groups())) if found else None
+
+
+def verified(profile: str) -> dict | None:
+    """``VERIFIED.json`` (written by ``verify``) if it verified the pins as they are now (its
+    MANIFEST's sha256); else None."""
+    path, manifest = pins_dir(profile) / VERIFIED, pins_dir(profile) / MANIFEST
+    if not path.is_file() or not manifest.is_file():
+        return None
+    found = json.loads(path.read_text())
+    return found if found.get("manifest_sha256") == sha256_file(manifest) else None
+
+
+def headline(profile: str) -> str:
+    """The first page's sentence on the pins: at which commit, on which machine and when they
+    were pinned, and, once ``verify`` reproduced them, where and when; "" when the profile has
+    no pins."""
+    by = pinned_by(profile)
+    if by is None:
+        return ""
+    text = (f"Its results are pinned in `{PINS_DIR}/{profile}/` (listed with their sha256 in "
+            f"`{MANIFEST}`): pinned at commit `{by['commit'][:12]}` on {by['machine']}, "
+            f"{by['when']}")
+    done = verified(profile)
+    if done is None:
+        return text + "; not yet reproduced by `python -m coverage_lib verify`.\n"
+    return (text + f"; reproduced from nothing by `python -m coverage_lib verify` on "
+            f"{done['host']} ({done['cpu']}, {done['cpu_count']} logical CPUs), {done['when']}, "
+            f"in {done['wall_s'] / 60:.0f} min: {done['reproduced']} of {done['claims']} claims "
+            f"agreed, the rest are timings (shown, not compared).\n")
 
 
 def read_manifest(profile: str) -> dict:
@@ -129,7 +173,7 @@ def check(profile: str) -> dict:
                              f"sha256 is not the one in {MANIFEST}): pinned results are written "
                              f"by the pipeline only; restore it (git checkout) or pin again")
     extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                   if p.is_file() and p.name != MANIFEST) if listed else []
+                   if p.is_file() and p.name not in (MANIFEST, VERIFIED)) if listed else []
     unlisted = [rel for rel in extra if rel not in listed]
     if unlisted:
         raise ValueError(f"{PINS_DIR}/{profile}/{unlisted[0]} is not in {MANIFEST}: pinned "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import profiles
+from . import claims, pins, profiles
 from ..core.io import atomic_write_text
 from ..report import glue
 from ..core.paths import project_root, resolve
@@ -91,7 +91,9 @@ def _mirror_to_book(profile: str) -> None:
         data = resolve(data_dir_of(profile))
         prov = write_provenance(profile)
         atomic_write_text(fresh / "provenance.md", provenance.markdown(prov))
-        atomic_write_text(fresh / "profile.md", provenance.headline(prov))
+        atomic_write_text(fresh / "profile.md",
+                          provenance.headline(prov) + "\n" + pins.headline(profile))
+        atomic_write_text(fresh / "claims.md", claims.markdown(profile))
         for stage in stages():
             shutil.copyfile(data / "executed" / f"{stage.name}.ipynb",
                             fresh / f"{stage.name}.ipynb")

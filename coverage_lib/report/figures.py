@@ -351,13 +351,20 @@ def latency_bars(latency_rows: list):
     return fig
 
 
-def learning_curves(curves: dict):
+def learning_curves(curves: dict, reference: dict | None = None):
     """Test error against training rows (log scale), one panel per curve of
     ``intervals.CURVES``: every model's mean over seeds with its interval as error bars, the
-    oracle as a dashed black line (the noise-free floor: 0, and R² 1); the legend below."""
+    oracle as a dashed black line (the noise-free floor: 0, and R² 1); the legend below.
+    ``reference`` (``intervals.budget_reference``): each backbone's earlier budget, on every
+    row, drawn right of the largest size as a hollow diamond with its interval, on the panel
+    of its target (received power)."""
     names = registry.display_names()
+    targets = {label: (target, stat) for label, target, stat in intervals.CURVES}
     fig, axes = plt.subplots(1, len(curves), figsize=(PAGE_WIDTH_IN, 3.0), squeeze=False)
     for ax, (panel, by_model) in zip(axes.flat, curves.items()):
+        target, stat = targets.get(panel, (None, None))
+        if reference and stat == "mae_vs_median":
+            _earlier_budget(ax, by_model, reference, target, names)
         for i, (model, points) in enumerate(by_model.items()):
             rows = np.array([p["rows"] for p in points], dtype=float)
             mean = np.array([np.nan if p["mean"] is None else p["mean"] for p in points])
@@ -377,6 +384,21 @@ def learning_curves(curves: dict):
         ax.set_xlabel("training rows")
         ax.set_title(panel)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 1))
     return fig
+
+
+def _earlier_budget(ax, by_model: dict, reference: dict, target: str, names: dict) -> None:
+    """The earlier budget's test error of each backbone in ``reference`` (mean and interval),
+    right of the largest training size, hollow, in the backbone's colour."""
+    models = list(by_model)
+    largest = max(p["rows"] for p in next(iter(by_model.values())))
+    for j, (key, entry) in enumerate(reference.items()):
+        if key not in models:
+            continue
+        mean, half = entry[target]
+        i = models.index(key)
+        ax.errorbar([largest * (1.5 + 0.08 * j)], [mean], yerr=[half], marker="D", ms=4,
+                    mfc="none", color=colour(names[key], i), lw=1.0, capsize=2)
+    ax.plot([], [], "D", ms=4, mfc="none", color="#000000", label="earlier budget, every row")

@@ -126,3 +126,24 @@ def book_values(result: dict) -> dict:
                      f"{result['seeds']}).")
     return {"seeds_claims_md": claims_md, "seeds_n": seeds,
             "seeds_level_pct": round(result["level"] * 100)}
+
+
+def budget_table(verdicts: dict) -> pd.DataFrame:
+    """``intervals.budget_verdicts`` as a table, a row per backbone: the epochs of this budget
+    and of the earlier one, and per target the test error over seeds now and then (mean ±
+    half-width) with the verdict."""
+    units = {"received_power_dbm": ("received power vs median", "dB", 3),
+             "coverage_radius_m": ("radius MAE", "m", 1)}
+    rows = {}
+    for key, entry in verdicts.items():
+        row = {"epochs (earlier → now)":
+               f"{entry['earlier_epochs']} → {', '.join(map(str, entry['epochs'])) or '–'}"}
+        for target, (label, unit, d) in units.items():
+            v = entry[target]
+            row[f"{label} now [{unit}]"] = shown(v, d)
+            row[f"earlier [{unit}]"] = shown({"mean": v["earlier_mean"],
+                                              "half_width": v["earlier_half_width"]}, d)
+            row[f"{label}: verdict"] = v["verdict"] or "–"
+        rows[registry.get(key).name] = row
+    return pd.DataFrame(rows).T
+
