@@ -49,3 +49,14 @@ def test_the_stage_table_shows_every_stage_and_chain_with_its_cpu_split():
     assert lines[1].split() == ["01_data", "skipped", "4.4", "–", "–"]
     assert lines[2].split() == ["02_train_mlp", "ran", "8.8", "11.4", "0.8"]
     assert lines[3].split() == ["seed1-rowsall", "/", "02_train_mlp", "ran", "9.0", "8.1", "0.3"]
+
+
+def test_the_run_estimate_counts_the_chains_at_their_workers():
+    from coverage_lib.pipeline import definitions, run
+
+    plan = definitions.stages()[:2]
+    assert "no earlier run recorded" in run._estimate(plan, {})
+    text = run._estimate(plan, {plan[0].name: 60.0, plan[1].name: 540.0}, 1200.0, 2)
+    assert text.startswith("2 stages; at most about 30 min of stage time")
+    assert "2 at a time: about 15 min of wall time" in text
+    assert "wall time" not in run._estimate(plan, {plan[0].name: 60.0}, 0.0, 2)

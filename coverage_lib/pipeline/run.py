@@ -15,7 +15,7 @@ from .execution import remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
 from .stamps import read_stamp, stamp_path
 from .publishing import write_provenance
-from .replicate_chains import main_chain, replicate_list, run_chains
+from .replicate_chains import local_workers, main_chain, replicate_list, run_chains
 
 
 def run(profile: str, force: bool = False, log=print, scheduler: str | None = None,
@@ -48,9 +48,12 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     plan = stages()
     if until is not None:
         plan = plan[:[s.name for s in plan].index(until) + 1]
-    log(_estimate(plan, {s.name: read_stamp(stamp_path(data, s)).get("wall_s") for s in plan}))
     # with replicates to run, the main run's training and evaluation run beside them
     beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
+    log(_estimate(plan, {s.name: read_stamp(stamp_path(data, s)).get("wall_s") for s in plan},
+                  _chain_seconds(data) if beside else 0.0,
+                  local_workers(len(replicate_list(all_params)) + 1,
+                                all_params[SEEDS_STAGE]["chain_threads"]) if beside else 1))
     side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
     for i, stage in enumerate(plan, 1):
         if stage.name in side:
@@ -70,17 +73,25 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     return summary
 
 
-def _estimate(plan, durations: dict) -> str:
+def _chain_seconds(data) -> float:
+    """The replicate chains' stage wall times recorded here (their stamps), in seconds."""
+    return sum(read_stamp(p).get("wall_s") or 0.0 for p in data.glob("runs/*/stamps/*.json"))
+
+
+def _estimate(plan, durations: dict, chain_s: float = 0.0, workers: int = 1) -> str:
     """What the run is about to do, in time: the stages' last wall times here, from their
-    stamps (an upper bound: an up-to-date stage is skipped; replicate chains run beside the
-    main run)."""
+    stamps, and the replicate chains' (``chain_s``), which run ``workers`` at a time beside
+    the main run's training and evaluation (an upper bound: an up-to-date stage is skipped)."""
     known = [durations[s.name] for s in plan if durations.get(s.name) is not None]
     if not known:
         return (f"{len(plan)} stages; no earlier run recorded here: each training stage "
                 f"reports its epochs and what is left as it goes")
     which = "" if len(known) == len(plan) else f", {len(known)} of them known"
-    return (f"{len(plan)} stages; at most about {sum(known) / 60:.0f} min of stage time "
-            f"(their last runs here{which}); up-to-date stages are skipped")
+    total = sum(known) + chain_s
+    side = (f", the replicate chains' included, {workers} at a time: about "
+            f"{total / workers / 60:.0f} min of wall time" if chain_s and workers > 1 else "")
+    return (f"{len(plan)} stages; at most about {total / 60:.0f} min of stage time "
+            f"(their last runs here{which}){side}; up-to-date stages are skipped")
 
 
 def stage_table(summary: dict) -> str:
