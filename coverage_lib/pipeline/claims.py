@@ -65,7 +65,7 @@ def markdown(profile: str) -> str:
         f"pinned one: {t['seed0'] / 60:.0f} min of stage time on this machine, one stage after "
         f"the other.",
         f"- **Over the seeds** (the last column, the intervals, the learning curves): {every} "
-        f"reruns everything, the {len(list(data.glob('runs/*')))} replicate chains too: "
+        f"reruns everything, the {len(list(data.glob('runs/*/stamps')))} replicate chains too: "
         f"{total / 60:.0f} min of stage time on this machine ({t['chains'] / 60:.0f} of them in "
         f"the chains), run two at a time on two cores"
         + (f"; its last full verification took {done['wall_s'] / 60:.0f} min of wall time on "
