@@ -50,7 +50,7 @@ def _curves():
     point = lambda n: {"rows": n, "mean": float(rng.uniform(0.1, 1)),  # noqa: E731
                        "half_width": float(rng.uniform(0, 0.1))}
     return {panel: {m: [point(n) for n in (5000, 15744)] for m in models}
-            for panel in ("received power vs median (dB)", "radius R²", "QoS")}
+            for panel in ("received power vs median (dB)", "radius R²", "QoS vs QoS(median SINR)")}
 
 
 def _figures(frame):

@@ -363,7 +363,7 @@ def learning_curves(curves: dict, reference: dict | None = None):
     fig, axes = plt.subplots(1, len(curves), figsize=(PAGE_WIDTH_IN, 3.0), squeeze=False)
     for ax, (panel, by_model) in zip(axes.flat, curves.items()):
         target, stat = targets.get(panel, (None, None))
-        if reference and stat == "mae_vs_median":
+        if reference and stat == "mae_vs_median" and target in intervals.REFERENCE_TARGETS:
             _earlier_budget(ax, by_model, reference, target, names)
         for i, (model, points) in enumerate(by_model.items()):
             rows = np.array([p["rows"] for p in points], dtype=float)
