@@ -11,13 +11,9 @@ from ..evaluation import intervals, result_files
 from ..report import verdicts
 from .definitions import EVALUATION_STAGE, data_dir_of, stages
 from .pins import verified
-from .stamps import read_stamp
+from .stamps import recorded_wall
 
 VERDICT_WORDS = {True: "met", False: "not met", None: "undecided"}
-
-
-def _wall(stamps) -> float:
-    return sum(read_stamp(p).get("wall_s") or 0.0 for p in stamps)
 
 
 def stage_times(data: Path) -> dict:
@@ -26,18 +22,16 @@ def stage_times(data: Path) -> dict:
     seeds, figures and interactive stages)."""
     names = [s.name for s in stages()]
     main = names[:names.index(EVALUATION_STAGE) + 1]
-    return {"seed0": _wall(data / "stamps" / f"{n}.json" for n in main),
-            "chains": _wall(data.glob("runs/*/stamps/*.json")),
-            "rest": _wall(data / "stamps" / f"{n}.json" for n in names if n not in main)}
+    return {"seed0": recorded_wall(data / "stamps" / f"{n}.json" for n in main),
+            "chains": recorded_wall(data.glob("runs/*/stamps/*.json")),
+            "rest": recorded_wall(data / "stamps" / f"{n}.json" for n in names if n not in main)}
 
 
-def _verdict(goals: list, prefixes: tuple) -> str:
-    tested = [g for g in goals if g["goal"].startswith(prefixes)]
-    if not tested:
-        return "–"
-    met = [g["met"] for g in tested]
-    overall = False if False in met else None if None in met else True
-    return f"{VERDICT_WORDS[overall]} ({sum(m is True for m in met)} of {len(met)} goals met)"
+def _verdicts(goals: list) -> dict:
+    """{claim: "met (n of m goals met)" | "not met …" | "undecided …"} (``verdicts.claim_parts``)."""
+    return {claim: f"{VERDICT_WORDS[False if missed else None if open_ else True]} "
+                   f"({len(tested) - len(missed) - len(open_)} of {len(tested)} goals met)"
+            for claim, tested, missed, open_ in verdicts.claim_parts(goals)}
 
 
 def markdown(profile: str) -> str:
@@ -52,9 +46,9 @@ def markdown(profile: str) -> str:
     every = f"`python -m coverage_lib verify --profile {profile}`"
     rows = ["| part of the claim | verdict, seed 0 | verdict over "
             f"{n_seeds} seed(s) |", "|---|---|---|"]
-    for claim, prefixes in verdicts.CLAIMS:
-        rows.append(f"| {claim} | {_verdict(results['goals'], prefixes)} | "
-                    f"{_verdict(over_seeds, prefixes)} |")
+    seed0, seeded = _verdicts(results["goals"]), _verdicts(over_seeds)
+    for claim, _ in verdicts.CLAIMS:
+        rows.append(f"| {claim} | {seed0.get(claim, '–')} | {seeded.get(claim, '–')} |")
     done = verified(profile)
     total = t["seed0"] + t["chains"] + t["rest"]
     lines = [

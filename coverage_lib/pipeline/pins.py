@@ -28,7 +28,7 @@ from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
 from .definitions import chain_stages, data_dir_of, stages
 from .provenance import git_state
-from .stamps import read_stamp
+from .stamps import read_stamp, under
 
 PINS_DIR = "pins"
 MANIFEST = "MANIFEST.txt"
@@ -55,7 +55,7 @@ def pinnable(data: Path) -> list[str]:
         kept_out = stage.kept_out if stage is not None else ()
         found.add(str(stamp.relative_to(data)))
         for rel in read_stamp(stamp).get("outputs", {}):
-            if (rel.startswith(NOT_PINNED) or rel.startswith(kept_out)
+            if (rel.startswith(NOT_PINNED) or any(under(rel, k) for k in kept_out)
                     or (prefix and not replicate_keeps(stamp.stem, rel))):
                 continue
             if (folder / rel).is_file():

@@ -13,7 +13,7 @@ from .definitions import MAIN_CHAIN, SEEDS_STAGE, data_dir_of, stage_params, sta
 from . import fanout, pins
 from .execution import remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
-from .stamps import read_stamp, stamp_path
+from .stamps import read_stamp, recorded_wall, stamp_path
 from .publishing import write_provenance
 from .replicate_chains import local_workers, main_chain, replicate_list, run_chains
 
@@ -51,7 +51,7 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     # with replicates to run, the main run's training and evaluation run beside them
     beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
     log(_estimate(plan, {s.name: read_stamp(stamp_path(data, s)).get("wall_s") for s in plan},
-                  _chain_seconds(data) if beside else 0.0,
+                  recorded_wall(data.glob("runs/*/stamps/*.json")) if beside else 0.0,
                   local_workers(len(replicate_list(all_params)) + 1,
                                 all_params[SEEDS_STAGE]["chain_threads"]) if beside else 1))
     side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
@@ -71,11 +71,6 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     log(f"executed notebooks: {data / 'executed'} (for the book: python -m coverage_lib book "
         f"--profile {profile})")
     return summary
-
-
-def _chain_seconds(data) -> float:
-    """The replicate chains' stage wall times recorded here (their stamps), in seconds."""
-    return sum(read_stamp(p).get("wall_s") or 0.0 for p in data.glob("runs/*/stamps/*.json"))
 
 
 def _estimate(plan, durations: dict, chain_s: float = 0.0, workers: int = 1) -> str:

@@ -142,12 +142,12 @@ def _input_checksums(data: Path, reads: tuple, recorded: dict) -> list[tuple]:
             found.update({f: None for f in files})
         else:
             found.update({data / rel: sha for rel, sha in recorded.items()
-                          if _under(rel, entry)})
+                          if under(rel, entry)})
     root = project_root()
     return [(str(f.relative_to(root)), sha or sha256_file(f)) for f, sha in sorted(found.items())]
 
 
-def _under(rel: str, entry: str) -> bool:
+def under(rel: str, entry: str) -> bool:
     """Whether the path ``rel`` is the ``reads`` entry ``entry``, lies under it or matches it."""
     return (fnmatch.fnmatchcase(rel, entry) if "*" in entry
             else rel == entry or rel.startswith(entry.rstrip("/") + "/"))
@@ -193,7 +193,7 @@ def stale_reason(stage: Stage, stamp: dict, digest: str, data: Path,
         return f"{missing[0]} is missing"
     current = output_checksums(stage, data)
     for rel, sha in recorded.items():
-        if rel not in current and (missing_ok or any(_under(rel, k) for k in stage.kept_out)):
+        if rel not in current and (missing_ok or any(under(rel, k) for k in stage.kept_out)):
             continue
         if current.get(rel) != sha:
             what = "is missing" if rel not in current else "changed"
@@ -209,6 +209,11 @@ def stamp_path(data: Path, stage: Stage) -> Path:
 def read_stamp(path: Path) -> dict:
     """The stamp at ``path``; {} when there is none (no recorded success)."""
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def recorded_wall(paths) -> float:
+    """The wall seconds the stamps at ``paths`` record, summed (a stamp without one counts 0)."""
+    return sum(read_stamp(p).get("wall_s") or 0.0 for p in paths)
 
 
 def write_stamp(path: Path, stamp: dict) -> None:

@@ -46,18 +46,25 @@ def _goal_words(goal: dict) -> str:
     return f"{goal['goal']}: {shown} (goal {sign} {goal['limit']:g})"
 
 
+def claim_parts(goals: list) -> list[tuple]:
+    """(claim, tested, missed, undecided) per part of the claim (``CLAIMS``) that ``goals``
+    test: the goals testing it, those not met and those undecided (``met`` None)."""
+    out = []
+    for claim, prefixes in CLAIMS:
+        tested = [g for g in goals if g["goal"].startswith(prefixes)]
+        if tested:
+            out.append((claim, tested, [g for g in tested if g["met"] is False],
+                        [g for g in tested if g["met"] is None]))
+    return out
+
+
 def claim_verdict(goals: list) -> str:
     """One bullet per part of the claim (``CLAIMS``): met when every goal testing it is met,
     with the missed goals and their measured values; then the count of all goals. Goals
     judged over seeds (``intervals.goals``) may be undecided (``met`` None: the interval holds
     the limit): a part with no missed goal but an undecided one is undecided."""
     lines = []
-    for claim, prefixes in CLAIMS:
-        tested = [g for g in goals if g["goal"].startswith(prefixes)]
-        if not tested:
-            continue
-        missed = [g for g in tested if g["met"] is False]
-        open_ = [g for g in tested if g["met"] is None]
+    for claim, tested, missed, open_ in claim_parts(goals):
         held = len(tested) - len(missed) - len(open_)
         if not missed and not open_:
             verdict = f"**met**: all {len(tested)} of its goals hold."
