@@ -35,7 +35,7 @@ TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate"
                                             "min_child_samples": [20, 20]},
              "lightgbm_candidates": 1, "lightgbm_search_rows": 1000, "lightgbm_max_rounds": 30,
              "lightgbm_early_stopping": 5, "lightgbm_min_improvement": 0.0,
-             "selector_quantile": 0.99,
+             "selector_tolerance": 0.01,
              "physics_rows": 100, "latency_repeats": 2, "onnx_backbones": ["mlp"]}
 TINY_SEEDS = {"seeds": [0], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
               "chain_threads": 1, "budget_reference": {}}

@@ -265,7 +265,7 @@ def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clon
     # a changed evaluation parameter makes the chain's evaluation stale: it trains again first
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
-    profile["04_evaluate"]["selector_quantile"] = 0.98
+    profile["04_evaluate"]["selector_tolerance"] = 0.02
     path.write_text(yaml.safe_dump(profile))
     third = run.run("tiny", log=lambda *_: None)
     assert [s["status"] for s in third["chains"]["seed1-rowsall"].values()] == ["ran"] * 4

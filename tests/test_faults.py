@@ -82,8 +82,8 @@ def predictors():
                                            "rain_rate_mmh": (0.0, 40.0),
                                            "distance_m": (10.0, 2500.0)})
     models["Selector"] = Selector(models[registry.by_role("primary").key],
-                                  models[registry.by_role("backup").key], domain,
-                                  thresholds={"divergence": 1e9})
+                                  models[registry.by_role("backup").key], domain)
+    models["Selector"].fit_thresholds(val, tolerance=0.01)
     models["LightGBM"] = LightGBMBaseline(num_boost_round=5, early_stopping_rounds=2).fit(
         train, val, candidates=[{"num_leaves": 7, "learning_rate": 0.3,
                                  "min_child_samples": 20}])
@@ -168,7 +168,7 @@ def test_physical_but_unusual_link_is_answered_and_routed_out_of_domain(predicto
     # rule, checked first, may also fire: the reason is checked with the rule checks off.)
     selector = predictors["Selector"]
     assert selector.predict(links)["routed_to"].iloc[0] == registry.by_role("backup").key
-    no_rules = Selector(selector.mlp, selector.mamba, selector.dataset_stats,
+    no_rules = Selector(selector.primary, selector.backup, selector.dataset_stats,
                         thresholds=selector.thresholds, rules=())
     assert no_rules.predict(links)["reason"].iloc[0] == "out_of_domain"
     assert selector.out_of_domain(links).iloc[0] == column

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
+import selector_results  # noqa: E402
 from coverage_lib.datasets import dataset, distributions
 from coverage_lib.physics import propagation
 from coverage_lib.core import figure_style
@@ -87,6 +88,10 @@ def _figures(frame):
         "learning curves with the earlier budget": lambda: figures.learning_curves(_curves(), {
             k: {"epochs": 9, "received_power_dbm": [0.3, 0.02], "coverage_radius_m": [20, 1]}
             for k in registry.BACKBONES}),
+        "Selector frontier": lambda: figures.frontier(selector_results.frontier()),
+        "Selector frontier against the share": lambda: figures.frontier_share(
+            selector_results.frontier()),
+        "risk-coverage": lambda: figures.risk_coverage(selector_results.risk_coverage()),
     }
 
 

@@ -82,5 +82,5 @@ def test_the_replicate_notebook_declares_the_replicate_rules_and_the_quick_evalu
     assert sorted(found) == sorted({**validation.COMMON, **runner.REPLICATE_PARAMETERS})
     validation.validate("replicate", runner.REPLICATE_PARAMETERS, found)
     for name in ("lightgbm_max_rounds", "lightgbm_early_stopping", "lightgbm_min_improvement",
-                 "selector_quantile"):
+                 "selector_tolerance"):
         assert found[name] == QUICK["04_evaluate"][name], name

@@ -248,7 +248,7 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
     from coverage_lib.report import tables, verdicts
 
     values = {"A": (0.5, 0.6), "B": (0.5, 0.5), "C": (2.0, 2.1), "D": (0.10, 0.11)}
-    monkeypatch.setattr(paper_goals, "goals", lambda seed, physics: [
+    monkeypatch.setattr(paper_goals, "goals", lambda seed, physics, bands=None: [
         paper_goals.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
     serving = paper_goals.goal_row("Selector speed", 3.0, 1.0, "max")
     main = {"physics": {}, "goals": [*paper_goals.goals(0, {}), serving]}

@@ -191,7 +191,7 @@ def comparisons() -> list[tuple[str, str, str]]:
            (f"{backup.name} / {primary.name}", backup.key, primary.key)]
     out += [(f"{b.name} / {backup.name}", b.key, backup.key)
             for b in registry.BACKBONES.values() if not b.role]
-    out.append(("Selector / better backbone", "selector", "better"))
+    out.append((f"Selector / {backup.name}", "selector", backup.key))
     return out
 
 
@@ -305,7 +305,7 @@ def goals(result: dict, results: dict) -> list[dict]:
     limit, False when none of it is, None (undecided) when it holds the limit; then the main
     run's (``results``) other goals (serving) as they are. With one seed, the main run's
     goals."""
-    per_seed = [paper_goals.goals(r["accuracy"], r["physics"])
+    per_seed = [paper_goals.goals(r["accuracy"], r["physics"], r.get("frequency_bands"))
                 for r in result["per_seed"].values()]
     if len(per_seed) < 2:
         return results["goals"]

@@ -69,11 +69,24 @@ def timing(rows: list, model: str, variant: str, batch: int, column: str, *defau
                  and r["batch"] == batch), *default)
 
 
-def goals(accuracy: dict, physics: dict | None = None) -> list[dict]:
-    """The paper's goals (issue "Evaluation and the Selector"), each with its measured value.
+# The trained band: past 40 GHz nothing in the training data carries the 60 GHz oxygen line or
+# P.838's rising rain coefficient, so ood_frequency and ood_multiple's rows past it are reported
+# (``frequency_bands``), not judged; ood_multiple's rows within it are.
+TRAINED_BAND = band_label(0.0, 40.0)
+# The cascade's accuracy goals (issue "D²TL as a cascade"), at the default tolerance.
+SELECTOR_NOISY_RATIO = 1.01    # test MAE against the noisy targets / the backup's, every target
+SELECTOR_POWER_RATIO = 1.3     # test noise-free received power / the backup's
+SELECTOR_OOD_RATIO = 1.02      # each OOD split, noise-free, / the backup's, every target
+
+
+def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None) -> list[dict]:
+    """The paper's goals, each with its measured value: the MLP's, the backup's (issue "The
+    physics backup earns its place", revised: ood_multiple judged on its rows within the
+    trained band ``TRAINED_BAND`` from ``bands``, ood_frequency reported only) and the
+    Selector's as a cascade against the backup.
 
     ``value`` is stored unrounded; ``met`` is judged on it rounded as the goals table shows it
-    (``GOAL_DECIMALS``). A goal whose models or splits are absent is left out.
+    (``GOAL_DECIMALS``). A goal whose models, splits or bands are absent is left out.
     """
     rows = []
     mlp, mamba3 = registry.by_role("primary").key, registry.by_role("backup").key
@@ -96,40 +109,44 @@ def goals(accuracy: dict, physics: dict | None = None) -> list[dict]:
                 _mae(accuracy, "test", mlp, target) / _mae(accuracy, "test", "lightgbm", target),
                 1.0, "max")
     # The backup against the noise-free truth (issue "The physics backup earns its place").
-    power_limits = {"test": (0.35, None), "ood_distance": (0.5, None), "ood_rain": (0.3, None),
-                    "ood_multiple": (None, 0.5), "ood_frequency": (None, 1.0)}
-    radius_limits = {"test": (None, 1.5), "ood_distance": (100.0, None),
-                     "ood_rain": (25.0, None), "ood_multiple": (None, 0.5),
-                     "ood_frequency": (None, 1.0)}
     for target, label, limits, unit in (
-            ("received_power_dbm", "received power vs median", power_limits, "dB"),
-            ("coverage_radius_m", "radius MAE", radius_limits, "m")):
-        for split, (absolute, relative) in limits.items():
-            if {mlp, mamba3} <= set(accuracy.get(split, {})):
-                backup = noise_free_mae(accuracy[split][mamba3], target)
-                if absolute is not None:
-                    add(f"backup {label} on {split} ({unit})", backup, absolute, "max")
-                else:
-                    add(f"backup / MLP {label} on {split}",
-                        backup / noise_free_mae(accuracy[split][mlp], target), relative, "max")
+            ("received_power_dbm", "received power vs median",
+             {"test": 0.35, "ood_distance": 0.5, "ood_rain": 0.3}, "dB"),
+            ("coverage_radius_m", "radius MAE", {"ood_distance": 100.0, "ood_rain": 25.0}, "m")):
+        for split, limit in limits.items():
+            if mamba3 in accuracy.get(split, {}):
+                add(f"backup {label} on {split} ({unit})",
+                    noise_free_mae(accuracy[split][mamba3], target), limit, "max")
+    if {mlp, mamba3} <= set(test):
+        add("backup / MLP radius MAE on test", noise_free_mae(test[mamba3], "coverage_radius_m")
+            / noise_free_mae(test[mlp], "coverage_radius_m"), 1.5, "max")
+    band = (bands or {}).get("ood_multiple", {}).get(TRAINED_BAND, {})
+    if {mlp, mamba3} <= set(band):
+        for target, label in (("received_power_dbm", "received power vs median"),
+                              ("coverage_radius_m", "radius MAE")):
+            add(f"backup / MLP {label} on ood_multiple {TRAINED_BAND}",
+                band[mamba3][target] / band[mlp][target], 0.5, "max")
     if physics is not None:
         worst = max(100.0 * physics[s][mamba3][rule]["violation_rate"]
                     for s in ("test", "domain") if s in physics and mamba3 in physics[s]
                     for rule in ("power_vs_distance", "power_vs_rain", "radius_vs_distance"))
         add("backup rows breaking power–distance, power–rain or radius–distance, test and "
             "whole domain (%)", worst, 0.0, "max")
-    below_both = 0
+    # The Selector, a cascade in front of the backup (issue "D²TL as a cascade").
+    if {"selector", mamba3} <= set(test):
+        for target in TARGETS:
+            add(f"Selector test MAE / backup test MAE: {target}",
+                _mae(accuracy, "test", "selector", target)
+                / _mae(accuracy, "test", mamba3, target), SELECTOR_NOISY_RATIO, "max")
+        add("Selector test received power vs median / backup's",
+            noise_free_mae(test["selector"], "received_power_dbm")
+            / noise_free_mae(test[mamba3], "received_power_dbm"), SELECTOR_POWER_RATIO, "max")
     for split in accuracy:
-        if {mlp, mamba3, "selector"} <= set(accuracy[split]):
-            ratios = [noise_free_mae(accuracy[split]["selector"], t)
-                      / min(noise_free_mae(accuracy[split][mlp], t),
-                            noise_free_mae(accuracy[split][mamba3], t)) for t in TARGETS]
-            add(f"Selector / better single backbone, noise-free, on {split} (worst target)",
-                max(ratios), 1.02, "max")
-            below_both += split != "test" and max(ratios) < 1.0
-    if any("selector" in accuracy[s] for s in accuracy):
-        add("OOD sets where the Selector is below both backbones on every target", below_both,
-            2, "min")
+        if split != "test" and {"selector", mamba3} <= set(accuracy[split]):
+            add(f"Selector / backup, noise-free, on {split} (worst target)",
+                max(noise_free_mae(accuracy[split]["selector"], t)
+                    / noise_free_mae(accuracy[split][mamba3], t) for t in TARGETS),
+                SELECTOR_OOD_RATIO, "max")
     return rows
 
 
@@ -147,28 +164,38 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
         return max((r["fraction_of_roofline"] for r in rows), default=float("nan"))
 
     roof = summary["roofline"]
+    backup = names[registry.by_role("backup").key]
     network_b1 = timed(mlp, "network, eager", 1, "median_ms")
-    # bf16 is timed only where the CPU has it natively (``latency.bf16_native``)
-    bf16 = [("MLP bf16 at batch 4096 / bf16 roofline",
-             best(r for r in roof if r["precision"] == "bf16"), 0.6, "min")] \
-        if any(r["precision"] == "bf16" for r in roof) else []
+    cascade = timed("Selector", "predict_array", 4096, "rows_per_s")
+    # bf16 is judged only where the CPU has it natively (avx512_bf16; ``machine.bf16_native``):
+    # elsewhere it is emulated, and its speed and cost say nothing of the model.
+    native = " (native bf16, avx512_bf16)"
+    bf16 = [("MLP bf16 at batch 4096 / bf16 roofline" + native,
+             best(r for r in roof if r["precision"] == "bf16"), 0.6, "min"),
+            ("MLP bf16 noise-free MAE change: received power (dB)" + native,
+             abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"]),
+             serving.ADMISSIBLE_COST["received_power_dbm"], "max"),
+            ("MLP bf16 noise-free MAE change: radius (m)" + native,
+             abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
+             serving.ADMISSIBLE_COST["coverage_radius_m"], "max")] \
+        if summary.get("bf16_native") and any(r["precision"] == "bf16" for r in roof) else []
     rows = []
     for goal, value, limit, kind in (
             ("MLP fp32 at batch 4096 / fp32 roofline (best fp32 form)",
              best(r for r in roof if r["precision"] == "fp32"), 0.85, "min"),
             *bf16,
-            ("Selector predict at batch 4096 / MLP network (eager) rows/s",
-             timed("Selector", "predict", 4096, "rows_per_s")
-             / timed(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
+            ("Selector predict_array at batch 4096 / MLP network (eager) rows/s",
+             cascade / timed(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
+            ("Selector predict_array at batch 4096 / backup predict_array rows/s",
+             cascade / timed(backup, "predict_array", 4096, "rows_per_s"), 3.0, "min"),
             ("MLP predict at batch 1 / MLP network (eager) latency",
              timed(mlp, "predict", 1, "median_ms") / network_b1, 3.0, "max"),
-            ("Selector predict at batch 1 (ms)",
-             timed("Selector", "predict", 1, "median_ms"), 1.0, "max"),
-            ("MLP bf16 noise-free MAE change: received power (dB)",
-             abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"]),
-             serving.ADMISSIBLE_COST["received_power_dbm"], "max"),
-            ("MLP bf16 noise-free MAE change: radius (m)",
-             abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
-             serving.ADMISSIBLE_COST["coverage_radius_m"], "max")):
+            (f"Selector predict_array at batch 1, a link the {mlp} answers (ms)",
+             timed("Selector", f"predict_array, a link the {mlp} answers", 1, "median_ms"),
+             1.0, "max"),
+            (f"Selector predict_array at batch 1, a link the {backup} answers, beyond the "
+             f"backup's predict_array (ms)",
+             timed("Selector", f"predict_array, a link the {backup} answers", 1, "median_ms")
+             - timed(backup, "predict_array", 1, "median_ms"), 0.3, "max")):
         rows.append(goal_row(goal, value, limit, kind))
     return rows

@@ -23,8 +23,17 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
 - ``physics``: {split: {model: {rule: {"violation_rate", "mean_violation", "max_violation",
   "tolerance"}}}} on the first ``physics_rows`` rows (``physics.rules.check``; the noise-free
   link budget appears as "physics"), and on as many points of the whole domain ("domain");
-- ``routing``: {split: {"rows", "to_mlp", "to_mamba", "reasons": {reason: fraction}}};
-- ``selector``: thresholds (fitted on validation), routing rules and tolerances;
+- ``routing``: {split: {"rows", "to_mlp", "to_mamba", "backup_rows", "reasons": {reason:
+  fraction}}}: the cascade's routing (``to_mlp``: the primary's share, ``to_mamba``: the
+  backup's, ``backup_rows``: the rows the backup ran on);
+- ``selector``: the pair, its tolerance, the confidence gate's score threshold and the
+  tolerance scales (fitted on validation; the gate itself is in ``selector_thresholds.json``),
+  routing rules and tolerances;
+- ``frontier``: ``frontier.frontier`` (per pair, operating points from the primary alone to
+  the backup alone: share sent to the backup, noise-free power and radius error and rows/s at
+  batch 4096 on every split; the default marked), ``risk_coverage``
+  (``frontier.risk_coverage``: the gate against an oracle routing on the test split) and
+  ``gates`` (``frontier.gate_costs``: each gate's cost per row and share of test rows);
 - ``lightgbm``: chosen parameters per target (with ``cap_reached`` and the seconds of its
   search and refit), every candidate of the search, search rows, the space and the number of
   candidates, the search's total cost (``search_s``, ``refit_s``);

@@ -24,7 +24,8 @@ from ..models.baselines import LightGBMBaseline, random_candidates
 from ..physics import rules, sampling
 from ..physics.oracle import oracle_predictions
 from ..training import checkpoint_io
-from . import latency, serving
+from . import frontier as frontier_module, latency, serving
+from . import selector as selector_module
 from .paper_goals import frequency_bands, goals, noise_free_metrics, serving_goals
 from .result_files import (BAND_SPLITS, EVAL_SPLITS, load_histories, model_names,
                            read_metrics, read_replicate, write_metrics, REPLICATE_FORMAT)
@@ -40,7 +41,7 @@ PARAMETERS = {
     "lightgbm_max_rounds": validation.positive_int,
     "lightgbm_early_stopping": validation.positive_int,
     "lightgbm_min_improvement": validation.unit_interval,
-    "selector_quantile": validation.quantile,
+    "selector_tolerance": lambda name, v: selector_module.check_tolerance(v, name),
     "physics_rows": validation.positive_int,
     "latency_repeats": validation.positive_int,
     "onnx_backbones": validation.list_of(registry.backbone_key),
@@ -53,7 +54,7 @@ REPLICATE_PARAMETERS = {
     "lightgbm_max_rounds": validation.positive_int,
     "lightgbm_early_stopping": validation.positive_int,
     "lightgbm_min_improvement": validation.unit_interval,
-    "selector_quantile": validation.quantile,
+    "selector_tolerance": lambda name, v: selector_module.check_tolerance(v, name),
     "physics_rows": validation.non_negative_int,  # 0: no rule checks (a learning-curve replicate)
 }
 
@@ -66,6 +67,7 @@ def routing_entry(flags: pd.DataFrame) -> dict:
     primary, backup = routes()
     return {"rows": int(len(flags)), "to_mlp": float(summary.loc[(primary, ""), "fraction"]),
             "to_mamba": float(summary.loc[backup, "rows"].sum() / n),
+            "backup_rows": int(summary.loc[backup, "rows"].sum()),
             "reasons": {r: float(summary.loc[(backup, r), "fraction"]) for r in REASONS}}
 
 
@@ -116,7 +118,7 @@ def load_models(data_dir, thresholds: bool = True, lightgbm: bool = True) -> Mod
         thresholds_path=results / "selector_thresholds.json" if thresholds else None)
     backbones = {}
     for key, backbone in registry.BACKBONES.items():
-        backbones[key] = {primary.key: selector.mlp, backup.key: selector.mamba}.get(key) or \
+        backbones[key] = {primary.key: selector.primary, backup.key: selector.backup}.get(key) or \
             checkpoint_io.load_checkpoint(backbone.checkpoint_path(data_dir), manifest)["model"]
     booster = LightGBMBaseline.load(paths.models_dir(data_dir) / "lightgbm",
                                     data_manifest_sha256=manifest) if lightgbm else None
@@ -164,21 +166,22 @@ def lightgbm_threads() -> int:
 def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
              lightgbm_candidates: int, lightgbm_search_rows: int, lightgbm_max_rounds: int,
              lightgbm_early_stopping: int, lightgbm_min_improvement: float,
-             selector_quantile: float, physics_rows: int, latency_repeats: int,
+             selector_tolerance: float, physics_rows: int, latency_repeats: int,
              onnx_backbones: list, log=print) -> dict:
     """Every model on the test split and every OOD set; writes ``results/metrics.json`` (the
     schema of ``result_files``), ``results/selector_thresholds.json`` and ``models/lightgbm/``,
     and returns the results. The arguments are the evaluation stage's parameters
     (``PARAMETERS``), checked here too, and recorded in metrics.json.
 
-    In order: the Selector's divergence threshold from the validation split only
-    (``_fit_selector``); LightGBM, ``lightgbm_candidates`` random draws from
+    In order: the Selector's confidence gate and its threshold for ``selector_tolerance``,
+    from the validation split only (``_fit_selector``); LightGBM, ``lightgbm_candidates`` random draws from
     ``lightgbm_space`` searched on ``lightgbm_search_rows`` training rows, the best refitted on
     all (``_fit_lightgbm``); accuracy of every model on every split (all rows); the raw heads
     on test; the physics rules on the first ``physics_rows`` rows of each split; the routing;
     the ONNX export of each backbone in ``onnx_backbones`` (``_export_onnx``); latency, the
     GEMM peaks, the MLP's roofline and its bf16 cost on the test split (``_time_latency``,
-    ``serving_summary``); the goals.
+    ``serving_summary``); the cascade's frontier, risk–coverage and gate costs
+    (``frontier``); the goals.
     """
     parameters = validation.validate("04_evaluate", PARAMETERS, {
         "profile": profile, "data_dir": data_dir, "seed": seed,
@@ -186,7 +189,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         "lightgbm_search_rows": lightgbm_search_rows, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
         "lightgbm_min_improvement": lightgbm_min_improvement,
-        "selector_quantile": selector_quantile, "physics_rows": physics_rows,
+        "selector_tolerance": selector_tolerance, "physics_rows": physics_rows,
         "latency_repeats": latency_repeats, "onnx_backbones": onnx_backbones})
     data = paths.dataset_dir(data_dir)
     models_dir, results_dir = paths.models_dir(data_dir), paths.resolve(data_dir) / "results"
@@ -198,7 +201,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         + ", ".join(f"{s} {len(f)}" for s, f in frames.items()))
 
     progress.report("the Selector's thresholds on validation")
-    _fit_selector(models.selector, val, selector_quantile, results_dir)
+    _fit_selector(models.selector, val, selector_tolerance, seed, results_dir)
     models.lightgbm = _new_lightgbm(seed, lightgbm_max_rounds, lightgbm_early_stopping,
                                     lightgbm_min_improvement)
     lightgbm_cost = _fit_lightgbm(models.lightgbm, train, val, lightgbm_space,
@@ -213,6 +216,9 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     progress.report("ONNX export and latency")
     onnx_paths = _export_onnx(models, onnx_backbones, models_dir, frames["test"])
     timings = _time_latency(models, onnx_paths, frames["test"], seed, latency_repeats)
+    progress.report("the cascade's frontier, from the MLP alone to the backup alone")
+    gap = assumptions["implementation_gap_db"]
+    frontier = frontier_module.frontier(models.selector, models.backbones, val, frames, gap)
     results = {
         "profile": profile, "data_manifest_sha256": manifest,
         "checkpoints": _checksums(data_dir, models_dir), "parameters": parameters,
@@ -222,22 +228,26 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         "training": training_summary(models.backbones, load_histories(data_dir)),
         "raw_heads": {"test": raw_heads}, "physics": physics,
         "routing": routing, "selector": _selector_entry(models.selector),
+        "frontier": frontier,
+        "risk_coverage": frontier_module.risk_coverage(models.selector, frames["test"], gap),
+        "gates": frontier_module.gate_costs(models.selector, frames["test"]),
         "lightgbm": {"chosen": models.lightgbm.chosen, "search": models.lightgbm.search_results,
                      "search_rows": models.lightgbm.search_rows, "space": lightgbm_space,
                      "candidates": lightgbm_candidates, **lightgbm_cost},
         "latency": timings, "machine": machine.machine(),
         "serving": serving_summary(models, timings, frames["test"], onnx_paths),
-        "goals": goals(accuracy, physics),
+        "goals": goals(accuracy, physics, bands),
     }
     path = write_metrics(results_dir / "metrics.json", results)
     log(f"wrote {path.relative_to(paths.project_root())}")
     return read_metrics(path)  # as the book will read it: JSON types, inf/NaN as None
 
 
-def _fit_selector(selector: Selector, val: pd.DataFrame, quantile: float, results_dir) -> None:
-    """The Selector's thresholds fitted on the validation split only, saved as
+def _fit_selector(selector: Selector, val: pd.DataFrame, tolerance: float, seed: int,
+                  results_dir) -> None:
+    """The Selector's gate and threshold fitted on the validation split only, saved as
     ``results/selector_thresholds.json`` (notebooks 05 and 06 reuse them)."""
-    selector.fit_thresholds(val, quantile=quantile)
+    selector.fit_thresholds(val, tolerance=tolerance, seed=seed)
     selector.save_thresholds(results_dir / "selector_thresholds.json")
 
 
@@ -291,7 +301,8 @@ def _time_latency(models: Models, onnx_paths: dict, test: pd.DataFrame, seed: in
     rows = test[FEATURES].sample(n=4096, replace=len(test) < 4096, random_state=seed)
     timings = latency.measure(latency.variants(models, onnx_paths), rows, batches=(1, 4096),
                               repeats={1: repeats, 4096: max(3, repeats // 10)})
-    return timings.to_dict(orient="records")
+    return timings.to_dict(orient="records") + frontier_module.link_latency(
+        models.selector, test, repeats)
 
 
 def _checksums(data_dir, models_dir) -> dict:
@@ -304,7 +315,9 @@ def _checksums(data_dir, models_dir) -> dict:
 
 def _selector_entry(selector: Selector) -> dict:
     """metrics.json's ``selector``: thresholds, routing rules and their tolerances."""
-    return {"thresholds": selector.thresholds, "rules": list(selector.rules),
+    return {"pair": list(selector.keys),
+            "thresholds": {k: v for k, v in selector.thresholds.items() if k != "gate"},
+            "rules": list(selector.rules),
             "routing_tolerances": {r: selector.tolerances[r] for r in selector.rules}}
 
 
@@ -339,7 +352,7 @@ def rule_checks(frames: dict, models: Models, assumptions: dict, rows: int, seed
 
 def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
               lightgbm_max_rounds: int, lightgbm_early_stopping: int,
-              lightgbm_min_improvement: float, selector_quantile: float, physics_rows: int,
+              lightgbm_min_improvement: float, selector_tolerance: float, physics_rows: int,
               log=print) -> dict:
     """A replicate's evaluation (``replicates``): the Selector's thresholds fitted on its
     validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
@@ -354,14 +367,14 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
         "lightgbm_params": lightgbm_params, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
         "lightgbm_min_improvement": lightgbm_min_improvement,
-        "selector_quantile": selector_quantile, "physics_rows": physics_rows})
+        "selector_tolerance": selector_tolerance, "physics_rows": physics_rows})
     data = paths.dataset_dir(data_dir)
     manifest = dataset.manifest_sha256(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     gap = assumptions["implementation_gap_db"]
     train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
-    models.selector.fit_thresholds(val, quantile=selector_quantile)
+    models.selector.fit_thresholds(val, tolerance=selector_tolerance, seed=seed)
     models.lightgbm = _new_lightgbm(seed, lightgbm_max_rounds, lightgbm_early_stopping,
                                     lightgbm_min_improvement)
     models.lightgbm.fit(train, val, candidates={t: [c] for t, c in lightgbm_params.items()},

@@ -130,7 +130,7 @@ def served_selector(selector, serve=torchscript_backbone):
     import copy
 
     served = copy.copy(selector)
-    served.mlp, served.mamba = serve(selector.mlp), serve(selector.mamba)
+    served.primary, served.backup = serve(selector.primary), serve(selector.backup)
     return served
 
 

@@ -91,7 +91,7 @@ def replicate_params(profile: str, run_dir: str, replicate, metrics: dict,
         # the rules only where the book's tables use them: a seed's run on every row
         "physics_rows": evaluation["physics_rows"] if replicate.train_rows is None else 0,
         **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
-                                      "lightgbm_min_improvement", "selector_quantile")}})
+                                      "lightgbm_min_improvement", "selector_tolerance")}})
 
 
 def main_chain(profile: str, all_params: dict) -> Chain:

@@ -12,7 +12,7 @@ from ..core import validation
 from ..core.schema import OOD_SPLITS, TARGETS
 from ..evaluation import latency
 from ..evaluation.paper_goals import GOAL_DECIMALS, noise_free_mae, timing
-from ..evaluation.selector import REASONS
+from ..evaluation.selector import DEFAULT_TOLERANCE, EVERY, REASONS
 from ..evaluation.result_files import (BAND_SPLITS, EVAL_SPLITS, FREQUENCY_BANDS_GHZ, STATS,
                                        band_label, model_keys, model_names)
 from ..models import registry
@@ -58,8 +58,9 @@ def raw_heads_table(results: dict) -> pd.DataFrame:
 
 
 def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
-    """Per split: the share of rows each backbone answered and of each routing reason, the
-    reasons in the order the Selector checks them."""
+    """Per split: the share of rows the primary answered, the share the backup answered, and
+    the share each gate sent to the backup, the gates in the order the cascade checks them
+    (``selector.REASONS``)."""
     names = model_names()
     primary, backup = registry.by_role("primary").key, registry.by_role("backup").key
 
@@ -68,23 +69,92 @@ def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
 
     return pd.DataFrame({s: {f"to {names[primary]}": scaled(r["to_mlp"]),
                              f"to {names[backup]}": scaled(r["to_mamba"]),
-                             **{f"reason: {k}": scaled(r["reasons"][k])
-                                for k in REASONS if k in r["reasons"]}}
+                             **{f"reason: {k}": scaled(r["reasons"].get(k, 0.0))
+                                for k in REASONS}}
                          for s, r in ((s, results["routing"][s]) for s in EVAL_SPLITS
                                       if s in results["routing"])})
 
 
+def score_threshold_text(value) -> str:
+    """The confidence gate's score threshold as the book shows it: a number, or what a gate
+    that routes no row (None) or every in-domain row (``selector.EVERY``) does."""
+    if value is None:
+        return "none (no link is routed for low confidence)"
+    if value <= EVERY:
+        return "every in-domain link"
+    return tables.number(float(value), 4)
+
+
 def selector_table(results: dict) -> pd.DataFrame:
-    """The Selector's routing rules with what each says and its tolerance (with its unit),
-    and its divergence threshold."""
+    """The cascade's settings: its physics rules, each with what it says and its tolerance
+    (with its unit), then the one tolerance a user sets and the confidence gate's score
+    threshold fitted on validation for it."""
     sel = results["selector"]
+    fitted = sel["thresholds"]
     out = tables.tolerances({rule: sel["routing_tolerances"][rule] for rule in sel["rules"]})
-    divergence = pd.DataFrame(
-        {"tolerance": [f"{sel['thresholds']['divergence']:.4f} (normalised)"]},
-        index=pd.MultiIndex.from_tuples([(
-            "divergence", "the backbones' largest disagreement over the targets, each in its "
-                          "training transform over its training-split std")]))
-    return pd.concat([out, divergence])
+    settings = pd.DataFrame({"tolerance": [
+        f"{fitted['tolerance']:g}", score_threshold_text(fitted["score_threshold"]),
+        f"{100 * fitted['validation_to_backup']:.2f} %"]},
+        index=pd.MultiIndex.from_tuples([
+            ("selector_tolerance", "the noise-free error accepted beyond the backup's, per "
+                                   "target, in units of the oracle's MAE for received power, "
+                                   "SINR and QoS, of the backup's own MAE for radius and area"),
+            ("score threshold", "the confidence gate's cut: a link whose predicted excess "
+                                "error (in tolerance units) lies above it goes to the backup"),
+            ("validation share", "of validation links sent to the backup at this tolerance "
+                                 "(the threshold's half of the split)")]))
+    return pd.concat([out, settings])
+
+
+# The frontier table's names of a pair's two ends (the first column names the primary).
+ENDS = {"primary_only": "primary only", "backup_only": "backup only"}
+
+
+def default_pair(results: dict) -> dict:
+    """The frontier's entry of the default pair (the registry's primary as primary)."""
+    primary = registry.by_role("primary").key
+    return next(p for p in results["frontier"]["pairs"].values() if p["primary"] == primary)
+
+
+def frontier_point(pair: dict, kind: str) -> dict:
+    """The pair's point of ``kind``: "primary_only", "backup_only" or "default" (the
+    cascade at the default tolerance)."""
+    if kind == "default":
+        return next(p for p in pair["points"] if p["default"] or (
+            p["kind"] == "cascade" and p["tolerance"] == DEFAULT_TOLERANCE))
+    return next(p for p in pair["points"] if p["kind"] == kind)
+
+
+def frontier_table(results: dict, split: str = "test") -> pd.DataFrame:
+    """The frontier's points on ``split``, a row per point of each pair (primary only, the
+    tolerances from the loosest, backup only; ★ the default): the share sent to the backup,
+    the noise-free errors of received power (against the median) and radius, and the rows/s
+    of ``predict_array`` at batch 4096 (measured: they vary from run to run)."""
+    names, rows = model_names(), {}
+    for pair in results["frontier"]["pairs"].values():
+        for point in pair["points"]:
+            at = point["splits"][split]
+            label = ENDS.get(point["kind"], point["label"]) + (" ★" * point["default"])
+            rows[(names.get(pair["primary"], pair["primary"]), label)] = [
+                f"{100 * at['to_backup']:.1f} %",
+                tables.number(at["received_power_dbm"], 3),
+                tables.number(at["coverage_radius_m"], 1),
+                tables.number(at["rows_per_s"], 0)]
+    return tables.unnamed(pd.DataFrame(
+        list(rows.values()), index=pd.MultiIndex.from_tuples(list(rows)),
+        columns=["to backup", "power [dB]", "radius [m]", "rows/s"]))
+
+
+def gates_table(results: dict) -> pd.DataFrame:
+    """The cascade's gates in their order: what each checks, what it costs per row at batch
+    4096 (µs: it varies from run to run) and the share of test rows it alone sends to the
+    backup; the primary's and the backup's own passes beside them ("–": they route nothing)."""
+    return tables.unnamed(pd.DataFrame(
+        {"what it checks": [g["what"] for g in results["gates"]],
+         "µs per row": [tables.number(float(g["us_per_row"]), 2) for g in results["gates"]],
+         "test rows it routes": ["–" if g["test_share"] is None else
+                                 f"{100 * g['test_share']:.2f} %" for g in results["gates"]]},
+        index=pd.Index([g["gate"] for g in results["gates"]])))
 
 
 def lightgbm_table(results: dict) -> pd.DataFrame:
@@ -195,14 +265,18 @@ def _over_seeds(results: dict, spread: dict | None):
 
 def latency_tables(results: dict) -> dict:
     """The tables that vary from run to run, unlike ``book_tables``: latency, the training
-    table (its training times), the serving goals and the roofline."""
+    table (its training times), the serving goals, the roofline, and the Selector's frontier
+    and gates (their rows/s and µs per row)."""
     both = latency.table(results["latency"], ("median_ms", "rows_per_s"))
     return {"table_latency": tables.formatted(latency.table(results["latency"]), default=3),
             "table_latency_both": tables.formatted(
                 both, {c: 0 for c in both.columns if c[0] == "rows_per_s"}, default=3),
             "table_training": training_table(results),
             "table_serving": serving_table(results),
-            "table_roofline": tables.formatted(roofline_table(results), default=3)}
+            "table_roofline": tables.formatted(roofline_table(results), default=3),
+            **({"table_frontier": frontier_table(results),
+                "table_gates_md": tables.markdown(gates_table(results), ("gate",))}
+               if "frontier" in results else {})}
 
 
 def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> dict:
@@ -212,7 +286,7 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
     return {
         "n_train": n_train, "n_test": n_test,
         **accuracy_numbers(results["accuracy"], results["routing"]),
-        "selector_divergence_threshold": results["selector"]["thresholds"]["divergence"],
+        **selector_numbers(results),
         "mlp_best_epoch": histories[mlp]["best_epoch"],
         "mamba_best_epoch": histories[mamba]["best_epoch"],
         "mlp_epochs": len(histories[mlp]["val_mae"]),
@@ -223,6 +297,28 @@ def book_numbers(results: dict, histories: dict, n_train: int, n_test: int) -> d
                                for c in results["lightgbm"]["chosen"].values()),
         "mamba_epochs": len(histories[mamba]["val_mae"]),
     }
+
+
+def selector_numbers(results: dict) -> dict:
+    """The Selector's settings and, on the test split, the noise-free errors of its default
+    point on the frontier against the backup alone and the primary alone (the same from run
+    to run; their speeds are ``latency_numbers``')."""
+    fitted = results["selector"]["thresholds"]
+    out = {"selector_tolerance": fitted["tolerance"],
+           "selector_score_threshold": score_threshold_text(fitted["score_threshold"]),
+           "selector_validation_to_backup": fitted["validation_to_backup"]}
+    if "frontier" not in results:
+        return out
+    pair = default_pair(results)
+    points = {kind: frontier_point(pair, kind)["splits"]["test"]
+              for kind in ("default", "primary_only", "backup_only")}
+    out["frontier_default_to_backup_pct"] = 100.0 * points["default"]["to_backup"]
+    for target, short in (("received_power_dbm", "power"), ("coverage_radius_m", "radius")):
+        for kind, at in points.items():
+            out[f"frontier_{kind.removesuffix('_only')}_{short}"] = at[target]
+        out[f"frontier_default_{short}_over_backup"] = \
+            points["default"][target] / points["backup_only"][target]
+    return out
 
 
 def accuracy_numbers(acc: dict, routing: dict) -> dict:
@@ -270,13 +366,19 @@ def accuracy_numbers(acc: dict, routing: dict) -> dict:
     return numbers
 
 
+def link_variant(answered_by: str) -> str:
+    """The latency variant of the Selector's ``predict_array`` on one link that the backbone
+    named ``answered_by`` (display name) answers (``frontier.link_latency``)."""
+    return f"predict_array, a link the {answered_by} answers"
+
+
 def latency_numbers(results: dict) -> dict:
     """The latency figures the book's prose pastes (they vary from run to run)."""
     names = model_names()
     mlp, mamba = names[registry.by_role("primary").key], names[registry.by_role("backup").key]
 
-    def timed(model, variant, batch, column):
-        return timing(results["latency"], model, variant, batch, column)
+    def timed(model, variant, batch, column, *default):
+        return timing(results["latency"], model, variant, batch, column, *default)
 
     return {
         "mlp_network_b1_us": 1e3 * timed(mlp, "network, frozen TorchScript", 1, "median_ms"),
@@ -292,11 +394,31 @@ def latency_numbers(results: dict) -> dict:
         "emulated (this CPU has neither avx512_bf16 nor AMX: bf16 is not timed here)",
         "selector_predict_b1_ms": timed("Selector", "predict", 1, "median_ms"),
         "selector_predict_rows_per_s": timed("Selector", "predict", 4096, "rows_per_s"),
+        "selector_predict_array_rows_per_s": timed("Selector", "predict_array", 4096,
+                                                   "rows_per_s"),
+        "selector_b1_primary_ms": timed("Selector", link_variant(mlp), 1, "median_ms", None),
+        "selector_b1_backup_ms": timed("Selector", link_variant(mamba), 1, "median_ms", None),
+        "mamba_predict_array_rows_per_s": timed(mamba, "predict_array", 4096, "rows_per_s"),
+        "mlp_network_rows_per_s": timed(mlp, "network, eager", 4096, "rows_per_s"),
+        **frontier_speeds(results),
         "lightgbm_predict_b1_ms": timed("LightGBM", "predict", 1, "median_ms"),
         "lightgbm_tuning_min": (results["lightgbm"]["search_s"]
                                 + results["lightgbm"]["refit_s"]) / 60.0,
         "torch_threads": results["machine"]["torch_threads"],
     }
+
+
+def frontier_speeds(results: dict) -> dict:
+    """Rows/s at batch 4096 on the test split of the default pair's default point, of its
+    primary alone and of its backup alone, and the default point's speed-up over the backup
+    (measured: they vary from run to run)."""
+    if "frontier" not in results:
+        return {}
+    pair = default_pair(results)
+    speed = {kind: frontier_point(pair, kind)["splits"]["test"]["rows_per_s"]
+             for kind in ("default", "primary_only", "backup_only")}
+    return {**{f"frontier_{k.removesuffix('_only')}_rows_per_s": v for k, v in speed.items()},
+            "frontier_default_over_backup_speed": speed["default"] / speed["backup_only"]}
 
 
 def serving_table(results: dict) -> pd.DataFrame:

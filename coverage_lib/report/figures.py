@@ -1,5 +1,7 @@
 """Figures of the results chapter: training curves of every run, predicted against true,
-residuals against the noise floor, physics curves, a coverage map, accuracy and latency bars.
+residuals against the noise floor, physics curves, a coverage map, accuracy and latency bars;
+and of the Selector's: its frontier (error against speed and against the share sent to the
+backup) and its gate's risk–coverage curve.
 
 Every figure uses ``core.figure_style.use_style`` (Okabe–Ito palette, units on the axes); ``save`` writes
 PNG and PDF atomically.
@@ -11,6 +13,7 @@ import io as _io
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -243,11 +246,11 @@ def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: 
                         id_distance_m)
 
 
-def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
+def coverage_map(sinr: dict, routed_to_backup: np.ndarray, axis: np.ndarray,
                  id_distance_m: float):
     """SINR over the area around one site, one panel per source (physics first), and a last
-    panel showing where the Selector answered with the Mamba-3; three panels a row. The
-    training range's outer distance is drawn as a circle."""
+    panel showing where the Selector sent the link to its backup (the Mamba-3); three panels a
+    row. The training range's outer distance is drawn as a circle."""
     n = len(sinr) + 1
     ncols = 3
     nrows = int(np.ceil(n / ncols))
@@ -263,9 +266,9 @@ def coverage_map(sinr: dict, routed_to_mamba: np.ndarray, axis: np.ndarray,
                           cmap="viridis", vmin=vmin, vmax=vmax)
         ax.set_title(name)
     routing = axes.flat[n - 1]
-    routing.imshow(np.asarray(routed_to_mamba, dtype=float).reshape(side, side), origin="lower",
-                   extent=extent, cmap="Greys", vmin=0, vmax=1)
-    routing.set_title(f"Selector → Mamba-3: {np.mean(routed_to_mamba):.0%}\n(black)")
+    routing.imshow(np.asarray(routed_to_backup, dtype=float).reshape(side, side),
+                   origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=1)
+    routing.set_title(f"Selector → backup: {np.mean(routed_to_backup):.0%}\n(black)")
     theta = np.linspace(0, 2 * np.pi, 200)
     for ax in axes.flat[:n]:
         ax.plot(id_distance_m / 1e3 * np.cos(theta), id_distance_m / 1e3 * np.sin(theta),
@@ -402,3 +405,103 @@ def _earlier_budget(ax, by_model: dict, reference: dict, target: str, names: dic
         ax.errorbar([largest * (1.5 + 0.08 * j)], [mean], yerr=[half], marker="D", ms=4,
                     mfc="none", color=colour(names[key], i), lw=1.0, capsize=2)
     ax.plot([], [], "D", ms=4, mfc="none", color="#000000", label="earlier budget, every row")
+
+
+# The Selector's figures: the frontier's two targets (noise-free), with their axis labels.
+SELECTOR_TARGETS = {"received_power_dbm": "received power,\nerror vs median [dB]",
+                    "coverage_radius_m": "radius MAE [m]"}
+# How the frontier marks its points: the two ends and the default operating point.
+POINT_MARKERS = {"primary_only": ("s", 4, "primary only"), "backup_only": ("^", 5, "backup only"),
+                 "default": ("*", 11, "default (tolerance {tolerance:g})")}
+
+
+def _frontier_lines(ax, frontier: dict, split: str, target: str, x_of) -> None:
+    """One line per pair of ``frontier`` on one panel (``x_of(point on split)`` against the
+    point's ``target`` error), in the primary's colour; its ends and the default marked (the
+    backup alone in the backup's colour)."""
+    names = registry.display_names()
+    for i, pair in enumerate(frontier["pairs"].values()):
+        primary, backup = (names.get(pair[k], pair[k]) for k in ("primary", "backup"))
+        at = [p["splits"][split] for p in pair["points"]]
+        ax.plot([x_of(a) for a in at], [a[target] for a in at], color=colour(primary, i),
+                lw=1.1, marker="o", ms=2.5, label=f"{primary} → {backup}")
+        for point, a in zip(pair["points"], at):
+            kind = "default" if point["default"] else point["kind"]
+            if kind in POINT_MARKERS:
+                marker, size, _ = POINT_MARKERS[kind]
+                ax.plot([x_of(a)], [a[target]], marker, ms=size, mec="#000000", mew=0.6,
+                        color=colour(backup if kind == "backup_only" else primary, i),
+                        zorder=3)
+
+
+def _marker_legend(fig, frontier: dict) -> None:
+    """The pairs' lines and the point markers as one legend below the panels."""
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    for marker, size, text in POINT_MARKERS.values():
+        handles.append(matplotlib.lines.Line2D([], [], ls="", marker=marker, ms=size,
+                                               color="#FFFFFF", mec="#000000", mew=0.6))
+        labels.append(text.format(tolerance=frontier["default_tolerance"]))
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+
+
+def frontier(frontier: dict):
+    """The Selector's frontier (metrics.json's ``frontier``): noise-free error of received
+    power (against the median) and of the radius (rows) on each split (columns, test first)
+    against the rows/s of ``predict_array`` at batch 4096 (log scale); one line per pair, from
+    the primary alone through the tolerances to the backup alone, in the primary's colour; the
+    ends and the default operating point marked."""
+    splits = [s for s in ("test", *OOD_SPLITS) if s in frontier["splits"]]
+    fig, axes = plt.subplots(len(SELECTOR_TARGETS), len(splits), figsize=(PAGE_WIDTH_IN, 4.6),
+                             sharex=True, squeeze=False, layout="constrained")
+    for r, (target, ylabel) in enumerate(SELECTOR_TARGETS.items()):
+        for c, split in enumerate(splits):
+            ax = axes[r, c]
+            _frontier_lines(ax, frontier, split, target, lambda a: a["rows_per_s"])
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+            if r == 0:
+                ax.set_title(split)
+            if c == 0:
+                ax.set_ylabel(ylabel)
+            if r == len(SELECTOR_TARGETS) - 1:
+                ax.set_xlabel("rows/s")
+    _marker_legend(fig, frontier)
+    return fig
+
+
+def frontier_share(frontier: dict, split: str = "test"):
+    """The same frontier on one split against the share of rows sent to the backup: one panel
+    per target, one line per pair, the ends and the default marked."""
+    fig, axes = plt.subplots(1, len(SELECTOR_TARGETS), figsize=(PAGE_WIDTH_IN, 3.2),
+                             squeeze=False, layout="constrained")
+    for ax, (target, ylabel) in zip(axes.flat, SELECTOR_TARGETS.items()):
+        _frontier_lines(ax, frontier, split, target, lambda a: a["to_backup"])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel(f"{split} rows sent to the backup")
+        ax.set_ylabel(ylabel)
+    _marker_legend(fig, frontier)
+    return fig
+
+
+def risk_coverage(rc: dict):
+    """The confidence gate against perfect routing (metrics.json's ``risk_coverage``): per
+    target, the mean noise-free error on the split when a share of its rows goes to the
+    backup, chosen by the gate's score (forced routes first) or by an oracle that knows each
+    row's errors; the oracle's curve is the floor the gate can approach."""
+    names = registry.display_names()
+    fig, axes = plt.subplots(1, len(SELECTOR_TARGETS), figsize=(PAGE_WIDTH_IN, 2.9),
+                             squeeze=False, layout="constrained")
+    share = np.asarray(rc["to_backup"], dtype=float)
+    for ax, (target, ylabel) in zip(axes.flat, SELECTOR_TARGETS.items()):
+        ax.plot(share, rc["gate"][target], color=colour("Selector"), lw=1.4, marker="o", ms=2.5,
+                label="routed by the confidence gate's score")
+        ax.plot(share, rc["oracle"][target], color="#000000", ls="--", lw=1.0,
+                label="routed by an oracle that knows each row's error")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel(f"{rc['split']} rows sent to the backup")
+        ax.set_ylabel(ylabel)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=1, frameon=False,
+               title=f"primary: {names.get(rc['pair'], rc['pair'])}")
+    return fig

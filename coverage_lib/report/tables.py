@@ -67,10 +67,10 @@ def by_target(table: pd.DataFrame, decimals: dict | int = ERROR_DECIMALS,
     out = pd.DataFrame.from_dict(rows, orient="index", columns=table.columns)
     if isinstance(table.index, pd.MultiIndex):
         out.index = pd.MultiIndex.from_tuples(list(rows))
-    return _unnamed(out)
+    return unnamed(out)
 
 
-def _unnamed(table: pd.DataFrame) -> pd.DataFrame:
+def unnamed(table: pd.DataFrame) -> pd.DataFrame:
     """Without index and column names: pandas would print each as a header row of its own."""
     table.index.names = [None] * table.index.nlevels
     table.columns.names = [None] * table.columns.nlevels
@@ -86,7 +86,7 @@ def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
     (mean ± half-width over seeds), the limit with its direction (≤ or ≥) and a verdict in
     words."""
     halves = table["half_width"] if "half_width" in table else [None] * len(table)
-    return _unnamed(pd.DataFrame({
+    return unnamed(pd.DataFrame({
         "measured": [with_half(float(v), h, decimals) for v, h in zip(table["value"], halves)],
         "goal": [("≤\u00a0" if k == "max" else "≥\u00a0")  # no break between sign and limit
                  + number(float(limit), decimals).rstrip("0").rstrip(".")
@@ -116,7 +116,7 @@ def violations(table: pd.DataFrame, rows: int, of_rows: int,
               if of_rows else "rows breaking the rule [%]")
     out.columns = pd.MultiIndex.from_tuples([("", "tolerance")]
                                             + [(header, c) for c in out.columns[1:]])
-    return _unnamed(out)
+    return unnamed(out)
 
 
 def tolerances(values: dict) -> pd.DataFrame:
@@ -127,7 +127,7 @@ def tolerances(values: dict) -> pd.DataFrame:
 
 def percentages(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """Every number with ``decimals`` decimals and a % sign."""
-    return _unnamed(table.apply(lambda column: column.map(lambda v: number(v, decimals) + " %")))
+    return unnamed(table.apply(lambda column: column.map(lambda v: number(v, decimals) + " %")))
 
 
 def formatted(table: pd.DataFrame, decimals: dict | None = None,
@@ -144,7 +144,7 @@ def formatted(table: pd.DataFrame, decimals: dict | None = None,
         d = 0 if whole else (decimals or {}).get(column, default)
         out[column] = [number(int(v) if whole and v == v and not isinstance(v, bool) else v, d)
                        if isinstance(v, numbers.Real) or v is None else str(v) for v in values]
-    return _unnamed(out)
+    return unnamed(out)
 
 
 def plus_minus(mean: pd.DataFrame, half: pd.DataFrame) -> pd.DataFrame:
