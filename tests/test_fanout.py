@@ -262,10 +262,19 @@ def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clon
     assert not (main / "models" / "lightgbm").exists()
     assert "seed1-rowsall: its result is up to date" in "\n".join(lines)
 
-    # a changed evaluation parameter makes the chain's evaluation stale: it trains again first
+    # a changed evaluation parameter makes the chain's evaluation stale: it trains again first,
+    # beside the main evaluation (the pins kept no checkpoints), then only evaluates after it
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
     profile["04_evaluate"]["selector_tolerance"] = 0.02
     path.write_text(yaml.safe_dump(profile))
-    third = run.run("tiny", log=lambda *_: None)
-    assert [s["status"] for s in third["chains"]["seed1-rowsall"].values()] == ["ran"] * 4
+    lines = []
+    third = run.run("tiny", log=lines.append)
+    assert [s["status"] for s in third["chains"]["seed1-rowsall"].values()] \
+        == ["skipped"] * 3 + ["ran"]
+    def at(key):
+        return next(i for i, line in enumerate(lines) if key in line)
+
+    assert at("seed1-rowsall [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): running") \
+        < at("seed1-rowsall [4/4] replicate (notebooks/replicate.ipynb): running")
+    assert (main / chain / "models" / "best_mlp_coverage.pth").is_file()

@@ -191,7 +191,8 @@ def test_a_larger_tolerance_sends_fewer_rows_and_keeps_its_promise(data):
         shares.append((out["routed_to"] == "mamba3").mean())
         excess = np.abs(out[TARGETS].to_numpy() - truth).mean(0) - backup_error.mean(0)
         scales = np.array([at.thresholds["scales"][t] for t in TARGETS])
-        assert (excess <= tolerance * scales + 0.02 * scales).all(), tolerance  # test ≈ validation
+        # the promise is fitted on validation: on test it holds within sampling noise
+        assert (excess <= tolerance * scales + 0.02 * scales).all(), tolerance
     assert shares == sorted(shares, reverse=True) and shares[0] > 0.2 and shares[-1] == 0.0
     refit = selector_of(data, mlp_edit=rural_off(0.5), tolerance=0.03)
     assert refit.thresholds["score_threshold"] == \
@@ -406,13 +407,15 @@ def test_the_frontier_measures_the_cascade_predict_runs(data):
     selector = selector_of(data, mlp_edit=rural_off(0.5))
     gap = selector.physics_assumptions["implementation_gap_db"]
     frames = {"test": parts["test"], "ood_rain": parts["ood_rain"]}
-    backbones = {"mlp": selector.primary, "mlp_law": LinkBudgetModel(selector.primary.normalizer.to_dict())}
+    backbones = {"mlp": selector.primary,
+                 "mlp_law": LinkBudgetModel(selector.primary.normalizer.to_dict())}
     out = frontier.frontier(selector, backbones, parts["val"], frames, gap, repeats=1)
     points = out["pairs"]["mlp"]["points"]
     assert len(points) == len(frontier.FRONTIER_TOLERANCES) + 2
     assert [p["kind"] for p in (points[0], points[-1])] == ["primary_only", "backup_only"]
     assert sum(p["default"] for p in points) == 1
-    assert points[0]["splits"]["test"]["to_backup"] == 0 and points[-1]["splits"]["test"]["to_backup"] == 1
+    assert points[0]["splits"]["test"]["to_backup"] == 0
+    assert points[-1]["splits"]["test"]["to_backup"] == 1
     truth = noise_free_truth(parts["test"], gap)
     for point in points[1:-1]:
         answer = selector.at_tolerance(point["tolerance"]).predict(parts["test"][FEATURES])

@@ -141,7 +141,8 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
             if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
                                         chain.data_seed, chain.split_fractions, log):
                 log(f"{name}: wrote its data set in {time.perf_counter() - start:.1f} s")
-        if not force and not chain.replicate.is_main and result_current(chain, data):
+        if not force and not chain.replicate.is_main and result_current(chain, data) \
+                and evaluation_foreseen_current(chain, data):
             log(f"{name}: its result is up to date (its model files need not be here: pins "
                 f"keep a replicate's result, not its checkpoints), {len(chain.steps)} stages "
                 f"skipped")
@@ -173,6 +174,24 @@ def result_current(chain: Chain, data) -> bool:
         return bool(read_stamp(data / "stamps" / f"{evaluation}.json")) \
             and (data / REPLICATE_RESULT).is_file()
     return bool(chain.steps)
+
+
+def evaluation_foreseen_current(chain: Chain, data) -> bool:
+    """For a chain of training stages only (run beside the main run's evaluation): whether its
+    evaluation, with the parameters the main run's present ``metrics.json`` gives it, would be
+    up to date. Where it would not (its notebook, code or parameters changed), the checkpoints
+    it needs are trained now, beside the main evaluation, rather than after it: a pinned
+    chain keeps its result, not its checkpoints. (Where the main evaluation then chooses
+    other LightGBM parameters, the evaluation reruns on the checkpoints trained here.) True
+    for a chain with its evaluation, or before any main evaluation."""
+    evaluation = chain_stages()[-1].name
+    if any(stage.name == evaluation for stage, _ in chain.steps) or chain.replicate.is_main:
+        return True
+    if not (resolve(data_dir_of(chain.profile)) / "results" / "metrics.json").is_file():
+        return True
+    whole = {c.name: c for c in chains(chain.profile, stage_params(chain.profile))}.get(
+        chain.name)
+    return whole is None or result_current(whole, data)
 
 
 def local_workers(n_chains: int, threads: int) -> int:
