@@ -265,13 +265,23 @@ def checkpoints(data, tmp_path_factory):
     return paths
 
 
+def split_at_the_median_score(selector, features):
+    """Set the fitted gate's threshold at the median score of ``features``: half of them go to
+    the backup whatever the tiny backbones' relative accuracy (one epoch of training)."""
+    _, _, flags = selector.route(features)
+    selector._set_thresholds({**selector.thresholds,
+                              "score_threshold": float(flags["confidence_score"].median())})
+    return selector.thresholds
+
+
 def test_thresholds_fitted_on_validation_are_saved_and_reused(data, checkpoints, tmp_path,
                                                               monkeypatch):
     parts, _ = data
     selector = Selector.from_checkpoints(checkpoints["mlp"], checkpoints["mamba"],
                                          data_manifest_sha256="abc")
-    thresholds = selector.fit_thresholds(parts["val"], tolerance=0.01)
-    assert thresholds["fitted_on"] == "val split" and thresholds["tolerance"] == 0.01
+    fitted = selector.fit_thresholds(parts["val"], tolerance=0.01)
+    assert fitted["fitted_on"] == "val split" and fitted["tolerance"] == 0.01
+    thresholds = split_at_the_median_score(selector, parts["test"][FEATURES])
     path = selector.save_thresholds(tmp_path / "selector_thresholds.json")
 
     def refit(*args, **kwargs):
@@ -297,6 +307,7 @@ def test_the_backup_runs_on_exactly_the_routed_rows(data, checkpoints):
     parts, _ = data
     selector = Selector.from_checkpoints(checkpoints["mlp"], checkpoints["mamba"])
     selector.fit_thresholds(parts["val"], tolerance=0.01)
+    split_at_the_median_score(selector, parts["test"][FEATURES])
     seen = []
     run = selector.backup.predict_array
     selector.backup.predict_array = lambda x, *a, **k: seen.append(np.array(x)) or run(x, *a, **k)
@@ -391,10 +402,13 @@ def test_predict_answers_as_route_does_with_every_reason_in_one_batch(data, chec
                                          tolerances={"area_identity": 0.02})
     selector.fit_thresholds(parts["val"], tolerance=0.01)
     features = parts["test"][FEATURES].head(600).copy()
+    split_at_the_median_score(selector, features)
     features.loc[features.index[:40], "frequency_ghz"] = 80.0     # out of the training domain
     out = selector.predict(features)
     routed = selector.combine(*selector.route(features))
-    pd.testing.assert_frame_equal(out, routed[out.columns], check_exact=True)
+    # the cascade runs the primary on the in-domain rows only, ``route`` on all: a GEMM over
+    # another batch may differ in the last bits of float32
+    pd.testing.assert_frame_equal(out, routed[out.columns], check_exact=False, rtol=1e-6)
     assert {"", "out_of_domain", "low_confidence"} <= set(out["reason"])
     y, code = selector.predict_array(features.to_numpy(dtype=float))
     np.testing.assert_array_equal(y, out[TARGETS].to_numpy())
