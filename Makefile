@@ -22,16 +22,21 @@ paper: $(INSTALLED) $(MATHJAX)
 
 # The test book (quick profile) goes to build/test-book; `make book` puts paper back if it ran.
 # The unit tests run on two pytest-xdist workers, one CPU thread each (tests/conftest.py).
+# The browser tests (tests/browser: the live explorer against predict, no request outside the
+# book, every table within its column) run last, in headless Chromium on the test book;
+# tools/install_chromium.sh installs the distribution's package when no Chromium is there.
 # nbval re-executes the notebooks, which rewrites what they write: it runs on a copy of the
 # run (build/nbval), so the run's outputs stay the ones its stamps record; the book's pages go
 # with it (a notebook glues the names they paste).
 test: $(INSTALLED) $(MATHJAX)
-	$(BIN)/python -m pytest -n 2 tests
+	bash tools/install_chromium.sh
+	$(BIN)/python -m pytest -n 2 --ignore=tests/browser tests
 	$(BIN)/python -m coverage_lib run --profile quick
 	rm -rf build/nbval && mkdir -p build/nbval/data build/nbval/book && cp -r data/quick build/nbval/data/quick && cp book/*.md build/nbval/book/
 	COVERAGE_PROJECT_ROOT=$(CURDIR)/build/nbval $(BIN)/python -m pytest --nbval build/nbval/data/quick/executed/
 	$(BIN)/python -m coverage_lib book --profile quick
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) --path-output build/test-book .
+	COVERAGE_BOOK_HTML=build/test-book/_build/html $(BIN)/python -m pytest tests/browser
 
 quick: $(INSTALLED) $(MATHJAX)
 	$(BIN)/python -m coverage_lib run --profile quick

@@ -94,3 +94,61 @@ def test_mathjax_paths_agree():
     mathjax = re.search(r"^MATHJAX := (\S+)$", makefile, re.MULTILINE).group(1)
     assert mathjax == f"{SPHINX_CONFIG['html_static_path'][0]}/{SPHINX_CONFIG['mathjax_path']}"
     assert "build/mathjax/static" in (REPO / "tools" / "vendor_mathjax.sh").read_text()
+
+
+def test_header_cells_may_break_between_words_not_within():
+    header_breaks = load_book_assets().header_breaks
+    assert header_breaks("CoverageMLP + law head") == "Coverage<wbr>MLP + law head"
+    assert header_breaks("CoverageMamba3") == "Coverage<wbr>Mamba3"
+    assert header_breaks("ood_multiple") == "ood_<wbr>multiple"
+    assert header_breaks("oracle(noise floor)") == "oracle<wbr>(noise floor)"
+    assert header_breaks("oracle (noise floor)") == "oracle (noise floor)"  # a space already
+    for word in ("QoS score [QoS units]", "SINR [dB]", "received power", "_private"):
+        assert header_breaks(word) == word  # no break inside an acronym or a short word
+    # tags and their attributes are left alone
+    assert header_breaks('<a href="x_y">RainRate</a>') == '<a href="x_y">Rain<wbr>Rate</a>'
+
+
+def test_tables_are_typeset_and_nothing_else():
+    typeset = load_book_assets().typeset_tables
+    sha = "0123456789abcdef" * 4
+    body = ("<p>CoverageMLP ood_multiple 1.0 ± 0.1</p>"
+            '<table class="dataframe"><thead><tr><th>CoverageMLP</th></tr></thead>'
+            "<tbody><tr><th>ood_rain</th><td>4.482 ± 0.040</td><td>CoverageMLP</td></tr>"
+            f'<tr><td><code class="docutils literal"><span class="pre">{sha}</span></code></td>'
+            '<td><code><span class="pre">data/paper/results/</span></code></td></tr>'
+            "</tbody></table>")
+    out = typeset(body)
+    assert out.startswith("<p>CoverageMLP ood_multiple 1.0 ± 0.1</p>")  # outside: as it was
+    assert "<th>Coverage<wbr>MLP</th>" in out and "<th>ood_<wbr>rain</th>" in out
+    assert "<td>CoverageMLP</td>" in out  # a cell's text breaks only in headers
+    assert "<td>4.482&#8239;±&#8239;0.040</td>" in out
+    assert "<wbr>".join(sha[i:i + 16] for i in range(0, 64, 16)) in out
+    assert "data/<wbr>paper/<wbr>results/</span>" in out
+    assert out.replace("<wbr>", "").replace("&#8239;±&#8239;", " ± ") == body
+
+
+def test_every_page_gets_the_table_style_and_its_tables_typeset():
+    assets = load_book_assets()
+    hooks = {}
+    assets.setup(type("Sphinx", (), {"connect": lambda self, e, f: hooks.setdefault(e, f)})())
+    context = {"metatags": "<meta>", "body": "<table><tr><th>LightGBM</th></tr></table>"}
+    hooks["html-page-context"](None, "page", "page.html", context, None)
+    assert context["metatags"] == "<meta>" + assets.TABLE_CSS
+    assert context["body"] == "<table><tr><th>Light<wbr>GBM</th></tr></table>"
+    # headers and row labels wrap; numbers stay on one line
+    assert "table.dataframe thead th, table.dataframe tbody th { white-space: normal; }" \
+        in assets.TABLE_CSS
+    assert re.search(r"table\.dataframe td \{ white-space: nowrap;", assets.TABLE_CSS)
+
+
+def test_a_script_registered_twice_is_written_once():
+    from sphinx.builders.html._assets import _JavaScript
+
+    module = load_book_assets()
+    body = 'const THEBE_JS_URL = "x"'
+    scripts = [_JavaScript("a.js"), _JavaScript(None, body=body), _JavaScript("b.js"),
+               _JavaScript(None, body=body), _JavaScript("a.js", **{"async": "async"})]
+    kept = module.unique_scripts(scripts)
+    assert [str(s.filename) for s in kept] == ["a.js", "None", "b.js", "a.js"]
+    assert kept[1].attributes == {"body": body}

@@ -264,3 +264,20 @@ def test_serving_goals_judge_the_cascade_and_bf16_only_where_native(native):
     assert beyond["value"] == pytest.approx(0.2) and beyond["met"]
     bf16 = [name for name in rows if "bf16" in name]
     assert (len(bf16) == 3 and all("native bf16" in n for n in bf16)) if native else not bf16
+
+
+def test_the_stage_table_fits_the_page():
+    """Five columns: the notebook beside its stage only where it is not named after it, the
+    CPU times in one column, the time of day apart from the date (a narrow column breaks it)."""
+    stage = {"wall_s": 58.1, "user_s": 44.0, "sys_s": 11.5, "finished": "2026-12-02T13:46:55Z",
+             "parameters": {}, "git": {"commit": "f676e26fc682" * 3}}
+    prov = {"profile": "p", "git": {}, "versions": {}, "dataset_manifest": [],
+            "machine": {"cpu": "x", "cpu_count": 2, "cuda_device": None, "torch_threads": 2,
+                        "python": "3"},
+            "stages": {"01_data": {**stage, "notebook": "notebooks/01_data.ipynb"},
+                       "03b_train_mlp_law": {**stage, "notebook": "notebooks/train.ipynb"}}}
+    lines = provenance.markdown(prov).splitlines()
+    header = next(line for line in lines if line.startswith("| stage | wall time"))
+    assert header.count("|") == 6
+    assert "| 01_data | 58.1 | 44.0 / 11.5 | 2026-12-02 13:46:55 | `f676e26fc682` |" in lines
+    assert any(line.startswith("| 03b_train_mlp_law (`train.ipynb`) |") for line in lines)

@@ -63,3 +63,17 @@ def test_pins_over_the_limit_are_refused_naming_the_largest(finished_tiny, tmp_p
     with pytest.raises(ValueError, match=r"over the 0 MiB limit; the largest: "):
         pins.pin("tiny", log=lambda *_: None)
     assert not pins.pins_dir("tiny").exists()
+
+
+def test_full_size_chains_keep_their_checkpoints_learning_curve_chains_do_not():
+    from coverage_lib.datasets.replicates import Replicate
+    from coverage_lib.pipeline.definitions import chain_stages
+
+    full, curve = Replicate(1).name, Replicate(1, 10_000).name
+    for rel in ("models/best_mlp_coverage.pth", "executed/02_train_mlp.ipynb",
+                "models/mlp_training_history.json"):
+        assert pins.replicate_keeps(full, "02_train_mlp", rel)
+    assert not pins.replicate_keeps(curve, "02_train_mlp", "models/best_mlp_coverage.pth")
+    assert not pins.replicate_keeps(curve, "02_train_mlp", "executed/02_train_mlp.ipynb")
+    assert pins.replicate_keeps(curve, "02_train_mlp", "models/mlp_training_history.json")
+    assert pins.replicate_keeps(curve, chain_stages()[-1].name, "results/replicate.json")

@@ -281,6 +281,7 @@ def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finis
     kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
     one = seed_tables.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
     main = {**book_glue.book_tables(metrics), **verdicts.stable(metrics)}
+    main.update({name: seed_tables.models_as_rows(main[name]) for name in seed_tables.BY_MODEL})
     for name, value in main.items():
         assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name
     assert one["goals_met"] == sum(g["met"] for g in metrics["goals"])

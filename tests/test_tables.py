@@ -120,3 +120,53 @@ def test_plus_minus_joins_means_and_half_widths():
     import pytest
     with pytest.raises(ValueError, match="same rows and columns"):
         tables.plus_minus(mean, half.iloc[:2])
+
+
+def test_the_claim_table_leads_with_what_decides_each_part():
+    goals = [_goal("MLP received power test MAE vs the median (dB)", True, value=0.25),
+             _goal("MLP test MAE / LightGBM test MAE: received_power_dbm", True, value=0.99),
+             _goal("MLP test MAE / LightGBM test MAE: coverage_radius_m", True, value=0.15),
+             _goal("backup radius MAE on ood_rain (m)", False, value=33.7, limit=25.0),
+             _goal("backup / MLP radius MAE on ood_multiple ≤ 40 GHz", True, value=0.127,
+                   limit=0.5),
+             {**_goal("Selector test MAE / backup test MAE: coverage_radius_m", None,
+                      value=0.9978, limit=1.01), "half_width": 0.0301}]
+    text = verdicts.claim_table(goals, {"mean": 0.486, "half_width": 0.085})
+    lines = text.splitlines()
+    assert lines[0] == "| claim | verdict | deciding figures |" and len(lines) == 2 + 3
+    mlp, backup, selector = lines[2:]
+    assert "**met**: 3 of 3 goals hold" in mlp
+    # of the per-target goals, the one nearest its limit, its target in words
+    assert "MLP test MAE / LightGBM test MAE, received power: 0.990 (goal ≤\u00a01)" in mlp
+    assert "coverage radius" not in mlp
+    # a missed goal comes first, then the goals the part is read by
+    assert "**not met**: 1 of 2 goals hold" in backup
+    figures = backup.split(" | ")[2].split("<br>")
+    assert figures[0] == "missed: backup radius MAE on ood_rain (m): 33.70 (goal ≤\u00a025)"
+    assert figures[1].startswith("backup / MLP radius MAE on ood_multiple ≤ 40 GHz: 0.127")
+    # an undecided goal shown with its interval, to the decimals that tell it from its limit
+    assert "**undecided**: 0 of 1 goals hold" in selector
+    assert "undecided: Selector test MAE / backup test MAE, coverage radius: 0.9978 ± 0.0301 " \
+           "(goal ≤\u00a01.01)" in selector
+    assert "test links sent to the backup: 48.6 ± 8.5\u00a0%" in selector
+    assert verdicts.CLAIM_ROWS.keys() == {prefixes[0] for _, prefixes in verdicts.CLAIMS}
+
+
+def test_model_comparisons_turn_to_a_row_per_model():
+    from coverage_lib.report import seed_tables
+
+    flat = pd.DataFrame({"A": ["1", "2"], "B": ["3", "4"]}, index=["power", "radius"])
+    turned = seed_tables.models_as_rows(flat)
+    assert list(turned.index) == ["A", "B"] and list(turned.columns) == ["power", "radius"]
+    assert turned.loc["B", "power"] == "3"
+    # blocks of rows (a split, a band with its rows) keep their order; a model with no value
+    # in a block is left out of it
+    blocks = pd.DataFrame({"A": ["1", "2", "5", "6"], "B": ["3", "4", "–", "–"]},
+                          index=pd.MultiIndex.from_tuples([
+                              ("test", 10, "power"), ("test", 10, "radius"),
+                              ("ood", 7, "power"), ("ood", 7, "radius")]))
+    turned = seed_tables.models_as_rows(blocks)
+    assert list(turned.index) == [("test", 10, "A"), ("test", 10, "B"), ("ood", 7, "A")]
+    assert list(turned.columns) == ["power", "radius"]
+    assert turned.loc[("ood", 7, "A"), "radius"] == "6"
+    assert turned.index.names == [None] * 3

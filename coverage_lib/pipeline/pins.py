@@ -4,8 +4,8 @@ fresh clone does not train again.
 ``pin`` copies every stage that has a stamp (the main run's and each replicate chain's): the
 stamp and the files it records, except the data set, which the data stage regenerates bit for
 bit from its seed in about a minute, LightGBM's model files (large, read by no later stage:
-``Stage.kept_out``) and a replicate chain's checkpoints (its result and training histories are
-kept). It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
+``Stage.kept_out``) and a learning-curve chain's checkpoints (its result and training
+histories are kept; ``replicate_keeps``). It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
 bytes and path of every pinned file, and which commit, machine and time pinned them) and refuses
 more than ``LIMIT_BYTES`` in all. At the start of every run, ``restore`` checks each pinned file
 against the MANIFEST (a file changed or added by hand is refused by name: pins are written by
@@ -35,6 +35,7 @@ MANIFEST = "MANIFEST.txt"
 VERIFIED = "VERIFIED.json"  # written by ``verify`` once a rerun reproduced these pins
 LIMIT_BYTES = 25 * 1024 * 1024
 NOT_PINNED = ("dataset/",)  # regenerated bit for bit by the data stage (or a chain's cut)
+FULL_SIZE = "-rowsall"      # the name of a chain on every training row (``Replicate.name``)
 
 
 def pins_dir(profile: str) -> Path:
@@ -44,7 +45,7 @@ def pins_dir(profile: str) -> Path:
 def pinnable(data: Path) -> list[str]:
     """The paths under ``data`` a pin holds: every stamp (the main run's and the replicate
     chains') and the files each records, but the data set's, each stage's ``kept_out`` and,
-    in a replicate chain's folder, what its training stages wrote other than the training
+    in a learning-curve chain's folder, what its training stages wrote other than the training
     histories (``replicate_keeps``)."""
     by_name = {s.name: s for s in (*stages(), *chain_stages())}
     found = set()
@@ -56,18 +57,26 @@ def pinnable(data: Path) -> list[str]:
         found.add(str(stamp.relative_to(data)))
         for rel in read_stamp(stamp).get("outputs", {}):
             if (rel.startswith(NOT_PINNED) or any(under(rel, k) for k in kept_out)
-                    or (prefix and not replicate_keeps(stamp.stem, rel))):
+                    or (prefix and not replicate_keeps(folder.name, stamp.stem, rel))):
                 continue
             if (folder / rel).is_file():
                 found.add(prefix + rel)
     return sorted(found)
 
 
-def replicate_keeps(stage_name: str, rel: str) -> bool:
-    """Whether a pin keeps the file ``rel`` a replicate chain's stage wrote: its evaluation's
-    outputs and each training history (the seeds page reads these), not the checkpoints or
-    the executed training notebooks (``replicate_chains.result_current`` judges the chain
-    without them)."""
+def replicate_keeps(chain: str, stage_name: str, rel: str) -> bool:
+    """Whether a pin keeps the file ``rel`` that the stage ``stage_name`` of the replicate
+    chain ``chain`` wrote.
+
+    A full-size chain (another seed on every training row; on the paper profile its three
+    backbones train for about 50 min and write 3.8 MB) keeps everything, checkpoints and
+    executed training notebooks included: an evaluation-only change then reruns its
+    evaluation without training it again. A learning-curve chain (minutes of training each)
+    keeps its evaluation's outputs and each training history (the seeds page reads these),
+    not its checkpoints or executed training notebooks (``replicate_chains.result_current``
+    judges the chain without them)."""
+    if chain.endswith(FULL_SIZE):
+        return True
     return stage_name == chain_stages()[-1].name or rel.endswith("_training_history.json")
 
 

@@ -50,6 +50,20 @@ def _seconds(value) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else ""
 
 
+def _stage(name: str, notebook: str) -> str:
+    """A stage as the stage table names it: its name, and its notebook where that is not
+    ``notebooks/<name>.ipynb`` (the file name under ``notebooks/``, else its path)."""
+    if notebook == f"notebooks/{name}.ipynb":
+        return name
+    return f"{name} (`{notebook.removeprefix('notebooks/')}`)"
+
+
+def _when(finished: str | None) -> str:
+    """An ISO time in UTC ("2026-12-02T13:46:55Z") as the stage table shows it, date and time
+    apart ("2026-12-02 13:46:55"): a narrow column breaks it between them."""
+    return (finished or "").replace("T", " ").removesuffix("Z")
+
+
 def collect(profile: str, stages) -> dict:
     """Provenance of the latest run of ``profile`` over ``stages`` (pipeline.stages())."""
     data = resolve(f"data/{profile}")
@@ -114,14 +128,14 @@ def markdown(prov: dict) -> str:
         "**Wall time per stage** and its kernel's user and system CPU time (the latest run of "
         "each; a stage is skipped only when its notebook, parameters, inputs and the code of "
         "the library modules it imports are unchanged, so a skipped stage's results are those "
-        "this code gives; a high system share would be a bug, not noise):",
-        _table(("stage", "notebook", "wall time [s]", "user CPU [s]", "system CPU [s]",
-                "finished (UTC)", "run at commit"),
-               [(name, f"`{r['notebook']}`", *(_seconds(r.get(k)) for k in
-                                                ("wall_s", "user_s", "sys_s")),
-                 r["finished"] or "", commit_of(r["git"])) for name, r in prov["stages"].items()]
-               + [("**all stages**", "", f"**{total:.1f}** ({total / 60:.1f} min)", "", "", "",
-                   "")]),
+        "this code gives; a high system share would be a bug, not noise). A stage runs "
+        "`notebooks/<stage>.ipynb`, or the notebook named beside it:",
+        _table(("stage", "wall time [s]", "user / system CPU [s]", "finished (UTC)",
+                "run at commit"),
+               [(_stage(name, r["notebook"]), _seconds(r.get("wall_s")),
+                 " / ".join(_seconds(r.get(k)) for k in ("user_s", "sys_s")).strip(" /"),
+                 _when(r["finished"]), commit_of(r["git"])) for name, r in prov["stages"].items()]
+               + [("**all stages**", f"**{total:.1f}** ({total / 60:.1f} min)", "", "", "")]),
         "**Parameters per notebook** (as papermill injected them):",
         _table(("stage", "parameters"),
                [(name, ", ".join(f"`{k}={json.dumps(v)}`" for k, v in r["parameters"].items()))

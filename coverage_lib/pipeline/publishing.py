@@ -15,7 +15,7 @@ import nbformat
 
 from . import claims, pins, profiles
 from ..core.io import atomic_write_text
-from ..report import glue
+from ..report import explorer, glue
 from ..core.paths import project_root, resolve
 from .definitions import data_dir_of, stage_params, stages
 from .execution import is_injected, refresh_prose_of
@@ -101,6 +101,8 @@ def _mirror_to_book(profile: str) -> None:
         for figure in (data / "figures").glob("*.png"):  # what the pages show
             shutil.copyfile(figure, fresh / "figures" / figure.name)
         shutil.copyfile(data / "dataset" / "MANIFEST.txt", fresh / "MANIFEST.txt")
+        explorer.write_assets(data, fresh / "static" / "explorer",
+                              {"profile": profile, "commit": prov.get("git", {}).get("commit")})
         atomic_write_text(fresh / "PROFILE.txt", profile + "\n")
         os.chmod(fresh, 0o755)
         old = book.with_name(f".{book.name}.old")

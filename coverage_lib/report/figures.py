@@ -1,7 +1,8 @@
 """Figures of the results chapter: training curves of every run, predicted against true,
 residuals against the noise floor, physics curves, a coverage map, accuracy and latency bars;
 and of the Selector's: its frontier (error against speed and against the share sent to the
-backup) and its gate's risk–coverage curve.
+backup) and its gate's risk–coverage curve; and the first page's: the backup against the MLP,
+in and out of distribution (``claim``).
 
 Every figure uses ``core.figure_style.use_style`` (Okabe–Ito palette, units on the axes); ``save`` writes
 PNG and PDF atomically.
@@ -28,6 +29,7 @@ from ..core.schema import FEATURES, OOD_SPLITS, TARGETS
 from ..core.io import atomic_write_bytes
 from ..core.figure_style import label, MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN
 from ..evaluation import result_files, runner
+from ..evaluation.paper_goals import noise_free_mae
 # The figures stage's parameters (notebooks/05_plots.ipynb), each with its rule.
 PARAMETERS = {"seed": validation.non_negative_int, "n_plot_rows": validation.positive_int,
               "map_points": validation.positive_int, "map_extent_m": validation.positive_number}
@@ -504,4 +506,52 @@ def risk_coverage(rc: dict):
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=1, frameon=False,
                title=f"primary: {names.get(rc['pair'], rc['pair'])}")
+    return fig
+
+
+# The claim figure's groups beyond the splits: ood_multiple's rows within the trained band,
+# where the paper's goals judge it (metrics.json's ``frequency_bands``).
+CLAIM_BANDS = (("ood_multiple", "≤ 40 GHz"),)
+
+
+def claim(results: dict, seeds: dict | None = None):
+    """The backup against the MLP, in and out of distribution (the first page): noise-free
+    error of received power (against the median) and radius MAE, one panel each (log scale),
+    on the test split, each OOD set and ``CLAIM_BANDS``. With ``seeds``
+    (``results/seeds.json`` of two or more seeds) each bar is the mean over the seeds and its
+    error bar the t-interval (cut at the axis where it reaches below it)."""
+    names = registry.display_names()
+    models = [registry.by_role(role).key for role in ("primary", "backup")]
+    runs = list((seeds or {}).get("per_seed", {}).values())
+    runs, level = (runs, seeds["level"]) if len(runs) >= 2 else ([results], 0.95)
+    groups = [(s, None) for s in ("test", *OOD_SPLITS) if s in results["accuracy"]]
+    groups += [(s, band) for s, band in CLAIM_BANDS
+               if band in results.get("frequency_bands", {}).get(s, {})]
+
+    def error(run, split, band, model, target):
+        if band is None:
+            return noise_free_mae(run["accuracy"][split][model], target)
+        return run["frequency_bands"][split][band][model][target]
+
+    fig, axes = plt.subplots(1, len(SELECTOR_TARGETS), figsize=(PAGE_WIDTH_IN, 3.0),
+                             squeeze=False, layout="constrained")
+    width = 0.8 / len(models)
+    for ax, (target, ylabel) in zip(axes.flat, SELECTOR_TARGETS.items()):
+        for i, (model, role) in enumerate(zip(models, ("primary", "physics backup"))):
+            ivs = [intervals.interval([error(r, s, b, model, target) for r in runs], level)
+                   for s, b in groups]
+            ax.bar(np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width,
+                   [iv["mean"] for iv in ivs], width, color=colour(names[model], i),
+                   label=f"{names[model]} ({role})", yerr=[iv["half_width"] or 0.0 for iv in ivs]
+                   if len(runs) > 1 else None, error_kw={"lw": 0.8, "capsize": 1.5})
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(np.arange(len(groups)))
+        ax.set_xticklabels([s if b is None else f"{s} {b}" for s, b in groups], rotation=30,
+                           ha="right")
+        ax.set_ylabel(ylabel)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
     return fig

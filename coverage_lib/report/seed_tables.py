@@ -102,15 +102,43 @@ def quoted_numbers(result: dict) -> dict:
     return out
 
 
+# ``book_glue.book_tables``' tables of a statistic per target with a column per model: on the
+# book's pages a row per model, the targets as columns (the seeds page's layout: with seeds,
+# each cell is "mean ± half-width", and five or six models side by side do not fit the page).
+BY_MODEL = ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
+            "table_noise_free", "table_bands")
+
+
+def models_as_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """A table with a row per target (or per target within each block of rows: a split, a
+    band) and a column per model, turned: a row per model (within each block, in the columns'
+    order) and a column per target (in the rows' order). A model with no value in a block
+    ("–" in every cell) is left out of it."""
+    if table.index.nlevels == 1:
+        out = table.T.copy()
+    else:
+        cells = {(i, c): v for i, row in zip(table.index, table.itertuples(index=False))
+                 for c, v in zip(table.columns, row)}
+        blocks = list(dict.fromkeys(i[:-1] for i in table.index))
+        targets = list(dict.fromkeys(i[-1] for i in table.index))
+        rows = {(*b, m): [cells.get(((*b, t), m), "–") for t in targets]
+                for b in blocks for m in table.columns}
+        out = pd.DataFrame(list(rows.values()), columns=targets,
+                           index=pd.MultiIndex.from_tuples(list(rows)))
+    return tables.unnamed(out[~(out == "–").all(axis=1)])
+
+
 def over_seeds(results: dict, result: dict) -> dict:
     """Everything the book's pages paste that varies from seed to seed (glue name → table,
     text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
     the main run's (``results``, metrics.json): the evaluation's tables
-    (``book_glue.book_tables``), the quoted errors (``quoted_numbers``), the goals met
-    (``goals``) and the sentences worded from them (``verdicts.stable``)."""
+    (``book_glue.book_tables``, those of ``BY_MODEL`` with a row per model:
+    ``models_as_rows``), the quoted errors (``quoted_numbers``), the goals met (``goals``) and
+    the sentences worded from them (``verdicts.stable``)."""
 
     judged = goals(result, results)
-    return {**book_glue.book_tables(results, spread(result), judged),
+    shown = book_glue.book_tables(results, spread(result), judged)
+    return {**{name: models_as_rows(t) if name in BY_MODEL else t for name, t in shown.items()},
             **quoted_numbers(result), **verdicts.stable(results, result, judged),
             "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),
             "goals_undecided": sum(g["met"] is None for g in judged)}

@@ -7,6 +7,8 @@ lists), which notebook 05 glues for the book's pages.
 """
 from __future__ import annotations
 
+import math
+
 from ..models import registry
 from . import book_glue, tables
 from ..core.schema import OOD_SPLITS
@@ -25,6 +27,20 @@ CLAIMS = (
      "sends the rest to the backup: on the test split as accurate as the backup within its "
      "tolerance, out of distribution as accurate as the backup", ("Selector ",)),
 )
+# The first page's table of the claim: each part in a few words, and the goals it is read by
+# first (name prefixes; of several goals under one prefix, the one nearest its limit), after
+# any goal it missed or left undecided; keyed by the part's first prefix in ``CLAIMS``.
+CLAIM_ROWS = {
+    "MLP ": ("**Primary**: the MLP at the noise floor, more accurate than LightGBM",
+             ("MLP received power test MAE vs the median", "MLP test MAE / LightGBM test MAE")),
+    "backup ": ("**Physics backup**: accurate beyond the training distances and rain rates, "
+                "never breaking a monotonicity rule",
+                ("backup / MLP received power vs median on ood_multiple",
+                 "backup / MLP radius MAE on ood_multiple")),
+    "Selector ": ("**Selector**: the MLP where it can, otherwise the backup, as accurate as "
+                  "the backup", ("Selector test MAE / backup test MAE",)),
+}
+FIGURES_PER_CLAIM = 3
 SPLIT_MEANINGS = {"test": "held-out links inside the training ranges",
                   "ood_frequency": "frequencies beyond the training range",
                   "ood_rain": "rain rates beyond the training range",
@@ -80,6 +96,63 @@ def claim_verdict(goals: list) -> str:
     undecided = sum(g["met"] is None for g in goals)
     lines.append(f"- In all, {met} of the {len(goals)} goals are met"
                  + (f" and {undecided} undecided." if undecided else "."))
+    return "\n".join(lines)
+
+
+def _significant(mean: float, half: float | None, digits: int = 3, at_least: int = 0) -> str:
+    """A value to ``digits`` significant digits (at least ``at_least`` decimals), "±
+    half-width" with the same decimals where there is one."""
+    d = max(0, digits - 1 - math.floor(math.log10(abs(mean)))) if mean else digits
+    return tables.with_half(mean, half, max(d, at_least))
+
+
+def _goal_figure(goal: dict) -> str:
+    """A goal as the claim table quotes it: its name (targets named in words), the measured
+    value (± half-width) and its limit."""
+    name = goal["goal"]
+    for target, words in tables.NAMES.items():
+        name = name.replace(f": {target}", f", {words}")
+    sign, limit = "≤" if goal["kind"] == "max" else "≥", f"{goal['limit']:g}"
+    decimals = len(limit.partition(".")[2]) + 2  # a value near its limit tells from it
+    return (f"{name}: {_significant(float(goal['value']), goal.get('half_width'), 3, decimals)}"
+            f" (goal {sign}\u00a0{limit})")
+
+
+def _nearest_limit(found: list) -> dict:
+    """Of goals of one kind, the one nearest its limit (the largest share of it for a
+    maximum, the smallest for a minimum)."""
+    def used(g):
+        share = g["value"] / g["limit"] if g["limit"] else g["value"]
+        return share if g["kind"] == "max" else -share
+    return max(found, key=used)
+
+
+def claim_table(goals: list, backup_share: dict | None = None) -> str:
+    """The claim at a glance (Markdown): a row per part of the claim that ``goals`` test
+    (``CLAIM_ROWS``' words), its verdict with the goals that hold, and the figures that decide
+    it, one a line: the goals it missed, then those left undecided, then the goals it is read
+    by (``CLAIM_ROWS``), at most ``FIGURES_PER_CLAIM`` in all; for the Selector also the share
+    of test links it sent to the backup (``backup_share``: an ``intervals.interval`` of
+    fractions)."""
+    lines = ["| claim | verdict | deciding figures |", "|---|---|---|"]
+    for claim, tested, missed, open_ in claim_parts(goals):
+        first = dict(CLAIMS)[claim][0]
+        words, headlines = CLAIM_ROWS[first]
+        held = len(tested) - len(missed) - len(open_)
+        verdict = "not met" if missed else "undecided" if open_ else "met"
+        chosen = [*missed, *open_]
+        for prefix in headlines:  # a headline already among the missed or undecided: skipped
+            found = [g for g in tested if g["goal"].startswith(prefix)]
+            if found and not any(g in chosen for g in found):
+                chosen.append(_nearest_limit(found))
+        shown = [("missed: " if g in missed else "undecided: " if g in open_ else "")
+                 + _goal_figure(g) for g in chosen[:FIGURES_PER_CLAIM]]
+        if first == "Selector " and backup_share and backup_share["mean"] is not None:
+            shown.append("test links sent to the backup: " + _significant(
+                100 * backup_share["mean"], backup_share["half_width"] and
+                100 * backup_share["half_width"]) + "\u00a0%")
+        lines.append(f"| {words} | **{verdict}**: {held} of {len(tested)} goals hold | "
+                     + "<br>".join(shown) + " |")  # a figure a line
     return "\n".join(lines)
 
 
@@ -221,8 +294,15 @@ def decisions(results: dict | None = None) -> str:
 def stable(results: dict, seeds: dict | None = None, goals: list | None = None) -> dict:
     """The sentences that depend only on the accuracy, physics and goals (glue name →
     Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran, the
-    claim from ``goals`` where given (``intervals.goals``), else from the main run's."""
-    return {"verdict_md": claim_verdict(results["goals"] if goals is None else goals),
+    claim (in words and as ``claim_table``, with the share of test links sent to the backup
+    over the seeds) from ``goals`` where given (``intervals.goals``), else from the main
+    run's."""
+    judged = results["goals"] if goals is None else goals
+    runs = [r["routing"] for r in (seeds or {}).get("per_seed", {}).values()]
+    share = intervals.interval([r["test"]["to_mamba"] for r in
+                                (runs if len(runs) >= 2 else [results["routing"]])],
+                               (seeds or {}).get("level", 0.95)) if "routing" in results else None
+    return {"verdict_md": claim_verdict(judged), "claim_table_md": claim_table(judged, share),
             "ood_md": out_of_distribution(results["accuracy"], seeds),
             "switching_md": switching_costs(results["physics"]),
             "decisions_md": decisions(results)}
