@@ -50,7 +50,10 @@ def stages() -> list[Stage]:
               reads=("dataset", *checkpoints),
               writes=("models/lightgbm", "results/metrics.json",
                       "results/selector_thresholds.json", "models/onnx"),
-              kept_out=("models/lightgbm",)),
+              # not pinned: LightGBM's model files (tens of MB) and the ONNX exports (5 MB);
+              # no later stage reads them, and serving.export_onnx writes an export again
+              # from its pinned checkpoint in seconds
+              kept_out=("models/lightgbm", "models/onnx")),
         Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
               reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
               writes=("results/seeds.json",), rules=intervals.PARAMETERS),

@@ -3,8 +3,8 @@ fresh clone does not train again.
 
 ``pin`` copies every stage that has a stamp (the main run's and each replicate chain's): the
 stamp and the files it records, except the data set, which the data stage regenerates bit for
-bit from its seed in about a minute, LightGBM's model files (large, read by no later stage:
-``Stage.kept_out``) and a learning-curve chain's checkpoints (its result and training
+bit from its seed in about a minute, LightGBM's model files and the ONNX exports (large, read
+by no later stage: ``Stage.kept_out``) and a learning-curve chain's checkpoints (its result and training
 histories are kept; ``replicate_keeps``). It writes ``pins/<profile>/MANIFEST.txt`` last (sha256,
 bytes and path of every pinned file, and which commit, machine and time pinned them) and refuses
 more than ``LIMIT_BYTES`` in all. At the start of every run, ``restore`` checks each pinned file
