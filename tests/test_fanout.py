@@ -232,18 +232,20 @@ def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it
     assert (main / "results" / "seeds.json").is_file()
 
 
-def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clone_skips_them(
+def test_pinned_curve_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clone_skips_them(
         finished_tiny, tmp_path, monkeypatch):
     from coverage_lib.pipeline import pins, run
 
-    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0, 1]})
+    # a learning-curve chain (a full-size one keeps its checkpoints too: test_pins)
+    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0],
+                                                 "train_rows": [1000]})
     monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
     main = root / "data" / "tiny"
     first = run.run("tiny", log=lambda *_: None)
-    assert first["chains"]["seed1-rowsall"]["replicate"]["status"] == "ran"
+    assert first["chains"]["seed0-rows1000"]["replicate"]["status"] == "ran"
     pins.pin("tiny", log=lambda *_: None)
     listed = pins.read_manifest("tiny")
-    chain = "runs/seed1-rowsall/"
+    chain = "runs/seed0-rows1000/"
     assert {chain + "results/replicate.json", chain + "stamps/02_train_mlp.json",
             chain + "models/mlp_training_history.json", "models/best_mlp_coverage.pth",
             "results/metrics.json"} <= set(listed)
@@ -257,10 +259,10 @@ def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clon
     assert {n: s["status"] for n, s in again.items() if n not in ("01_data", "chains")} \
         == dict.fromkeys(("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate",
                           "04b_seeds", "05_plots", "06_interactive"), "skipped")
-    assert [s["status"] for s in again["chains"]["seed1-rowsall"].values()] == ["skipped"] * 4
+    assert [s["status"] for s in again["chains"]["seed0-rows1000"].values()] == ["skipped"] * 4
     assert not (main / chain / "models" / "best_mlp_coverage.pth").exists()
     assert not (main / "models" / "lightgbm").exists()
-    assert "seed1-rowsall: its result is up to date" in "\n".join(lines)
+    assert "seed0-rows1000: its result is up to date" in "\n".join(lines)
 
     # a changed evaluation parameter makes the chain's evaluation stale: it trains again first,
     # beside the main evaluation (the pins kept no checkpoints), then only evaluates after it
@@ -270,11 +272,11 @@ def test_pinned_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clon
     path.write_text(yaml.safe_dump(profile))
     lines = []
     third = run.run("tiny", log=lines.append)
-    assert [s["status"] for s in third["chains"]["seed1-rowsall"].values()] \
+    assert [s["status"] for s in third["chains"]["seed0-rows1000"].values()] \
         == ["skipped"] * 3 + ["ran"]
     def at(key):
         return next(i for i, line in enumerate(lines) if key in line)
 
-    assert at("seed1-rowsall [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): running") \
-        < at("seed1-rowsall [4/4] replicate (notebooks/replicate.ipynb): running")
+    assert at("seed0-rows1000 [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): running") \
+        < at("seed0-rows1000 [4/4] replicate (notebooks/replicate.ipynb): running")
     assert (main / chain / "models" / "best_mlp_coverage.pth").is_file()

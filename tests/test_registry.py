@@ -97,7 +97,7 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
     assert "tiny" in metrics["checkpoints"]
     assert {r["model"] for r in metrics["latency"]} >= {"TinyNet", "CoverageMLP",
                                                           "CoverageMamba3"}
-    assert len(list((data / "figures").glob("*.png"))) == 10  # figures 01–10 of notebook 05
+    assert len(list((data / "figures").glob("*.png"))) == 11  # figures 01–11 of notebook 05
     interactive = nbformat.read(data / "executed" / "06_interactive.ipynb", as_version=4)
     assert "TinyNet" in json.dumps([c.get("outputs", []) for c in interactive.cells])
     # the Selector still routes between the primary and the backup
