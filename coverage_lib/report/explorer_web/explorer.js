@@ -269,7 +269,7 @@
     const raw = Array.from(y, (v, k) => v * nz.target_std[k] + nz.target_mean[k]);
     const F = (n) => x[FEATURE_NAMES.indexOf(n)];
     const power = raw[0];
-    const radius = Math.min(Math.max(Math.max(10 ** raw[2] - physics.radius_offset_m, 0), 0),
+    const radius = Math.min(Math.max(10 ** raw[2] - physics.radius_offset_m, 0),
       maxDistance(physics, F("scenario")));
     const sinr = power - noiseDbm(F("bandwidth_mhz"), F("noise_figure_db")) - penaltyDb(F("inr_db"));
     return [power, sinr, radius, Math.PI * radius * radius / 1e6,
