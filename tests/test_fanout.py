@@ -147,7 +147,10 @@ def test_a_sweep_on_two_dask_workers_equals_the_local_one(local_sweep, finished_
     assert sorted(summary) == ["seed0-rows400", "seed0-rows800"]
     assert all(s["status"] == "ran" for chain in summary.values() for s in chain.values())
     assert local_sweep.names() == ["seed0-rows400", "seed0-rows800"]
-    assert results_of(root) == results_of(local_sweep.root)
+    results = results_of(root)
+    assert results == results_of(local_sweep.root)
+    # a learning-curve point is scored on the test split only: no OOD predictions
+    assert all(set(r["accuracy"]) == {"test"} for r in results.values())
     if len(os.sched_getaffinity(0)) >= 2:  # locally, the two chains ran side by side
         assert "on a local Dask cluster of 2 workers, 1 CPU thread(s) each" in local_sweep.log
     # the chains' own lines reached the client, and both workers took part
@@ -214,6 +217,10 @@ def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it
                                            "03b_train_mlp_law", "04_evaluate", "04b_seeds")] \
         == ["skipped", "ran", "ran", "ran", "ran", "ran"]
     assert list(summary["chains"]) == ["seed1-rowsall"]
+    # the chain's training ran in a task of its own; the run's table says so, with its CPU
+    chain = summary["chains"]["seed1-rowsall"]
+    assert [s["status"] for s in chain.values()] == ["ran"] * 4
+    assert all(s.get("user_s") is not None for s in chain.values())
     text = "\n".join(lines)
     workers = "a local Dask cluster of 2 workers" if len(os.sched_getaffinity(0)) >= 2 \
         else "this process"
@@ -272,8 +279,7 @@ def test_pinned_curve_chains_keep_their_results_not_their_checkpoints_and_a_fres
     path.write_text(yaml.safe_dump(profile))
     lines = []
     third = run.run("tiny", log=lines.append)
-    assert [s["status"] for s in third["chains"]["seed0-rows1000"].values()] \
-        == ["skipped"] * 3 + ["ran"]
+    assert [s["status"] for s in third["chains"]["seed0-rows1000"].values()] == ["ran"] * 4
     def at(key):
         return next(i for i, line in enumerate(lines) if key in line)
 

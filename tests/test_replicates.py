@@ -35,12 +35,21 @@ def test_seed_zero_reproduces_the_data_stage_split_and_other_seeds_do_not():
     assert not np.array_equal(other["test"], indices["test"])
     assert sorted(np.concatenate(list(other.values()))) == \
         sorted(np.concatenate([indices[s] for s in ("train", "val", "test")]))
-    # a learning-curve set is the first rows of its seed's training order: nested, same
-    # validation and test rows
+    # a learning-curve set is the first rows of its seed's training and validation orders,
+    # in the split's proportion (nested), tested on the same test rows
     small = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 100)
     large = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 400)
     assert len(small["train"]) == 100 and set(small["train"]) <= set(large["train"])
+    assert np.array_equal(small["val"], other["val"])  # fewer than 1,000: all of them
     assert np.array_equal(small["test"], other["test"])
+    order = np.random.default_rng(0).permutation(100_000)
+    cuts = {n: replicates.cut(order, [0.7, 0.15, 0.15], n) for n in (2000, 10_000, 60_000)}
+    assert [len(c["val"]) for c in cuts.values()] == [1000, 2143, 12857]  # n · 15/70, ≥ 1,000
+    assert set(cuts[2000]["val"]) <= set(cuts[10_000]["val"]) <= set(cuts[60_000]["val"])
+    assert all(np.array_equal(c["test"], np.sort(order[85_000:])) for c in cuts.values())
+    everything = replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15],
+                                len(other["train"]))
+    assert np.array_equal(everything["val"], other["val"])  # never more than the split has
     with pytest.raises(ValueError, match="train_rows must be at most"):
         replicates.cut(replicates.split_order(indices, 3, 1), [0.7, 0.15, 0.15], 10**6)
 

@@ -407,8 +407,9 @@ def test_predict_answers_as_route_does_with_every_reason_in_one_batch(data, chec
     out = selector.predict(features)
     routed = selector.combine(*selector.route(features))
     # the cascade runs the primary on the in-domain rows only, ``route`` on all: a GEMM over
-    # another batch may differ in the last bits of float32
-    pd.testing.assert_frame_equal(out, routed[out.columns], check_exact=False, rtol=1e-6)
+    # another batch may differ in the last bits of float32, and the radius, an exponential of
+    # the predicted path loss, carries them ~ln(10)·log10(r) times over (once 1.1e-6 apart)
+    pd.testing.assert_frame_equal(out, routed[out.columns], check_exact=False, rtol=1e-5)
     assert {"", "out_of_domain", "low_confidence"} <= set(out["reason"])
     y, code = selector.predict_array(features.to_numpy(dtype=float))
     np.testing.assert_array_equal(y, out[TARGETS].to_numpy())

@@ -32,6 +32,12 @@ class FinishedRun:
         """One split of the run's data set (``dataset.load_split``), e.g. "test"."""
         return dataset.load_split(paths.dataset_dir(self.data_dir), name)
 
+    def sample(self, name: str, rows: int, seed: int) -> pd.DataFrame:
+        """``rows`` rows of split ``name`` drawn with ``seed`` (all of them where it has
+        fewer): the rows a figure plots."""
+        frame = self.split(name)
+        return frame.sample(n=min(rows, len(frame)), random_state=seed)
+
 
 def load_run(data_dir, *, scores: bool = True, lightgbm: bool = True) -> FinishedRun:
     """The finished run in ``data_dir``: every backbone and the Selector with its saved

@@ -56,6 +56,7 @@ REPLICATE_PARAMETERS = {
     "lightgbm_min_improvement": validation.unit_interval,
     "selector_tolerance": lambda name, v: selector_module.check_tolerance(v, name),
     "physics_rows": validation.non_negative_int,  # 0: no rule checks (a learning-curve replicate)
+    "ood_sets": validation.boolean,  # False: the test split only (a learning-curve replicate)
 }
 
 
@@ -146,12 +147,13 @@ def predictions(frame: pd.DataFrame, models: Models, implementation_gap_db: floa
     return out, flags
 
 
-def evaluation_splits(data) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def evaluation_splits(data, scored=EVAL_SPLITS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """What an evaluation reads from the data set folder ``data``: the train split's features
-    and targets (LightGBM's fit), the whole validation split and every split it scores."""
+    and targets (LightGBM's fit), the whole validation split and the ``scored`` splits (the
+    test split and every OOD set unless told)."""
     return (dataset.load_split(data, "train", schema.MODEL_COLUMNS),
             dataset.load_split(data, "val"),
-            {split: dataset.load_split(data, split) for split in EVAL_SPLITS})
+            {split: dataset.load_split(data, split) for split in scored})
 
 
 def lightgbm_threads() -> int:
@@ -353,11 +355,13 @@ def rule_checks(frames: dict, models: Models, assumptions: dict, rows: int, seed
 def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
               lightgbm_max_rounds: int, lightgbm_early_stopping: int,
               lightgbm_min_improvement: float, selector_tolerance: float, physics_rows: int,
-              log=print) -> dict:
+              ood_sets: bool = True, log=print) -> dict:
     """A replicate's evaluation (``replicates``): the Selector's thresholds fitted on its
     validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
-    ``seed``, then every model on the test split and every OOD set, and the physics rules
-    (``rule_checks``, ``physics_rows`` rows a set; 0: none, "physics" is None). Writes
+    ``seed``, then every model on the test split and (``ood_sets``) every OOD set, and the
+    physics rules (``rule_checks``, ``physics_rows`` rows a set; 0: none, "physics" is None).
+    A learning-curve point needs the test split only (``intervals.learning_curves``): its
+    OOD predictions were most of its evaluation's time, LightGBM's above all. Writes
     ``results/replicate.json``
     ({"format", "profile", "seed", "train_rows", "data_manifest_sha256", "accuracy",
     "routing", "frequency_bands", "physics", "training", "lightgbm"}) and returns it. Latency
@@ -367,12 +371,13 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
         "lightgbm_params": lightgbm_params, "lightgbm_max_rounds": lightgbm_max_rounds,
         "lightgbm_early_stopping": lightgbm_early_stopping,
         "lightgbm_min_improvement": lightgbm_min_improvement,
-        "selector_tolerance": selector_tolerance, "physics_rows": physics_rows})
+        "selector_tolerance": selector_tolerance, "physics_rows": physics_rows,
+        "ood_sets": ood_sets})
     data = paths.dataset_dir(data_dir)
     manifest = dataset.manifest_sha256(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     gap = assumptions["implementation_gap_db"]
-    train, val, frames = evaluation_splits(data)
+    train, val, frames = evaluation_splits(data, EVAL_SPLITS if ood_sets else ("test",))
     models = load_models(data_dir, thresholds=False, lightgbm=False)
     models.selector.fit_thresholds(val, tolerance=selector_tolerance, seed=seed)
     models.lightgbm = _new_lightgbm(seed, lightgbm_max_rounds, lightgbm_early_stopping,

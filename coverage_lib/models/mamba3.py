@@ -68,7 +68,8 @@ def scan_recurrent(x, dt, A, lam, B, C, dtheta, D):
     """Reference token loop of the Mamba-3 exponential-trapezoidal recurrence.
 
     x: (b, l, h, p) inputs; dt, A, lam: (b, l, h) Δ, A, λ; B, C: (b, l, h, n) normed and biased
-    but NOT yet rotated; dtheta: (b, l, h, n_angles) angle increments Δ·π·tanh(φ); D: (h,).
+    but NOT yet rotated; dtheta: (b, l, h, n_angles) angle increments Δ·π·tanh(φ); D: (h,), or
+    (b, 1, h) for a skip weight per batch row (``stacked_forward``).
     Returns y: (b, l, h, p) = C̃ᵀh + D x (before the SiLU gate).
     """
     b, l, h, p = x.shape
@@ -117,8 +118,52 @@ def scan_parallel(x, dt, A, lam, B, C, dtheta, D):
     decay = torch.exp(segsum((dt * A).transpose(1, 2)))                    # (b, h, t, s)
     weight = decay * (gamma + beta_next).transpose(1, 2)[:, :, None, :]
     weight = weight - torch.diag_embed(beta_next.transpose(1, 2))          # diagonal keeps λ_t Δ_t only
+    if torch.compiler.is_compiling():
+        # Under torch.compile, products over a few tokens are broadcast and summed, which
+        # inductor fuses into its kernels, rather than batched products of (length × d_state)
+        # matrices: the same sums as the einsums below.
+        scores = (Ct.transpose(1, 2)[:, :, :, None] * Bt.transpose(1, 2)[:, :, None]).sum(-1)
+        y = ((scores * weight).permute(0, 2, 3, 1)[..., None] * x[:, None]).sum(2)
+        return y + D[..., None] * x
     scores = torch.einsum("bthn,bshn->bhts", Ct, Bt) * weight
-    return torch.einsum("bhts,bshp->bthp", scores, x) + D[:, None] * x
+    return torch.einsum("bhts,bshp->bthp", scores, x) + D[..., None] * x
+
+
+def stacked_forward(mixers, inputs):
+    """``[m(u) for m, u in zip(mixers, inputs)]`` for Mamba3 mixers of one configuration
+    (the two directions of a bidirectional layer), computed as one: each parameter stacked
+    along a new leading axis, one batched matrix product per projection, one parallel scan
+    over all of them. The same maths in fewer, larger operations, so the same values to
+    round-off (tested, values and gradients). The parallel form only: callers use it where
+    ``scan_on`` says "parallel"."""
+    first, k = mixers[0], len(mixers)
+    u = torch.stack(inputs)                                                # (k, b, l, d_model)
+    _, b, l, _ = u.shape
+    h, g, n, p = first.nheads, first.ngroups, first.d_state, first.headdim
+
+    def stacked(get):
+        return torch.stack([get(m) for m in mixers])
+
+    proj = torch.bmm(u.flatten(1, 2), stacked(lambda m: m.in_proj.weight).transpose(1, 2))
+    z, x, B, C, dd_dt, dd_A, trap, angle = torch.split(proj.view(k, b, l, -1),
+                                                       first.split_sizes, dim=-1)
+    dt = F.softplus(dd_dt + stacked(lambda m: m.dt_bias)[:, None, None])
+    A = -F.softplus(dd_A).clamp(min=first.A_floor)
+    lam = torch.sigmoid(trap)
+
+    def bc_norm(v, norm, bias):   # Mamba3.ssm_inputs's RMSNorm and per-head bias, per mixer
+        weight = stacked(lambda m: getattr(m, norm).weight)[:, None, None, None, None]
+        v = F.rms_norm(v.view(k, b, l, g, 1, n), (n,), eps=getattr(first, norm).eps) * weight
+        return (v + stacked(lambda m: getattr(m, bias)).view(k, 1, 1, g, h // g, n)).flatten(3, 4)
+
+    B, C = bc_norm(B, "B_norm", "B_bias"), bc_norm(C, "C_norm", "C_bias")
+    dtheta = dt[..., None] * math.pi * torch.tanh(angle)[..., None, :]   # (k, b, l, h, angles)
+    x = x.reshape(k, b, l, h, p)
+    D = stacked(lambda m: m.D)[:, None, None, :].expand(k, b, 1, h).flatten(0, 1)
+    y = scan_parallel(*(t.flatten(0, 1) for t in (x, dt, A, lam, B, C, dtheta)), D)
+    y = y.view(k, b, l, h, p) * F.silu(z.view(k, b, l, h, p))
+    out = torch.bmm(y.reshape(k, b * l, h * p), stacked(lambda m: m.out_proj.weight).transpose(1, 2))
+    return out.view(k, b, l, -1).unbind(0)
 
 
 @functools.cache

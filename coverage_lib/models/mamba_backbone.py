@@ -22,7 +22,7 @@ from ..core import validation
 from .base import CoverageModel
 from .law_head import (
     LawHead, LawHeaded, MEDIUM_COEFFICIENTS, MEDIUM_INPUTS, PATH_COEFFICIENTS, PATH_INPUTS)
-from .mamba3 import Mamba3, SCANS
+from .mamba3 import Mamba3, SCANS, stacked_forward
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,13 @@ class MambaLayer(nn.Module):
 
     def forward(self, x):
         h = self.norm(x)
-        out = self.forward_scan(h)
-        if self.backward_scan is not None:
-            out = out + self.backward_scan(h.flip(1)).flip(1)
-        return x + out
+        if self.backward_scan is None:
+            return x + self.forward_scan(h)
+        if self.forward_scan.scan_on(h.device) == "parallel":   # both directions as one
+            ahead, back = stacked_forward((self.forward_scan, self.backward_scan), (h, h.flip(1)))
+        else:
+            ahead, back = self.forward_scan(h), self.backward_scan(h.flip(1))
+        return x + (ahead + back.flip(1))
 
 
 class TokenEncoder(nn.Module):
@@ -87,6 +90,10 @@ class CoverageMamba3(LawHeaded, CoverageModel):
     """Two Mamba-3 token encoders, one over the path's geometry (heights, scenario, LOS) giving
     the path-loss law's coefficients, one over the medium (frequency, water vapour) giving the
     rain and gas laws' coefficients; the law head turns them into the five targets."""
+
+    # Its training step is hundreds of small operations on tensors of a few thousand rows
+    # and two or four tokens: torch.compile fuses them (``training.compilation``).
+    compiles_for_training = True
 
     def __init__(self, stats: dict, config: Mamba3Config = Mamba3Config(),
                  physics_assumptions: dict | None = None):

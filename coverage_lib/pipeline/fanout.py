@@ -114,13 +114,15 @@ def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: b
         workers = client.scheduler_info().get("workers", {})
         log(f"Dask: {len(workers)} workers; dashboard {client.dashboard_link}")
         run, root = uuid.uuid4().hex[:8], str(project_root())
-        labels, before = {}, {}
+        labels, before, training_of, trained = {}, {}, {}, {}
         for chain in first:
             label = MAIN_CHAIN if chain.replicate.is_main else f"{chain.name} training"
             future = client.submit(_task, run_chain, (chain, force), root, pure=False,
                                    key=f"coverage-{profile}-{label.replace(' ', '-')}-{run}")
             labels[future] = label
             before[label] = future
+            if not chain.replicate.is_main:
+                training_of[future] = chain.name
         for name in names:
             after = [f for label, f in before.items() if label in (MAIN_CHAIN, f"{name} training")]
             future = client.submit(_task, run_named_chain, (profile, name, force), root,
@@ -139,6 +141,16 @@ def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: b
                                     f"{type(err).__name__}: {err}") from err
             if label in names or label == MAIN_CHAIN:
                 done[label] = result
+            elif future in training_of:
+                trained[training_of[future]] = result
             if label in names:
                 log(f"{label}: finished ({sum(n in done for n in names)}/{len(names)} chains)")
-        return {name: done[name] for name in (MAIN_CHAIN, *names) if name in done}
+        return {name: _with_training(done[name], trained.get(name, {}))
+                for name in (MAIN_CHAIN, *names) if name in done}
+
+
+def _with_training(chain: dict, trained: dict) -> dict:
+    """A chain's stage summaries, its training stages' as this run's training task ran them:
+    its evaluation task, which came after, found them up to date ("skipped")."""
+    return {stage: trained[stage] if trained.get(stage, {}).get("status") == "ran" else summary
+            for stage, summary in chain.items()}

@@ -90,6 +90,8 @@ def replicate_params(profile: str, run_dir: str, replicate, metrics: dict,
         "lightgbm_params": {t: c["params"] for t, c in metrics["lightgbm"]["chosen"].items()},
         # the rules only where the book's tables use them: a seed's run on every row
         "physics_rows": evaluation["physics_rows"] if replicate.train_rows is None else 0,
+        # a learning-curve point is the test split's error: no OOD predictions
+        "ood_sets": replicate.train_rows is None,
         **{k: evaluation[k] for k in ("lightgbm_max_rounds", "lightgbm_early_stopping",
                                       "lightgbm_min_improvement", "selector_tolerance")}})
 

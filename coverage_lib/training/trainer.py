@@ -33,6 +33,7 @@ from ..core.io import atomic_write_text
 from ..core.schema import FEATURES, TARGETS
 from ..models.base import describe_device, PREDICT_BATCH, resolve_device
 from ..physics import propagation
+from .compilation import TrainingForward, wants_compile
 from .efficiency import training_efficiency
 from .checkpoint_io import (checkpoint_dict, load_checkpoint, load_state, mark_completed, on_cpu,
                             save_torch)
@@ -101,6 +102,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     steps_per_epoch: int
+    forward: TrainingForward
     generator: torch.Generator
     fingerprint: dict
     history_path: Path
@@ -146,7 +148,7 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
 
     _check_inputs(model, config, dataset_stats)
     run = _set_up(model, train_frame, val_frame, config, Path(out_dir), run_name,
-                  checkpoint_name, data_manifest_sha256)
+                  checkpoint_name, data_manifest_sha256, log)
     done = _resume(run, run_name, log)
     resumed_from = done.start_epoch - 1
     bar = tqdm(range(done.start_epoch, config.epochs + 1), desc=f"{run_name} epochs",
@@ -187,9 +189,10 @@ def _check_inputs(model, config, dataset_stats) -> None:
 
 
 def _set_up(model, train_frame, val_frame, config, out_dir: Path, run_name: str,
-            checkpoint_name: str, data_manifest_sha256: str) -> _Run:
+            checkpoint_name: str, data_manifest_sha256: str, log=print) -> _Run:
     """A fresh run: the model and the normalised splits on the device, the loss, the optimiser
-    and its schedule, the batch-order generator seeded with ``config.seed``."""
+    and its schedule, the training step's forward (compiled where it pays: ``compilation``),
+    the batch-order generator seeded with ``config.seed``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     used = {"device_used": describe_device(device)}
@@ -210,8 +213,10 @@ def _set_up(model, train_frame, val_frame, config, out_dir: Path, run_name: str,
                    "no_weight_decay": sorted(no_weight_decay(model)),
                    "data_manifest_sha256": data_manifest_sha256,
                    "n_train": len(x_train), "n_val": len(x_val)}
+    forward = TrainingForward(model, config.batch_size, wants_compile(
+        model, device, config.precision, steps_per_epoch * config.epochs), log)
     return _Run(model, config, device, used, x_train, y_train, x_val, y_val, criterion,
-                optimizer, scheduler, steps_per_epoch,
+                optimizer, scheduler, steps_per_epoch, forward,
                 torch.Generator().manual_seed(config.seed), fingerprint,
                 history_path=out_dir / f"{run_name}_training_history.json",
                 state_path=out_dir / f"{run_name}_training_state.pth",
@@ -248,7 +253,7 @@ def _train_epoch(run: _Run, extra_loss) -> tuple[dict, list[str]]:
         idx = order[i * config.batch_size:(i + 1) * config.batch_size]
         xb, yb = run.x_train[idx], run.y_train[idx]
         with _autocast(run.device, config.precision):
-            per_target = ((model(xb).float() - yb) ** 2).mean(dim=0)
+            per_target = ((run.forward(xb).float() - yb) ** 2).mean(dim=0)
             data_loss = run.criterion(per_target)
             extras = extra_loss(model, xb) if extra_loss is not None else {}
             loss = data_loss + sum(extras.values())
@@ -289,7 +294,7 @@ def _record_epoch(run: _Run, history: dict, sums: dict, extra_names, err, per_ta
         history["val_mae_per_target"][t].append(v)
     history["lr"].append(run.optimizer.param_groups[0]["lr"])
     history["epoch_time_s"].append(time.perf_counter() - t0)
-    history.update(run.used)
+    history.update(run.used, **run.forward.used)
 
 
 def _keep_best(run: _Run, done: _Progress, epoch: int, val_mae: float, val_frame,
@@ -301,7 +306,7 @@ def _keep_best(run: _Run, done: _Progress, epoch: int, val_mae: float, val_frame
         val_metrics = evaluate(run.model, val_frame)
         save_torch(run.checkpoint_path, {**checkpoint_dict(
             run.model, epoch, val_metrics, run.config, data_manifest_sha256, dataset_stats),
-            **run.used})
+            **run.used, **run.forward.used})
     else:
         done.bad_epochs += 1
     done.history["best_epoch"] = done.best["epoch"]
