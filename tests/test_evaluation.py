@@ -239,6 +239,7 @@ def serving_rows(selector_rows_per_s=40_000.0):
     rows = [("CoverageMLP", "network, eager", 4096, 0.0, 80_000.0),
             ("CoverageMLP", "network, eager", 1, 0.2, 0.0),
             ("CoverageMLP", "predict", 1, 0.4, 0.0),
+            ("CoverageMLP", "predict_array", 4096, 0.0, 60_000.0),
             ("CoverageMamba3", "predict_array", 4096, 0.0, 12_000.0),
             ("CoverageMamba3", "predict_array", 1, 6.0, 0.0),
             ("Selector", "predict_array", 4096, 0.0, selector_rows_per_s),
@@ -252,7 +253,7 @@ def serving_rows(selector_rows_per_s=40_000.0):
 def test_serving_goals_judge_the_cascade_and_bf16_only_where_native(native):
     summary = {"roofline": [{"precision": "fp32", "fraction_of_roofline": 0.9},
                             {"precision": "bf16", "fraction_of_roofline": 0.7}],
-               "bf16_native": native,
+               "bf16_native": native, "selector_backup_share": 0.25,
                "bf16_cost": {"targets": {"received_power_dbm": {"mae_change": 0.001},
                                          "coverage_radius_m": {"mae_change": 0.1}}}}
     rows = {g["goal"]: g for g in paper_goals.serving_goals(serving_rows(), summary)}
@@ -260,6 +261,10 @@ def test_serving_goals_judge_the_cascade_and_bf16_only_where_native(native):
         == pytest.approx(0.5)
     speedup = rows["Selector predict_array at batch 4096 / backup predict_array rows/s"]
     assert speedup["value"] == pytest.approx(40 / 12) and speedup["met"]
+    # the MLP on every link, the backup on a quarter: 1 / (1/60,000 + 0.25/12,000) rows/s
+    bound = next(g for name, g in rows.items() if "its routing bound" in name)
+    assert "the 25 % of test links" in bound["goal"]
+    assert bound["value"] == pytest.approx(40_000 / (1 / (1 / 60_000 + 0.25 / 12_000)))
     beyond = next(g for name, g in rows.items() if "a link the CoverageMamba3 answers" in name)
     assert beyond["value"] == pytest.approx(0.2) and beyond["met"]
     bf16 = [name for name in rows if "bf16" in name]

@@ -179,15 +179,25 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
              abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
              serving.ADMISSIBLE_COST["coverage_radius_m"], "max")] \
         if summary.get("bf16_native") and any(r["precision"] == "bf16" for r in roof) else []
+    # The cascade's own ceiling: the MLP's predict_array on every link, the backup's on the
+    # share it routes there (``summary["selector_backup_share"]``, the test split's). The
+    # two ratios above it depend on that share, which the gates' tolerance sets, not the code.
+    share = summary.get("selector_backup_share", float("nan"))
+    bound = 1.0 / (1.0 / timed(mlp, "predict_array", 4096, "rows_per_s")
+                   + share / timed(backup, "predict_array", 4096, "rows_per_s"))
     rows = []
     for goal, value, limit, kind in (
-            ("MLP fp32 at batch 4096 / fp32 roofline (best fp32 form)",
+            ("MLP fp32 at batch 4096 / fp32 roofline (PyTorch's GEMM peak at the run's "
+             "threads; best fp32 form)",
              best(r for r in roof if r["precision"] == "fp32"), 0.85, "min"),
             *bf16,
             ("Selector predict_array at batch 4096 / MLP network (eager) rows/s",
              cascade / timed(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
             ("Selector predict_array at batch 4096 / backup predict_array rows/s",
              cascade / timed(backup, "predict_array", 4096, "rows_per_s"), 3.0, "min"),
+            (f"Selector predict_array at batch 4096 / its routing bound (the MLP on every "
+             f"link, the backup on the {100 * share:.0f} % of test links routed to it)",
+             cascade / bound, 0.8, "min"),
             ("MLP predict at batch 1 / MLP network (eager) latency",
              timed(mlp, "predict", 1, "median_ms") / network_b1, 3.0, "max"),
             (f"Selector predict_array at batch 1, a link the {mlp} answers (ms)",

@@ -237,7 +237,8 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
                      "search_rows": models.lightgbm.search_rows, "space": lightgbm_space,
                      "candidates": lightgbm_candidates, **lightgbm_cost},
         "latency": timings, "machine": machine.machine(),
-        "serving": serving_summary(models, timings, frames["test"], onnx_paths),
+        "serving": serving_summary(models, timings, frames["test"], onnx_paths,
+                                   routing["test"]["to_mamba"]),
         "goals": goals(accuracy, physics, bands),
     }
     path = write_metrics(results_dir / "metrics.json", results)
@@ -399,11 +400,13 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
                                         results))
 
 
-def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_paths: dict) -> dict:
+def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_paths: dict,
+                    backup_share: float) -> dict:
     """The prediction API against the hardware (metrics.json ``serving``): this machine's GEMM
     peaks (fp32, bf16), the MLP's FLOPs per row and the fraction of its roofline each variant
     reaches at batch 4096, the cost of serving the MLP in bf16 on the test split
-    (``serving.precision_cost``), the ONNX files timed, and the serving goals."""
+    (``serving.precision_cost``), the ONNX files timed, the share of test links the Selector
+    routes to the backup (``backup_share``) and the serving goals."""
     primary = registry.by_role("primary").key
     mlp = models.backbones[primary]
     peaks = {"fp32": machine.gemm_peak_gflops(torch.float32),
@@ -414,7 +417,8 @@ def serving_summary(models: Models, timings: list, test: pd.DataFrame, onnx_path
            "roofline": latency.roofline(timings, registry.get(primary).name, flops, peaks),
            "bf16_cost": serving.precision_cost(mlp, test, "bf16"),
            "onnx": {k: {"file": p.name, "opset": serving.ONNX_OPSET}
-                    for k, p in onnx_paths.items()}}
+                    for k, p in onnx_paths.items()},
+           "selector_backup_share": float(backup_share)}
     out["goals"] = serving_goals(timings, out)
     return out
 
