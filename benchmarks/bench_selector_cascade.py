@@ -6,7 +6,7 @@ skip it) and the backup's on the rows the gates routed to it (from the Selector'
 Their ratio says what the gates, the split and the merge cost beyond the two models; the
 "routing estimate" of the evaluation's serving goals (the primary on every row, the backup at
 the full batch scaled by the routed share) is printed beside it, with how far it is off.
-Medians of ``--repeats`` calls after one warm-up; run it on an otherwise idle machine.
+Medians of ``--repeats`` calls after one warm-up (``latency.median_seconds``); run it on an otherwise idle machine.
 
     .venv/bin/python benchmarks/bench_selector_cascade.py [--data-dir data/paper]
         [--rows 4096] [--threads 1] [--repeats 7]
@@ -15,7 +15,6 @@ Needs a finished run of the profile (its checkpoints, validation thresholds and 
 """
 import argparse
 import resource
-import statistics
 import time
 
 import numpy as np
@@ -24,17 +23,7 @@ import torch
 from coverage_lib.core import paths
 from coverage_lib.core.schema import FEATURES
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import runner
-
-
-def median_s(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from coverage_lib.evaluation import latency, runner
 
 
 def main():
@@ -57,13 +46,13 @@ def main():
     in_domain, routed = x[code != 1], x[code > 0]
     n = len(x)
 
-    t = {"selector": median_s(lambda: selector.predict_array(x), args.repeats),
-         "primary on every row": median_s(lambda: selector.primary.predict_array(x), args.repeats),
-         "primary on in-domain rows": median_s(lambda: selector.primary.predict_array(in_domain),
-                                               args.repeats),
-         "backup on every row": median_s(lambda: selector.backup.predict_array(x), args.repeats),
-         "backup on routed rows": median_s(lambda: selector.backup.predict_array(routed),
-                                           args.repeats)}
+    timed = {"selector": (selector.predict_array, x),
+             "primary on every row": (selector.primary.predict_array, x),
+             "primary on in-domain rows": (selector.primary.predict_array, in_domain),
+             "backup on every row": (selector.backup.predict_array, x),
+             "backup on routed rows": (selector.backup.predict_array, routed)}
+    t = {name: latency.median_seconds(fn, rows, args.repeats, warmup=1)
+         for name, (fn, rows) in timed.items()}
     share = len(routed) / n
     print(f"{n} test rows, {args.threads} thread(s): {len(routed)} routed to the backup "
           f"({share:.1%}), {n - len(in_domain)} out of domain (the primary skips them)")
