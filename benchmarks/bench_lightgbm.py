@@ -109,7 +109,7 @@ def main():
     folder = paths.dataset_dir(args.data_dir)
     results = result_files.read_metrics(
         paths.resolve(args.data_dir) / "results" / "metrics.json")
-    if results["data_manifest_sha256"] != dataset.manifest_sha256(folder):
+    if results["data_manifest_sha256"] != dataset.identity(folder):
         raise SystemExit(f"{args.data_dir}/results/metrics.json was computed on another data "
                          "set; run the evaluation stage first")
     train, val, test = (dataset.load_split(folder, s) for s in ("train", "val", "test"))

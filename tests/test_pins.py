@@ -77,3 +77,90 @@ def test_full_size_chains_keep_their_checkpoints_learning_curve_chains_do_not():
     assert not pins.replicate_keeps(curve, "02_train_mlp", "executed/02_train_mlp.ipynb")
     assert pins.replicate_keeps(curve, "02_train_mlp", "models/mlp_training_history.json")
     assert pins.replicate_keeps(curve, chain_stages()[-1].name, "results/replicate.json")
+
+
+def _perturb_last_bits(folder, seed: int = 0) -> int:
+    """One ulp up on sampled cells of every float column of every split's Parquet file (as
+    another CPU's kernels would leave them), the data set's own MANIFEST and fingerprint
+    rewritten as the data stage writes them. Returns how many cells changed."""
+    import numpy as np
+
+    from coverage_lib.core import storage
+    from coverage_lib.datasets import dataset
+
+    rng, changed, written = np.random.default_rng(seed), 0, {}
+    for name in dataset.SPLIT_NAMES:
+        path = folder / dataset.FILE_SPLIT_PARQUET.format(name)
+        frame = storage.read_parquet(path)
+        for column in frame.columns:
+            if frame[column].dtype == np.float64 and len(frame):
+                rows = rng.choice(len(frame), size=max(1, len(frame) // 10), replace=False)
+                values = frame[column].to_numpy().copy()
+                values[rows] = np.nextafter(values[rows], np.inf)
+                frame[column] = values
+                changed += len(rows)
+        written.update(storage.frame_files(folder, dataset.ROWS_SPLIT.format(name), frame))
+    others = {n: (folder / n).read_bytes() for n in dataset.read_manifest(folder)
+              if n not in written and n != dataset.FILE_FINGERPRINT}
+    dataset.write_files(folder, others, written=written)
+    return changed
+
+
+def test_a_fresh_clone_under_the_baseline_dispatch_trains_nothing(pinned, monkeypatch):
+    """Pinned under the native dispatch; a fresh clone run with --cpu-dispatch baseline
+    regenerates the data set and skips every other stage. Where the two dispatches give the
+    same bits on this machine, the regenerated data set's last bits are perturbed (one ulp on
+    a tenth of the float cells), so the tolerance is exercised either way."""
+    from coverage_lib.datasets import dataset
+    from coverage_lib.pipeline import execution
+
+    shutil.rmtree(pinned / "data")
+    pinned_identity = json.loads((pins.pins_dir("tiny") / "stamps" / "01_data.json")
+                                 .read_text())["data_sets"]["dataset"]["identity"]
+    exercised = []
+    real_run_stage = execution.run_stage
+
+    def run_stage(stage, p, executed, progress_file=None):
+        real_run_stage(stage, p, executed, progress_file)
+        if stage.name == "01_data":
+            folder = pinned / "data" / "tiny" / "dataset"
+            if dataset.manifest_sha256(folder) == pinned_identity:
+                exercised.append(f"perturbed {_perturb_last_bits(folder)} cells")
+            else:
+                exercised.append("the baseline dispatch's own bits")
+
+    monkeypatch.setattr(execution, "run_stage", run_stage)
+    lines = []
+    summary = run.run("tiny", log=lines.append, cpu_dispatch="baseline")
+    print("exercised:", exercised)
+    assert summary["01_data"]["status"] == "ran"
+    assert [s for s, r in summary.items() if s != "chains" and r["status"] == "ran"] == \
+        ["01_data"], summary
+    stamp = json.loads((pinned / "data" / "tiny" / "stamps" / "01_data.json").read_text())
+    assert stamp["cpu_dispatch"] == "baseline"
+    assert stamp["data_agreement"]["state"] == "within-tolerance", stamp["data_agreement"]
+    assert 0 < stamp["data_agreement"]["max_relative"] < 1e-12
+    folder = pinned / "data" / "tiny" / "dataset"
+    assert dataset.manifest_sha256(folder) != pinned_identity
+    assert dataset.identity(folder) == pinned_identity
+    assert any("stands for it" in line for line in lines), lines
+    assert any("none to run" in line or "1 to run" in line for line in lines), lines
+
+
+def test_a_data_set_that_differs_for_real_reruns_every_stage_and_says_where(pinned):
+    """Another seed is not the pinned data set: the run names the first statistic that
+    differs and by how much, and every stage that reads the data set runs again."""
+    import yaml
+
+    path = pinned / "params" / "tiny.yaml"
+    profile = yaml.safe_load(path.read_text())
+    profile["01_data"]["seed"] = 8
+    path.write_text(yaml.safe_dump(profile))
+    shutil.rmtree(pinned / "data" / "tiny" / "dataset")
+    lines = []
+    summary = run.run("tiny", log=lines.append)
+    said = [line for line in lines if "differs from the one recorded" in line]
+    assert said and "relative difference" in said[0] and "tolerance 1e-09" in said[0], lines
+    assert summary["02_train_mlp"]["status"] == "ran" and summary["04_evaluate"]["status"] == "ran"
+    stamp = json.loads((pinned / "data" / "tiny" / "stamps" / "01_data.json").read_text())
+    assert stamp["data_agreement"]["state"] == "different"

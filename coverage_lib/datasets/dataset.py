@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import fingerprint
 from ..core import domain, storage, validation
 from ..physics import propagation
 from ..core.io import atomic_write_bytes, atomic_write_text, sha256_file
@@ -48,6 +49,11 @@ FILE_SPLIT_PARQUET = storage.parquet_name(ROWS_SPLIT)
 FILE_INDICES = "split_indices.json"
 FILE_STATS = "feature_stats.json"
 FILE_MANIFEST = "MANIFEST.txt"
+FILE_FINGERPRINT = "fingerprint.json"  # the splits' ``fingerprint``, listed in the MANIFEST
+# Beside a regenerated data set whose fingerprint agrees with the one an earlier run recorded
+# (another CPU: the last bits differ): the identity it stands for (``identity``). Not listed in
+# the MANIFEST; valid only beside the MANIFEST it names.
+FILE_IDENTITY = "IDENTITY.json"
 # Rows generated at once by ``build_files``: the paper profile's 10⁶ rows are one chunk.
 CHUNK_ROWS = 1_000_000
 
@@ -285,14 +291,22 @@ def build_files(folder, n_samples: int, seed: int, split_fractions, id_ranges: d
 def write_files(folder, files: dict, written: dict | None = None) -> Path:
     """Write {file name: bytes} under ``folder``, each atomically, then the MANIFEST listing
     them after the files already ``written`` ({name: (bytes, sha256)}), last: a MANIFEST
-    always describes complete files. Returns the MANIFEST's path."""
+    always describes complete files. Where every split's Parquet file is among ``written``,
+    their ``fingerprint`` is written too. Returns the MANIFEST's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FILE_MANIFEST).unlink(missing_ok=True)  # no reader trusts a half-rewritten set
+    (folder / FILE_IDENTITY).unlink(missing_ok=True)
     entries = dict(written or {})
     for name, payload in files.items():
         atomic_write_bytes(folder / name, payload)
         entries[name] = (len(payload), hashlib.sha256(payload).hexdigest())
+    splits = {s: FILE_SPLIT_PARQUET.format(s) for s in SPLIT_NAMES}
+    if all(name in entries for name in splits.values()):
+        payload = _json_bytes(fingerprint.of_frames(
+            {s: storage.read_parquet(folder / name) for s, name in splits.items()}))
+        atomic_write_bytes(folder / FILE_FINGERPRINT, payload)
+        entries[FILE_FINGERPRINT] = (len(payload), hashlib.sha256(payload).hexdigest())
     lines = ["# D2TL Coverage data set: file, bytes, sha256"]
     lines += [f"{name}  {size}  {digest}" for name, (size, digest) in entries.items()]
     atomic_write_text(folder / FILE_MANIFEST, "\n".join(lines) + "\n")
@@ -310,8 +324,44 @@ def read_manifest(folder) -> dict:
 
 
 def manifest_sha256(folder) -> str:
-    """sha256 of MANIFEST.txt: one checksum that pins every data file (checkpoints store it)."""
+    """sha256 of MANIFEST.txt: one checksum that pins every data file's bytes."""
     return sha256_file(Path(folder) / FILE_MANIFEST)
+
+
+def identity(folder) -> str:
+    """The data set's identity, which checkpoints, results and replicate data sets record:
+    the sha256 of its MANIFEST, or, where this data set was regenerated on another CPU and its
+    fingerprint agreed with the one recorded for an earlier generation (``stand_for``), that
+    generation's identity."""
+    folder = Path(folder)
+    own = manifest_sha256(folder)
+    path = folder / FILE_IDENTITY
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found.get("manifest_sha256") == own:
+            return found["identity"]
+    return own
+
+
+def stand_for(folder, recorded_identity: str, agreement: dict) -> Path:
+    """Record that the data set in ``folder`` (its present MANIFEST) stands for the one of
+    ``recorded_identity``: their fingerprints agree within tolerance (``agreement``, from
+    ``fingerprint.agreement``)."""
+    folder = Path(folder)
+    path = folder / FILE_IDENTITY
+    atomic_write_text(path, json.dumps({
+        "manifest_sha256": manifest_sha256(folder), "identity": recorded_identity,
+        "agreement": {k: v for k, v in agreement.items() if k != "differences"}},
+        indent=1) + "\n")
+    return path
+
+
+def load_fingerprint(folder) -> dict | None:
+    """The data set's ``fingerprint`` (checked against its MANIFEST); None for a data set
+    written without one."""
+    if FILE_FINGERPRINT not in read_manifest(folder):
+        return None
+    return json.loads(verified_bytes(folder, FILE_FINGERPRINT))
 
 
 def load_split(folder, name: str, columns=None) -> pd.DataFrame:

@@ -129,7 +129,7 @@ def write_dataset(main_data_dir: str, replicate: Replicate, data_seed: int, frac
     with the same seed, size and fractions."""
     main = dataset_dir(main_data_dir)
     target = dataset_dir(replicate.data_dir(main_data_dir))
-    source = {"main_manifest_sha256": dataset.manifest_sha256(main), "seed": replicate.seed,
+    source = {"main_manifest_sha256": dataset.identity(main), "seed": replicate.seed,
               "train_rows": replicate.train_rows, "data_seed": data_seed,
               "split_fractions": list(fractions)}
     recorded = target / SOURCE_FILE

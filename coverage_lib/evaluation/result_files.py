@@ -96,7 +96,7 @@ def read_results(data_dir) -> dict:
     set than the one there now."""
     path = paths.resolve(data_dir) / "results" / "metrics.json"
     results = read_metrics(path)
-    if results["data_manifest_sha256"] != dataset.manifest_sha256(paths.dataset_dir(data_dir)):
+    if results["data_manifest_sha256"] != dataset.identity(paths.dataset_dir(data_dir)):
         raise ValueError(f"{path} was computed on another data set; rerun the evaluation "
                          f"notebook (04_evaluate)")
     return results

@@ -110,7 +110,7 @@ def load_models(data_dir, thresholds: bool = True, lightgbm: bool = True) -> Mod
     the Selector (with its saved validation thresholds if ``thresholds``) and, if
     ``lightgbm``, the saved LightGBM baseline."""
     data = paths.dataset_dir(data_dir)
-    manifest = dataset.manifest_sha256(data)
+    manifest = dataset.identity(data)
     primary, backup = registry.by_role("primary"), registry.by_role("backup")
     results = paths.resolve(data_dir) / "results"
     selector = Selector.from_checkpoints(
@@ -195,7 +195,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         "latency_repeats": latency_repeats, "onnx_backbones": onnx_backbones})
     data = paths.dataset_dir(data_dir)
     models_dir, results_dir = paths.models_dir(data_dir), paths.resolve(data_dir) / "results"
-    manifest = dataset.manifest_sha256(data)
+    manifest = dataset.identity(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     train, val, frames = evaluation_splits(data)
     models = load_models(data_dir, thresholds=False, lightgbm=False)
@@ -375,7 +375,7 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
         "selector_tolerance": selector_tolerance, "physics_rows": physics_rows,
         "ood_sets": ood_sets})
     data = paths.dataset_dir(data_dir)
-    manifest = dataset.manifest_sha256(data)
+    manifest = dataset.identity(data)
     assumptions = dataset.physics_assumptions(dataset.load_stats(data))
     gap = assumptions["implementation_gap_db"]
     train, val, frames = evaluation_splits(data, EVAL_SPLITS if ood_sets else ("test",))

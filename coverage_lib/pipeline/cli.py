@@ -1,14 +1,15 @@
 """The command line: ``python -m coverage_lib run --profile P [--force] [--until STAGE]
-[--scheduler ADDRESS]``, ``python -m coverage_lib book [--profile P] [--check]`` and
+[--scheduler ADDRESS] [--cpu-dispatch native|baseline]``, ``python -m coverage_lib book
+[--profile P] [--check]`` and
 ``python -m coverage_lib pin --profile P`` and ``python -m coverage_lib verify --profile P
-[--until STAGE]``.
+[--until STAGE] [--cpu-dispatch native|baseline]``.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from . import pins, profiles, verify
+from . import dispatch, pins, profiles, verify
 from ..core import validation
 from .execution import PipelineError
 from .locks import PipelineBusy
@@ -17,6 +18,9 @@ from .run import run
 
 
 SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"
+CPU_DISPATCH_HELP = ("the SIMD kernels every notebook kernel computes with: native (this CPU's) "
+                     "or baseline (numpy's dispatched features off, PyTorch at its default "
+                     "ISA: computes as another CPU would; see coverage_lib.pipeline.dispatch)")
 
 
 def main(argv=None) -> int:
@@ -34,6 +38,8 @@ def main(argv=None) -> int:
     run_p.add_argument("--force", action="store_true", help="rerun stages even if unchanged")
     run_p.add_argument("--until", default=None, metavar="STAGE",
                        help="the last stage to run (e.g. 01_data); default: every stage")
+    run_p.add_argument("--cpu-dispatch", default="native", choices=dispatch.DISPATCHES,
+                       help=CPU_DISPATCH_HELP)
     run_p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None,
                        help="send the replicate chains (seeds, learning curves) to the Dask "
                             "scheduler at this address (tcp://host:8786) or scheduler file "
@@ -56,13 +62,16 @@ def main(argv=None) -> int:
     verify_p.add_argument("--until", default=None, metavar="STAGE",
                           help="stop the rerun at this stage (04_evaluate: the main run only; "
                                "the claims over seeds are then not checked)")
+    verify_p.add_argument("--cpu-dispatch", default="native", choices=dispatch.DISPATCHES,
+                          help=CPU_DISPATCH_HELP)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until)
+            run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until,
+                cpu_dispatch=args.cpu_dispatch)
         elif args.command == "verify":
             validation.one_of(*profiles.available_profiles())("profile", args.profile)
-            verify.verify(args.profile, until=args.until)
+            verify.verify(args.profile, until=args.until, dispatch=args.cpu_dispatch)
         elif args.command == "pin":
             validation.one_of(*profiles.available_profiles())("profile", args.profile)
             pins.pin(args.profile)

@@ -16,6 +16,8 @@ import nbformat
 from ..core import progress
 from ..core.io import atomic_write_text
 from ..core.paths import project_root, resolve
+from . import dispatch
+from .data_identity import data_set_entries, record, settle
 from .definitions import Stage
 from .provenance import git_state
 from .stamps import (output_checksums, read_stamp, stage_hash, stale_reason, stamp_path,
@@ -94,7 +96,8 @@ def kernel_environment(environ) -> dict:
     started from a worker would inherit it; with any ``MALLOC_*`` threshold set, glibc switches
     off its dynamic mmap threshold and maps and unmaps every buffer over 128 KiB at every
     training step (measured: half the speed, a third of the CPU time in the kernel). Kernels
-    get a plain process's allocator wherever the pipeline runs them."""
+    get a plain process's allocator wherever the pipeline runs them. (Their CPU dispatch is
+    applied after: ``dispatch.kernel_environment``.)"""
     return {k: v for k, v in environ.items() if not k.startswith("MALLOC_")}
 
 
@@ -126,7 +129,7 @@ def kernel_manager_class(clean_environment: bool = True, progress_file: Path | N
             command, kw = await super()._async_pre_start_kernel(**kw)
             env = dict(kw.get("env", os.environ))
             if clean_environment:
-                env = kernel_environment(env)
+                env = dispatch.kernel_environment(kernel_environment(env))
             if progress_file is not None:
                 env[progress.ENV] = str(progress_file)
             kw["env"] = env
@@ -182,6 +185,7 @@ def run_stage_if_stale(stage: Stage, p: dict, data: Path, force: bool, prefix: s
     else:
         log(f"{prefix}: running ({reason}) ...")
     path.unlink(missing_ok=True)
+    data_sets = record(stage.reads, data, fingerprints=False)  # what it writes: below
     followed = data / "executed" / f".{stage.name}.progress"
     cpu_before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     with followed_progress(followed, prefix, log):
@@ -189,8 +193,19 @@ def run_stage_if_stale(stage: Stage, p: dict, data: Path, force: bool, prefix: s
     wall, cpu = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     times = {"wall_s": round(wall, 2), "user_s": round(cpu.ru_utime - cpu_before.ru_utime, 2),
              "sys_s": round(cpu.ru_stime - cpu_before.ru_stime, 2)}
+    written = {}
+    for entry in data_set_entries(stage.writes, data):  # as the recorded one, or not
+        before = stamp.get("data_sets", {}).get(entry)
+        agreement = settle(data / entry, before, prefix, log)
+        written[entry] = {"agreement": agreement} if agreement else {}
+        data_sets[entry] = (before if agreement and agreement["state"] != "different"
+                            else record((entry,), data)[entry])
     write_stamp(path, {"hash": digest, **times, "parameters": p, "git": git_state(),
+                       "cpu_dispatch": dispatch.current(),
                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "data_sets": data_sets,
+                       **({"data_agreement": written["dataset"]["agreement"]}
+                          if written.get("dataset") else {}),
                        "outputs": output_checksums(stage, data)})
     log(f"{prefix}: done in {wall:.1f} s (its kernel's CPU: user {times['user_s']:.1f} s, "
         f"system {times['sys_s']:.1f} s)")

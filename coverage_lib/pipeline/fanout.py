@@ -19,16 +19,18 @@ from __future__ import annotations
 import os
 import uuid
 from ..core.paths import project_root
+from . import dispatch
 from .definitions import MAIN_CHAIN
 from .execution import PipelineError
 
 TOPIC = "coverage-pipeline"
 
 
-def _task(what, args: tuple, root: str, *after) -> dict:
+def _task(what, args: tuple, root: str, cpu_dispatch: str, *after) -> dict:
     """What a worker runs: a chain, ``what(*args)`` (a module-level function, which Dask
-    sends by reference), its log lines sent to the client as events. ``after``: the results
-    of the tasks it had to wait for (unused)."""
+    sends by reference), its kernels under the client's ``cpu_dispatch`` (``dispatch``), its
+    log lines sent to the client as events. ``after``: the results of the tasks it had to
+    wait for (unused)."""
     from distributed import get_worker
 
 
@@ -42,7 +44,8 @@ def _task(what, args: tuple, root: str, *after) -> dict:
     def log(line):
         worker.log_event(TOPIC, {"line": str(line), "worker": worker.address})
 
-    return what(*args, log=log)
+    with dispatch.kernels_under(cpu_dispatch):
+        return what(*args, log=log)
 
 
 def connect(scheduler: str):
@@ -113,11 +116,11 @@ def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: b
             f"{event[1]['line']}  [{event[1]['worker']}]"))
         workers = client.scheduler_info().get("workers", {})
         log(f"Dask: {len(workers)} workers; dashboard {client.dashboard_link}")
-        run, root = uuid.uuid4().hex[:8], str(project_root())
+        run, root, cpu = uuid.uuid4().hex[:8], str(project_root()), dispatch.current()
         labels, before, training_of, trained = {}, {}, {}, {}
         for chain in first:
             label = MAIN_CHAIN if chain.replicate.is_main else f"{chain.name} training"
-            future = client.submit(_task, run_chain, (chain, force), root, pure=False,
+            future = client.submit(_task, run_chain, (chain, force), root, cpu, pure=False,
                                    key=f"coverage-{profile}-{label.replace(' ', '-')}-{run}")
             labels[future] = label
             before[label] = future
@@ -126,7 +129,8 @@ def run_on_dask(profile: str, names: list, first: list, scheduler: str, force: b
         for name in names:
             after = [f for label, f in before.items() if label in (MAIN_CHAIN, f"{name} training")]
             future = client.submit(_task, run_named_chain, (profile, name, force), root,
-                                   *after, pure=False, key=f"coverage-{profile}-{name}-{run}")
+                                   cpu, *after, pure=False,
+                                   key=f"coverage-{profile}-{name}-{run}")
             labels[future] = name
         done = {}
         for future in as_completed(list(labels)):

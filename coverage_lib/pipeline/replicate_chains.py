@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from ..core import validation
 from ..core.paths import dataset_dir, resolve
 from ..datasets import replicates
-from ..datasets.dataset import load_stats
+from ..datasets.dataset import FILE_MANIFEST, load_stats
 from ..evaluation import result_files
 from . import fanout
 from .definitions import (EVALUATION_STAGE, MAIN_CHAIN, REPLICATE_RESULT, SEEDS_STAGE,
                           chain_stages, data_dir_of, stage_params, stages)
+from .data_identity import record, settle
 from .execution import remove_leftovers, run_stage_if_stale
 from .locks import folder_lock
-from .stamps import read_stamp, stage_hash, stale_reason, stamp_path
+from .stamps import read_stamp, stage_hash, stale_reason, stamp_path, write_stamp
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,20 @@ def replicate_list(all_params: dict) -> list:
             if not r.is_main]
 
 
-def chains(profile: str, all_params: dict, evaluated: bool = True) -> list[Chain]:
+def chains(profile: str, all_params: dict, evaluated: bool = True,
+           n_full: int | None = None) -> list[Chain]:
     """The replicate chains of a profile (every replicate of the seeds stage but the main
     run), with each stage's parameters: the main run's, with the replicate's folder, seed and
     epoch budget; the replicate evaluation refits LightGBM with the main run's chosen
     hyper-parameters (read from its ``results/metrics.json``, so call this after the
-    evaluation stage). ``evaluated`` False: the training stages only (before that)."""
+    evaluation stage). ``evaluated`` False: the training stages only (before that).
+    ``n_full``: the main data set's training rows, where it is not here to read."""
     sweep, main_dir = all_params[SEEDS_STAGE], data_dir_of(profile)
     todo = replicate_list(all_params)
     if not todo:
         return []
 
-    n_full = load_stats(dataset_dir(main_dir))["n_rows"]
+    n_full = n_full or load_stats(dataset_dir(main_dir))["n_rows"]
     metrics = result_files.read_metrics(resolve(main_dir) / "results" / "metrics.json") \
         if evaluated else None
     evaluation = all_params["04_evaluate"]
@@ -143,6 +146,7 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
             if replicates.write_dataset(data_dir_of(chain.profile), chain.replicate,
                                         chain.data_seed, chain.split_fractions, log):
                 log(f"{name}: wrote its data set in {time.perf_counter() - start:.1f} s")
+            settle_cut(data, name, log)
         if not force and not chain.replicate.is_main and result_current(chain, data) \
                 and evaluation_foreseen_current(chain, data):
             log(f"{name}: its result is up to date (its model files need not be here: pins "
@@ -165,7 +169,7 @@ def result_current(chain: Chain, data) -> bool:
     (``stamps.stage_hash``'s ``recorded``). Outputs that are here must be the recorded ones.
     A chain of training stages only (run before the main evaluation): they are, and its
     evaluation's result is here; the evaluation's own check comes when it is due."""
-    evaluation, recorded = chain_stages()[-1].name, {}
+    evaluation, recorded = chain_stages()[-1].name, recorded_identities(chain, data)
     for stage, p in chain.steps:
         stamp = read_stamp(stamp_path(data, stage))
         if stale_reason(stage, stamp, stage_hash(stage, p, recorded), data,
@@ -176,6 +180,31 @@ def result_current(chain: Chain, data) -> bool:
         return bool(read_stamp(data / "stamps" / f"{evaluation}.json")) \
             and (data / REPLICATE_RESULT).is_file()
     return bool(chain.steps)
+
+
+CUT_STAMP = "dataset.json"  # in a chain's stamps/: the data set its stages ran on
+
+
+def recorded_data_set(data) -> dict | None:
+    """The data set a chain's stages ran on ({"identity", "fingerprint"}:
+    ``data_identity.record``, in its ``stamps/dataset.json``); None when none is recorded."""
+    return read_stamp(data / "stamps" / CUT_STAMP).get("data_sets", {}).get("dataset")
+
+
+def settle_cut(data, name: str, log=print) -> None:
+    """Compare a chain's data set, just cut (or already there), with the one its stamps were
+    made on (``data_identity.settle``: it stands for it within tolerance); record it anew
+    where nothing was recorded or it differs."""
+    found = settle(data / "dataset", recorded_data_set(data), name, log)
+    if found is None or found["state"] == "different":
+        write_stamp(data / "stamps" / CUT_STAMP, {"data_sets": record(("dataset",), data)})
+
+
+def recorded_identities(chain: Chain, data) -> dict:
+    """{"dataset/MANIFEST.txt": identity} of the data set the chain's stamps record, standing
+    in for it in the stage hashes while it is not here (a fresh clone, before its cut)."""
+    found = recorded_data_set(data)
+    return {f"dataset/{FILE_MANIFEST}": found["identity"]} if found else {}
 
 
 def evaluation_foreseen_current(chain: Chain, data) -> bool:

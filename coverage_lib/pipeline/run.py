@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from ..core import validation
 from ..core.paths import resolve
+from ..datasets.replicates import RUNS_DIR
 from .definitions import MAIN_CHAIN, SEEDS_STAGE, data_dir_of, stage_params, stages
-from . import fanout, pins
+from . import dispatch, fanout, pins
+from .foresight import foreseen, foreseen_chains
 from .execution import remove_leftovers, run_stage_if_stale
 from .locks import profile_lock
 from .stamps import read_stamp, recorded_wall, stamp_path
@@ -19,22 +21,27 @@ from .replicate_chains import local_workers, main_chain, replicate_list, run_cha
 
 
 def run(profile: str, force: bool = False, log=print, scheduler: str | None = None,
-        until: str | None = None) -> dict:
+        until: str | None = None, cpu_dispatch: str = "native") -> dict:
     """Run every stage of ``profile``; returns {stage: 'ran' | 'skipped'} and wall times
     (and the replicate chains' under "chains").
 
     ``scheduler``: a Dask scheduler's address (``tcp://host:8786``) or scheduler file (a path
     ending in .json) to send the replicate chains to; None runs them here. ``until``: the
     name of the last stage to run (e.g. "01_data" to generate the data set only); None runs
-    them all. Bad parameters → ValueError before anything is touched; another run of the
-    same profile in progress → ``PipelineBusy``, also before anything is touched."""
+    them all. ``cpu_dispatch``: "native", or "baseline" to compute as another CPU would
+    (``dispatch``). Bad parameters → ValueError before anything is touched; another run of
+    the same profile in progress → ``PipelineBusy``, also before anything is touched."""
     all_params = stage_params(profile)  # validation first: nothing is touched on bad input
+    dispatch.check(cpu_dispatch)
     if until is not None:
         validation.one_of(*(s.name for s in stages()))("until", until)
     if scheduler is not None:
         validation.non_empty_str("scheduler", scheduler)
         log(f"Dask scheduler {scheduler}: {fanout.check_scheduler(scheduler)} workers now")
-    with profile_lock(profile, log):
+    with profile_lock(profile, log), dispatch.kernels_under(cpu_dispatch):
+        if cpu_dispatch != "native":
+            log(f"CPU dispatch {cpu_dispatch}: every kernel starts with "
+                + " ".join(f"{k}={v!r}" for k, v in dispatch.environment(cpu_dispatch).items()))
         return _run_locked(profile, all_params, force, log, scheduler, until)
 
 
@@ -50,8 +57,12 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
         plan = plan[:[s.name for s in plan].index(until) + 1]
     # with replicates to run, the main run's training and evaluation run beside them
     beside = SEEDS_STAGE in [s.name for s in plan] and bool(replicate_list(all_params))
-    log(_estimate(plan, {s.name: read_stamp(stamp_path(data, s)).get("wall_s") for s in plan},
-                  recorded_wall(data.glob("runs/*/stamps/*.json")) if beside else 0.0,
+    todo = foreseen(plan, all_params, data, force)
+    chains_todo = foreseen_chains(profile, all_params, data, force) if beside else []
+    log(_estimate(plan, todo, {s.name: read_stamp(stamp_path(data, s)).get("wall_s")
+                               for s in plan},
+                  recorded_wall(p for c in chains_todo for p in (data / RUNS_DIR / c).glob(
+                      "stamps/*.json")), len(chains_todo),
                   local_workers(len(replicate_list(all_params)) + 1,
                                 all_params[SEEDS_STAGE]["chain_threads"]) if beside else 1))
     side = {s.name for s, _ in main_chain(profile, all_params).steps} if beside else set()
@@ -73,20 +84,28 @@ def _run_locked(profile: str, all_params: dict, force: bool, log,
     return summary
 
 
-def _estimate(plan, durations: dict, chain_s: float = 0.0, workers: int = 1) -> str:
-    """What the run is about to do, in time: the stages' last wall times here, from their
-    stamps, and the replicate chains' (``chain_s``), which run ``workers`` at a time beside
-    the main run's training and evaluation (an upper bound: an up-to-date stage is skipped)."""
-    known = [durations[s.name] for s in plan if durations.get(s.name) is not None]
-    if not known:
-        return (f"{len(plan)} stages; no earlier run recorded here: each training stage "
-                f"reports its epochs and what is left as it goes")
-    which = "" if len(known) == len(plan) else f", {len(known)} of them known"
+def _estimate(plan, todo: set, durations: dict, chain_s: float = 0.0, n_chains: int = 0,
+              workers: int = 1) -> str:
+    """What the run is about to do, in time: how many stages it will run (``todo``, from
+    ``foreseen``) and skip, their last wall times here (their stamps), and the ``n_chains``
+    replicate chains that will run (``chain_s``), ``workers`` at a time beside the main run's
+    training and evaluation."""
+    running = [s for s in plan if s.name in todo]
+    skipped = f"{len(plan) - len(running)} up to date, to be skipped"
+    chains_part = f", {n_chains} replicate chains to run" if n_chains else ""
+    if not running and not n_chains:
+        return f"{len(plan)} stages: none to run, {skipped}"
+    known = [durations[s.name] for s in running if durations.get(s.name) is not None]
+    head = f"{len(plan)} stages: {len(running)} to run{chains_part}, {skipped}"
+    if not known and not chain_s:
+        return (f"{head}; no earlier run of them recorded here: each training stage reports "
+                f"its epochs and what is left as it goes")
+    which = "" if len(known) == len(running) else f", {len(known)} of them known"
     total = sum(known) + chain_s
     side = (f", the replicate chains' included, {workers} at a time: about "
             f"{total / workers / 60:.0f} min of wall time" if chain_s and workers > 1 else "")
-    return (f"{len(plan)} stages; at most about {total / 60:.0f} min of stage time "
-            f"(their last runs here{which}){side}; up-to-date stages are skipped")
+    return (f"{head}; about {total / 60:.0f} min of stage time (their last runs "
+            f"here{which}){side}")
 
 
 def stage_table(summary: dict) -> str:

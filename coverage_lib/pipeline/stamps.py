@@ -18,6 +18,7 @@ import nbformat
 
 from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
+from ..datasets import dataset
 from ..models import registry
 from ..report import glue
 from .definitions import Stage
@@ -134,11 +135,15 @@ def stage_hash(stage: Stage, p: dict, recorded: dict | None = None) -> str:
 def _input_checksums(data: Path, reads: tuple, recorded: dict) -> list[tuple]:
     """(path relative to the project root, sha256) of every input file, in path order: the
     files of each ``reads`` entry, or, for an entry with no file here, the ``recorded``
-    checksums of the files under it."""
+    checksums of the files under it. A data set counts by its identity (``dataset.identity``,
+    as its MANIFEST's checksum: the same on another CPU once its fingerprint agreed), not by
+    its files' bytes."""
     found = {}
     for entry in reads:
         files = _entry_files(data, entry)
-        if files:
+        if (data / entry / dataset.FILE_MANIFEST).is_file() and "*" not in entry:
+            found[data / entry / dataset.FILE_MANIFEST] = dataset.identity(data / entry)
+        elif files:
             found.update({f: None for f in files})
         else:
             found.update({data / rel: sha for rel, sha in recorded.items()

@@ -269,7 +269,7 @@ def load_selector(data_dir) -> Selector:
     primary, backup = registry.by_role("primary"), registry.by_role("backup")
     return Selector.from_checkpoints(
         primary.checkpoint_path(data_dir), backup.checkpoint_path(data_dir),
-        data_manifest_sha256=dataset.manifest_sha256(paths.dataset_dir(data_dir)),
+        data_manifest_sha256=dataset.identity(paths.dataset_dir(data_dir)),
         thresholds_path=paths.resolve(data_dir) / "results" / "selector_thresholds.json")
 
 

@@ -41,7 +41,7 @@ def train_backbone(key: str, model, train_frame: pd.DataFrame, val_frame: pd.Dat
     config = TrainConfig(**{name: stage_params[name] for name in TRAINER_RULES})
     return train(model, train_frame, val_frame, config, paths.models_dir(data_dir),
                  backbone.run_name, backbone.checkpoint,
-                 data_manifest_sha256=dataset.manifest_sha256(data),
+                 data_manifest_sha256=dataset.identity(data),
                  dataset_stats=dataset.load_stats(data), extra_loss=extra_loss,
                  progress=progress, log=log)
 
