@@ -1,4 +1,5 @@
-"""The machine results were measured on: CPU, cores, torch threads, CUDA device, native bf16."""
+"""The machine results were measured on: CPU, cores, torch threads, CUDA device, native bf16,
+the SIMD kernels numpy and PyTorch dispatch to."""
 from __future__ import annotations
 
 import os
@@ -20,7 +21,24 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            **simd()}
+
+
+def simd() -> dict:
+    """Which SIMD kernels this process computes with: PyTorch's ISA
+    (``ATEN_CPU_CAPABILITY`` forces one) and the features numpy dispatches on
+    (``NPY_DISABLE_CPU_FEATURES`` turns found ones off). Results differ in their last bits
+    between these."""
+    import numpy as np
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "numpy_simd": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
+            "numpy": np.__version__}
 
 
 def machine_line(machine: dict) -> str:

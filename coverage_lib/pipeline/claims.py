@@ -63,7 +63,7 @@ def markdown(profile: str) -> str:
         f"{total / 60:.0f} min of stage time on this machine ({t['chains'] / 60:.0f} of them in "
         f"the chains), run two at a time on two cores"
         + (f"; its last full verification took {done['wall_s'] / 60:.0f} min of wall time on "
-           f"{done['cpu']} ({done['when']})." if done else "."),
+           f"{done['machine']['cpu']} ({done['when']})." if done else "."),
         "- **The book from the pins**: `make paper` on a fresh clone regenerates the data set, "
         "finds every other stage current and builds the book, training nothing.",
     ]

@@ -28,11 +28,13 @@ from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
 from .definitions import chain_stages, data_dir_of, stages
 from .provenance import git_state
-from .stamps import read_stamp, under
+from .stamps import read_stamp, stamp_path, under
 
 PINS_DIR = "pins"
 MANIFEST = "MANIFEST.txt"
 VERIFIED = "VERIFIED.json"  # written by ``verify`` once a rerun reproduced these pins
+VERIFIED_FORMAT = 2         # {"format": 2, "verifications": [...]}; format 1 was one dict
+DATA_AGREEMENT = "data_agreement"  # the data stage's stamp: how its data set meets the pinned
 LIMIT_BYTES = 25 * 1024 * 1024
 NOT_PINNED = ("dataset/",)  # regenerated bit for bit by the data stage (or a chain's cut)
 FULL_SIZE = "-rowsall"      # the name of a chain on every training row (``Replicate.name``)
@@ -125,33 +127,115 @@ def pinned_by(profile: str) -> dict | None:
     return dict(zip(("commit", "machine", "when"), found.groups())) if found else None
 
 
-def verified(profile: str) -> dict | None:
-    """``VERIFIED.json`` (written by ``verify``) if it verified the pins as they are now (its
-    MANIFEST's sha256); else None."""
+def _format_1(found: dict) -> dict:
+    """A verification of ``VERIFIED.json``'s first format (one dict: a full run on the machine
+    that pinned, every compared claim to the printed digits) as the entries of format 2."""
+    return {"manifest_sha256": found["manifest_sha256"], "when": found["when"],
+            "host": found["host"], "machine": {"cpu": found["cpu"],
+                                               "cpu_count": found["cpu_count"]},
+            "commit": found.get("commit"), "wall_s": found["wall_s"], "until": None,
+            "claims": found["claims"], "reproduced": found["reproduced"],
+            "printed_digits": found["reproduced"], "within_interval": 0, "mismatches": 0,
+            "timings": found["claims"] - found["reproduced"]}
+
+
+def verifications(profile: str) -> list[dict]:
+    """The verifications in ``VERIFIED.json`` (written by ``verify``, oldest first) of the pins
+    as they are now (its MANIFEST's sha256): each with "manifest_sha256", "when", "host",
+    "machine" ({"cpu", "flags", "cpu_count", "dispatch", "gemm_peak_gflops"}; only "cpu" and
+    "cpu_count" from the first format), "commit", "wall_s", "until" (None: a full run) and the
+    counts "claims", "reproduced", "printed_digits", "within_interval", "mismatches" and
+    "timings"; [] when none. A file of neither format → ValueError naming it."""
     path, manifest = pins_dir(profile) / VERIFIED, pins_dir(profile) / MANIFEST
     if not path.is_file() or not manifest.is_file():
-        return None
+        return []
     found = json.loads(path.read_text())
-    return found if found.get("manifest_sha256") == sha256_file(manifest) else None
+    if found.get("format") == VERIFIED_FORMAT:
+        entries = found["verifications"]
+    elif "format" not in found and "manifest_sha256" in found:
+        entries = [_format_1(found)]
+    else:
+        raise ValueError(f"{PINS_DIR}/{profile}/{VERIFIED} is of format "
+                         f"{found.get('format')!r}: this code reads format {VERIFIED_FORMAT} "
+                         f"and the first (one dict, no format); restore it (git checkout)")
+    sha = sha256_file(manifest)
+    return [e for e in entries if e["manifest_sha256"] == sha]
+
+
+def verified(profile: str) -> dict | None:
+    """The latest full verification (``verifications``, ``until`` None) of the pins as they
+    are now; None when there is none."""
+    full = [e for e in verifications(profile) if e["until"] is None]
+    return full[-1] if full else None
+
+
+def _widest(flags: list) -> str | None:
+    """The widest vector instructions of ``machine.cpu_flags``: AMX, AVX-512 or AVX2."""
+    for prefix, name in (("amx", "AMX"), ("avx512", "AVX-512"), ("avx2", "AVX2")):
+        if any(f.startswith(prefix) for f in flags):
+            return name
+    return None
+
+
+def verification_words(entry: dict) -> str:
+    """One verification (``verifications``) in words: where, when, how long, which part and
+    how many claims agreed by which rule."""
+    m = entry["machine"]
+    about = ", ".join(filter(None, [m["cpu"], f"{m['cpu_count']} logical CPUs",
+                                    _widest(m.get("flags") or [])]))
+    runs = ", ".join(filter(None, [m.get("dispatch") and f"{m['dispatch']} CPU dispatch",
+                                   m.get("gemm_peak_gflops") and
+                                   f"fp32 GEMM peak {m['gemm_peak_gflops']:.0f} GFLOP/s"]))
+    part = "" if entry["until"] is None else \
+        f", the main run only (`--until {entry['until']}`)"
+    return (f"on {entry['host']} ({about}{'; ' + runs if runs else ''}), {entry['when']}, in "
+            f"{entry['wall_s'] / 60:.0f} min{part}: {entry['printed_digits']} of "
+            f"{entry['claims']} claims agreed to the printed digit, {entry['within_interval']} "
+            f"within their interval, the rest are timings (shown, not compared)")
+
+
+def data_sentence(profile: str) -> str:
+    """Which data the numbers stand on: the data stage's record (its stamp's
+    ``DATA_AGREEMENT``: {"state", "rtol", "max_relative", "where", ...}) of how the data set
+    regenerated here meets the pinned one; "" without a record, or for a data set that is not
+    the pinned one ("new", "different": the stages reading it ran again on it). An unknown
+    state → ValueError naming it."""
+    data = resolve(data_dir_of(profile))
+    found = read_stamp(stamp_path(data, stages()[0])).get(DATA_AGREEMENT)
+    if found is None or found["state"] in ("new", "different"):
+        return ""
+    if found["state"] == "bit-identical":
+        return "Data set regenerated here: bit-identical to the pinned one."
+    if found["state"] == "within-tolerance":
+        return (f"Data set regenerated here: agrees with the pinned one within a relative "
+                f"{found['rtol']:g} (largest difference {found['max_relative']:.2g} in "
+                f"{found['where']}; the last bits differ: another CPU).")
+    raise ValueError(f"{data_dir_of(profile)}/stamps/{stages()[0].name}.json: "
+                     f"{DATA_AGREEMENT}.state must be one of ['bit-identical', "
+                     f"'within-tolerance', 'new', 'different']; got {found['state']!r}")
 
 
 def headline(profile: str) -> str:
-    """The first page's sentence on the pins: at which commit, on which machine and when they
-    were pinned, and, once ``verify`` reproduced them, where and when; "" when the profile has
-    no pins."""
+    """The first page's sentences on the pins: at which commit, on which machine and when they
+    were pinned; each verification of them (``verification_words``), or that there is none
+    yet; and which data the numbers stand on (``data_sentence``). "" when the profile has no
+    pins."""
     by = pinned_by(profile)
     if by is None:
         return ""
     text = (f"Its results are pinned in `{PINS_DIR}/{profile}/` (listed with their sha256 in "
             f"`{MANIFEST}`): pinned at commit `{by['commit'][:12]}` on {by['machine']}, "
             f"{by['when']}")
-    done = verified(profile)
-    if done is None:
-        return text + "; not yet reproduced by `python -m coverage_lib verify`.\n"
-    return (text + f"; reproduced from nothing by `python -m coverage_lib verify` on "
-            f"{done['host']} ({done['cpu']}, {done['cpu_count']} logical CPUs), {done['when']}, "
-            f"in {done['wall_s'] / 60:.0f} min: {done['reproduced']} of {done['claims']} claims "
-            f"agreed, the rest are timings (shown, not compared).\n")
+    done = [verification_words(e) for e in verifications(profile)]
+    if not done:
+        text += "; not yet reproduced by `python -m coverage_lib verify`.\n"
+    elif len(done) == 1:
+        text += f"; reproduced from nothing by `python -m coverage_lib verify` {done[0]}.\n"
+    else:
+        text += (f"; reproduced from nothing by `python -m coverage_lib verify` {len(done)} "
+                 f"times:\n\n" + "".join(f"- {words}.\n" for words in done))
+    data = data_sentence(profile)
+    return text + (f"\n{data}\n" if data else "")
 
 
 def read_manifest(profile: str) -> dict:
