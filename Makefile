@@ -9,13 +9,15 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MATHJAX := build/mathjax/static/tex-mml-chtml.js
 BOOK_FLAGS := -W -n --keep-going
+# native: this CPU's SIMD kernels; baseline: compute as another CPU would (README)
+CPU_DISPATCH ?= native
 
 .PHONY: paper test quick book pdf env clean
 
 # The book shows one profile, named: `coverage_lib book --profile P` puts P's finished run into
 # book/executed/ whole (refusing an unfinished one); `make book` shows paper once it has run.
 paper: $(INSTALLED) $(MATHJAX)
-	$(BIN)/python -m coverage_lib run --profile paper
+	$(BIN)/python -m coverage_lib run --profile paper --cpu-dispatch $(CPU_DISPATCH)
 	$(BIN)/python -m coverage_lib book --profile paper
 	$(BIN)/jupyter-book build $(BOOK_FLAGS) .
 	@echo "book: _build/html/index.html"

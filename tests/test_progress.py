@@ -51,12 +51,18 @@ def test_the_stage_table_shows_every_stage_and_chain_with_its_cpu_split():
     assert lines[3].split() == ["seed1-rowsall", "/", "02_train_mlp", "ran", "9.0", "8.1", "0.3"]
 
 
-def test_the_run_estimate_counts_the_chains_at_their_workers():
+def test_the_run_estimate_counts_only_what_will_run_and_the_chains_at_their_workers():
     from coverage_lib.pipeline import definitions, run
 
-    plan = definitions.stages()[:2]
-    assert "no earlier run recorded" in run._estimate(plan, {})
-    text = run._estimate(plan, {plan[0].name: 60.0, plan[1].name: 540.0}, 1200.0, 2)
-    assert text.startswith("2 stages; at most about 30 min of stage time")
+    plan = definitions.stages()[:3]
+    names = {s.name for s in plan}
+    assert "no earlier run of them recorded" in run._estimate(plan, names, {})
+    walls = {plan[0].name: 60.0, plan[1].name: 540.0, plan[2].name: 3000.0}
+    text = run._estimate(plan, {plan[0].name, plan[1].name}, walls,
+                         1200.0, 2, 2)
+    assert text.startswith("3 stages: 2 to run, 2 replicate chains to run, 1 up to date, "
+                           "to be skipped; about 30 min of stage time")
     assert "2 at a time: about 15 min of wall time" in text
-    assert "wall time" not in run._estimate(plan, {plan[0].name: 60.0}, 0.0, 2)
+    assert "wall time" not in run._estimate(plan, {plan[0].name}, walls, 0.0, 0, 2)
+    # a fresh clone whose stages are current: no minutes for stages it skips
+    assert run._estimate(plan, set(), walls) == "3 stages: none to run, 3 up to date, to be skipped"

@@ -91,7 +91,8 @@ def _estimate(plan, todo: set, durations: dict, chain_s: float = 0.0, n_chains: 
     replicate chains that will run (``chain_s``), ``workers`` at a time beside the main run's
     training and evaluation."""
     running = [s for s in plan if s.name in todo]
-    skipped = f"{len(plan) - len(running)} up to date, to be skipped"
+    current = len(plan) - len(running)
+    skipped = f"{current or 'none'} up to date{', to be skipped' if current else ''}"
     chains_part = f", {n_chains} replicate chains to run" if n_chains else ""
     if not running and not n_chains:
         return f"{len(plan)} stages: none to run, {skipped}"

@@ -1,18 +1,35 @@
 """The book's live explorer: the Selector's two backbones and its gates, exported for a forward
-pass in the reader's browser (``explorer_web/explorer.js``), with no server and no kernel.
+pass in the reader's browser (``explorer_web/explorer_core.js``, run by the page
+``explorer_web/explorer.js``), with no server and no kernel.
 
 ``write_assets(data_dir, folder)`` reads the run's checkpoints (the registry's primary and
 backup, loaded as ``Selector.from_checkpoints`` loads them: weights only, checked against the
-data set and the saved thresholds) and writes four files:
+data set and the saved thresholds) and writes five files:
 
 - ``model.json``: what the page needs besides the weights — the 13 features (label, unit, the
   physical domain a slider spans, the training domain the Selector's ``out_of_domain`` gate
-  uses, a default link), each backbone's normalisation and layer list, the law head's
-  constants, the physics identities' constants, and the Selector (its rules and their routing
-  tolerances, the confidence gate's trees as flat arrays, its score threshold);
+  uses, a default link), the feature and target transforms, each backbone's normalisation and
+  layer list, the law head's constants, the physics identities' constants, and the Selector
+  (its reasons, its rules and their routing tolerances, the confidence gate's trees as flat
+  arrays, its score threshold);
 - ``weights.bin``: every tensor as little-endian float32, one after the other (``model.json``
   gives each one's offset and shape);
-- ``explorer.js`` and ``explorer.css``: the page's code, copied from ``explorer_web/``.
+- ``explorer_core.js``, ``explorer.js`` and ``explorer.css``: the page's code, copied from
+  ``explorer_web/``. ``explorer_core.js`` holds the numerics (the forward passes, the law
+  head, the noise and QoS definitions, the rules' excesses, the cascade) and no DOM: the page
+  and Node (the unit test ``tests/test_explorer_parity.py``) load the same file.
+  ``explorer.js`` is the page (it loads ``explorer_core.js`` from beside itself).
+
+Every number the library defines reaches the JavaScript through ``model.json``, computed here
+from the module that defines it (``constants``): module constants are imported; the law
+head's coefficient maps (offset + scale·raw, or offset + scale·softplus(raw + shift)) are
+measured from ``LawHead.coefficients`` itself and checked to reproduce it; the few numbers
+``law_head.py`` and ``physics/rules.py`` keep inline (the radius solve's Newton step and slope
+floor, the rain rate's floor, the area identity's floor) are read from their functions' source
+(``_literal``), so a change there moves the page with it or stops the export by name. What
+``explorer_core.js`` still writes itself are definitions, not the library's choices: π, ln 2,
+ln 10, the decibel (10·log10 of a power ratio), SI prefixes (MHz, km, km²) and log2 in
+Shannon's formula.
 
 Why a forward pass written for these two networks and not onnxruntime-web (measured when this
 was built): onnxruntime-web 1.23's smallest WebAssembly runtime is 11.9 MB
@@ -21,12 +38,17 @@ was built): onnxruntime-web 1.23's smallest WebAssembly runtime is 11.9 MB
 (an MLP of LayerNorm/SiLU layers; Mamba-3 token encoders whose scan runs in its recurrent form
 over six tokens; the law head's closed forms and radius solve), so their forward pass is short,
 and it computes in float64 from the float32 weights: its answers agree with ``predict``'s to
-float32's rounding (the browser test compares 20 links to 1e-4 relative).
+float32's rounding (the browser test compares 20 links to 1e-4 relative;
+tests/test_explorer_parity.py runs ``explorer_core.js`` in Node on 56, out-of-domain ones
+among them, against ``predict`` and ``route`` at the same tolerance).
 """
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import shutil
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +57,21 @@ from ..core import domain, paths
 from ..core.io import atomic_write_bytes, atomic_write_text
 from ..core.schema import FEATURES, TARGETS
 from ..datasets import dataset
-from ..evaluation.selector import CASCADE_RULES, Selector
+from ..evaluation.selector import CASCADE_RULES, REASONS, Selector
 from ..models import registry
-from ..models.law_head import (MAX_LOG10_M, MIN_LOG10_M, REFERENCE_LOG10_M, SECTION_ROUNDS,
-                               SECTIONS)
+from ..models.law_head import (MAX_LOG10_M, MEDIUM_COEFFICIENTS, MIN_LOG10_M,
+                               PATH_COEFFICIENTS, REFERENCE_LOG10_M, SECTION_ROUNDS, SECTIONS,
+                               LawHead)
 from ..models.mlp import CoverageMLP
 from ..models.mamba_backbone import CoverageMamba3
-from ..models.normalization import AREA_OFFSET_KM2, RADIUS_OFFSET_M
-from ..physics import propagation
+from ..models import normalization
+from ..models.normalization import (AREA_OFFSET_KM2, FEATURE_TRANSFORMS, RADIUS_OFFSET_M,
+                                    TARGET_TRANSFORMS)
+from ..physics import propagation, rules
 
-EXPLORER_FORMAT = "d2tl-coverage-explorer/1"
+EXPLORER_FORMAT = "d2tl-coverage-explorer/2"  # 2: constants from the library
 WEB = Path(__file__).with_name("explorer_web")
-CODE_FILES = ("explorer.js", "explorer.css")
+CODE_FILES = ("explorer_core.js", "explorer.js", "explorer.css")
 ASSET_FILES = ("model.json", "weights.bin", *CODE_FILES)
 UNITS = {"frequency_ghz": "GHz", "distance_m": "m", "bs_height_m": "m", "ue_height_m": "m",
          "tx_power_dbm": "dBm", "antenna_gain_dbi": "dBi", "bandwidth_mhz": "MHz",
@@ -141,14 +166,101 @@ def _token_encoder(encoder, tensors: _Tensors) -> dict:
             "head": _mlp_layers(encoder.head, tensors)}
 
 
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _literal(function, pattern: str) -> float:
+    """The number written at ``?`` in the one place ``function``'s source reads ``pattern``
+    (whitespace ignored): for the few numbers the library keeps inline rather than as named
+    constants, so that the page takes them from where they are defined. Found other than once
+    → ValueError naming the function."""
+    source = re.sub(r"\s+", "", textwrap.dedent(inspect.getsource(function)))
+    head, _, tail = re.sub(r"\s+", "", pattern).partition("?")
+    found = re.findall(re.escape(head) + f"({_NUMBER})" + re.escape(tail), source)
+    if len(found) != 1:
+        raise ValueError(f"the explorer reads the number in {pattern!r} from "
+                         f"{function.__module__}.{function.__qualname__}, which holds it "
+                         f"{len(found)} times: update coverage_lib/report/explorer.py and "
+                         f"explorer_web/explorer_core.js to the changed code")
+    return float(found[0])
+
+
+def law_coefficients(law) -> list[dict]:
+    """The law head's coefficient maps as ``LawHead.coefficients`` computes them, each one
+    {"name", "encoder" ("path"/"medium"), "input" (the raw output it reads), "form"
+    ("linear": offset + scale·raw; "softplus": offset + scale·softplus(raw + shift)),
+    "offset", "scale", "shift"}, in the order of PATH_COEFFICIENTS + MEDIUM_COEFFICIENTS.
+
+    Measured from the method itself in float64 (so its numbers are typed once, in
+    law_head.py) and checked to reproduce it on random raw outputs: a coefficient of another
+    form → ValueError."""
+    import torch
+
+    sizes = {"path": len(PATH_COEFFICIENTS), "medium": len(MEDIUM_COEFFICIENTS)}
+
+    def at(values: dict) -> dict:   # {(encoder, input): raw} -> {coefficient: value}
+        raw = {e: torch.zeros(1, n, dtype=torch.float64) for e, n in sizes.items()}
+        for (e, i), v in values.items():
+            raw[e][0, i] = v
+        with torch.no_grad():
+            return {k: float(v[0]) for k, v in law.coefficients(raw["path"], raw["medium"]).items()}
+
+    base = at({})
+    names = list(base)
+    inputs = {}
+    for e, n in sizes.items():
+        for i in range(n):
+            moved = at({(e, i): 1.0})
+            for name in names:
+                if moved[name] != base[name]:
+                    if name in inputs:
+                        raise ValueError(f"LawHead.coefficients' {name!r} reads more than one "
+                                         f"raw output: update coverage_lib/report/explorer.py "
+                                         f"and explorer_web/explorer_core.js")
+                    inputs[name] = (e, i)
+    maps = []
+    for name in names:
+        if name not in inputs:
+            raise ValueError(f"LawHead.coefficients' {name!r} reads no raw output")
+        e, i = inputs[name]
+        c = lambda v: at({(e, i): v})[name]  # noqa: E731
+        if abs(c(-1.0) + c(1.0) - 2.0 * c(0.0)) <= 1e-12 * (1.0 + abs(c(0.0))):
+            form, offset, scale, shift = "linear", c(0.0), c(1.0) - c(0.0), 0.0
+        else:
+            # softplus(v) is 0 far below 0 and v itself past torch's threshold (20); the
+            # shift is softplus⁻¹ of the value at 0
+            form, offset = "softplus", c(-1e4)
+            scale = (c(1024.0) - c(64.0)) / 960.0
+            shift = float(np.log(np.expm1((c(0.0) - offset) / scale)))
+        maps.append({"name": name, "encoder": e, "input": i, "form": form,
+                     "offset": offset, "scale": scale, "shift": shift})
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        raw = {e: rng.normal(0.0, 3.0, n) for e, n in sizes.items()}
+        want = at({(e, i): v for e, values in raw.items() for i, v in enumerate(values)})
+        for m in maps:
+            r = raw[m["encoder"]][m["input"]]
+            got = m["offset"] + m["scale"] * (r if m["form"] == "linear"
+                                              else np.logaddexp(0.0, r + m["shift"]))
+            if not abs(got - want[m["name"]]) <= 1e-9 * (1.0 + abs(want[m["name"]])):
+                raise ValueError(f"LawHead.coefficients' {m['name']!r} is neither offset + "
+                                 f"scale·raw nor offset + scale·softplus(raw + shift): update "
+                                 f"coverage_lib/report/explorer.py and "
+                                 f"explorer_web/explorer_core.js")
+    return maps
+
+
 def _law(law) -> dict:
-    return {"intercept_centre": law.intercept_centre, "intercept_scale": law.intercept_scale,
+    return {"coefficients": law_coefficients(law),
             "edge_sinr_db": law.edge_sinr_db, "gap_db": law.gap_db,
             "path_columns": law.path_columns, "medium_columns": law.medium_columns,
             "path_low": law.path_low.tolist(), "path_high": law.path_high.tolist(),
             "medium_low": law.medium_low.tolist(), "medium_high": law.medium_high.tolist(),
             "reference_log10_m": REFERENCE_LOG10_M, "min_log10_m": MIN_LOG10_M,
-            "max_log10_m": MAX_LOG10_M, "sections": SECTIONS, "rounds": SECTION_ROUNDS}
+            "max_log10_m": MAX_LOG10_M, "sections": SECTIONS, "rounds": SECTION_ROUNDS,
+            "newton_step_log10_m": _literal(LawHead._radius, "step = ?"),
+            "newton_min_slope": _literal(LawHead._radius, ").clamp(min=?)"),
+            "rain_floor_mmh": _literal(LawHead.distance_law, "rain_mmh.clamp(min=?)")}
 
 
 def _backbone(key: str, model, tensors: _Tensors) -> dict:
@@ -164,6 +276,51 @@ def _backbone(key: str, model, tensors: _Tensors) -> dict:
                 "medium": _token_encoder(model.medium, tensors)}
     raise ValueError(f"the explorer runs CoverageMLP and CoverageMamba3 in the browser; "
                      f"{key!r} is a {type(model).__name__}")
+
+
+def _target_transform(kind: str | None) -> dict | None:
+    """A target transform of ``normalization`` as the page applies it: log10(max(v, 0) +
+    offset), checked against ``normalization.forward_transform``."""
+    if kind is None:
+        return None
+    offset = {"log10_radius": RADIUS_OFFSET_M, "log10_area": AREA_OFFSET_KM2}.get(kind)
+    probe = np.array([-1.0, 0.0, 0.5, 3.0, 1234.5])
+    if offset is None or not np.allclose(normalization.forward_transform(kind, probe),
+                                         np.log10(np.maximum(probe, 0.0) + offset),
+                                         rtol=1e-15, atol=0):
+        raise ValueError(f"the explorer applies target transforms as log10(max(v, 0) + offset); "
+                         f"{kind!r} is not one: update coverage_lib/report/explorer.py and "
+                         f"explorer_web/explorer_core.js")
+    return {"kind": "log10_offset", "offset": offset}
+
+
+def constants() -> dict:
+    """The library's numbers the page's computations need besides a model's own (model.json's
+    "transforms", "physics" and "numerics"), each from the module that defines it."""
+    import torch
+
+    feature_kinds = [FEATURE_TRANSFORMS.get(name) for name in FEATURES]
+    unknown = sorted({k for k in feature_kinds if k not in (None, "log10", "log1p")})
+    if unknown:
+        raise ValueError(f"the explorer applies the feature transforms log10 and log1p; "
+                         f"normalization.FEATURE_TRANSFORMS has {unknown}: update "
+                         f"coverage_lib/report/explorer.py and explorer_web/explorer_core.js")
+    softplus = torch.nn.Softplus()   # what F.softplus computes by default
+    return {
+        "transforms": {"features": feature_kinds,
+                       "targets": [_target_transform(TARGET_TRANSFORMS.get(t)) for t in TARGETS]},
+        "physics": {"max_distance_m": {str(k): float(v) for k, v in
+                                       propagation.MAX_DISTANCE_M.items()},
+                    "rma": int(domain.RMA), "uma": int(domain.UMA),
+                    "min_distance_m": float(propagation.MIN_DISTANCE_M),
+                    "max_spectral_efficiency": propagation.MAX_SPECTRAL_EFFICIENCY,
+                    # N = this + 10·log10(B / 1 MHz) + NF
+                    "thermal_noise_dbm_1mhz": float(propagation.thermal_noise_dbm(1.0, 0.0)),
+                    "radius_offset_m": RADIUS_OFFSET_M, "area_offset_km2": AREA_OFFSET_KM2,
+                    "area_floor_km2": _literal(rules.excess_array, "np.maximum(area, ?)")},
+        "numerics": {"softplus_beta": float(softplus.beta),
+                     "softplus_threshold": float(softplus.threshold)},
+    }
 
 
 def flat_trees(booster) -> list[dict]:
@@ -248,13 +405,10 @@ def bundle(selector: Selector, provenance: dict | None = None) -> tuple[dict, by
         "features": _features(selector),
         "targets": [{"name": t, "label": TARGET_LABELS[t][0], "unit": TARGET_LABELS[t][1]}
                     for t in TARGETS],
-        "physics": {"max_distance_m": {str(k): float(v) for k, v in
-                                       propagation.MAX_DISTANCE_M.items()},
-                    "rma": int(domain.RMA), "min_distance_m": float(propagation.MIN_DISTANCE_M),
-                    "max_spectral_efficiency": propagation.MAX_SPECTRAL_EFFICIENCY,
-                    "radius_offset_m": RADIUS_OFFSET_M, "area_offset_km2": AREA_OFFSET_KM2},
+        **constants(),
         "models": models,
-        "selector": {"primary": keys[0], "backup": keys[1], "rules": list(selector.rules),
+        "selector": {"primary": keys[0], "backup": keys[1], "reasons": list(REASONS),
+                     "rules": list(selector.rules),
                      "tolerances": {r: selector.tolerances[r] for r in selector.rules},
                      "tolerance": selector.thresholds["tolerance"],
                      "score_threshold": threshold,
