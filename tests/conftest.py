@@ -1,5 +1,6 @@
 """Shared fixtures: a scratch project with a tiny profile, and one finished run of it (made
 once per test session; tests work on copies)."""
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -40,7 +41,29 @@ TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate"
 TINY_SEEDS = {"seeds": [0], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
               "chain_threads": 1, "budget_reference": {}}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
-STAGE_COUNT = 8
+# The tiny profile's section of each registered backbone's training stage (``write_profile``).
+TINY_SECTIONS = {"02_train_mlp": TINY_MLP, "03_train_mamba": TINY_MAMBA,
+                 "03b_train_mlp_law": TINY_MLP_LAW}
+
+
+def tiny_config(backbone):
+    """The config of ``backbone`` (a registry entry) in the tiny profile: its stage's section
+    (its ``config`` entry for the shared notebook); its config class's defaults where the tiny
+    profile has no section for it."""
+    section = TINY_SECTIONS.get(backbone.stage, {})
+    fields = section.get("config", section)
+    config_class = backbone.classes()[1]
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return config_class(**{k: v for k, v in fields.items() if k in names})
+
+
+def __getattr__(name):
+    """``STAGE_COUNT``, the pipeline's number of stages (one training stage per registered
+    backbone), computed on first use: the pipeline's definitions import torch."""
+    if name == "STAGE_COUNT":
+        from coverage_lib.pipeline import definitions
+        return len(definitions.stages())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_project(root: Path) -> Path:
@@ -84,6 +107,18 @@ def finished_tiny(tmp_path_factory):
         else:
             os.environ["COVERAGE_PROJECT_ROOT"] = previous
     return root, summary
+
+
+# Fixtures that run the pipeline (papermill notebooks, the tiny profile) or start Chromium: a
+# test that uses one, directly or through another fixture, is marked slow. Tests doing such work
+# without one carry @pytest.mark.slow themselves.
+SLOW_FIXTURES = ("finished_tiny", "html")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(name in item.fixturenames for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
 
 
 def scratch_copy(finished_tiny, tmp_path, monkeypatch) -> Path:

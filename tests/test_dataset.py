@@ -347,7 +347,8 @@ def written(tmp_path_factory):
 ROW_FILES = ["coverage_training_data"] + [f"{s}_data" for s in
                                            ["train", "val", "test", "ood_frequency", "ood_rain",
                                             "ood_distance", "ood_multiple"]]
-EXPECTED_FILES = {"split_indices.json", "feature_stats.json", "MANIFEST.txt"} | \
+EXPECTED_FILES = {"split_indices.json", "feature_stats.json", "fingerprint.json",
+                  "MANIFEST.txt"} | \
     {f"{name}.{kind}" for name in ROW_FILES for kind in ("json", "parquet")}
 
 

@@ -17,6 +17,7 @@ from coverage_lib.models.mlp import CoverageMLP, MLPConfig
 from coverage_lib.models.mamba3 import _fused_unavailable_reason
 from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
 from coverage_lib.models.normalization import Normalizer
+from conftest import tiny_config
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs CUDA")
@@ -28,6 +29,7 @@ MLP = MLPConfig(width=16, depth=2)
 MAMBA = Mamba3Config(d_model=8, d_state=4, n_layers=1, headdim=8, expand=1,
                      bidirectional=False)
 PAPER_MAMBA = Mamba3Config()  # the paper profile's sizes: d_model 32, d_state 16, headdim 16
+KEYS = list(registry.BACKBONES)
 TINY = dict(epochs=1, batch_size=128, lr=3e-3, patience=5, seed=3)
 QUIET = dict(data_manifest_sha256="x", progress=False, log=lambda *_: None)
 
@@ -36,6 +38,13 @@ QUIET = dict(data_manifest_sha256="x", progress=False, log=lambda *_: None)
 def frames():
     df = dataset.generate(600, seed=11)
     return df.iloc[:450].reset_index(drop=True), df.iloc[450:].reset_index(drop=True)
+
+
+def sized(key, sizes):
+    """(model class, config) of the registered backbone ``key``: the config ``sizes`` gives it,
+    else the tiny profile's."""
+    backbone = registry.get(key)
+    return backbone.classes()[0], sizes.get(key) or tiny_config(backbone)
 
 
 def build(cls, config, train, seed=0):
@@ -110,10 +119,10 @@ def test_gpu_trained_mamba_checkpoint_loads_and_predicts_on_cpu(frames, tmp_path
                                   model.predict(frames[1][FEATURES]), check_exact=True)
 
 
-@pytest.mark.parametrize("cls, config", [(CoverageMLP, MLP), (CoverageMamba3, MAMBA)],
-                         ids=["mlp", "mamba3"])
-def test_bf16_trains_and_stays_finite(frames, tmp_path, cls, config):
+@pytest.mark.parametrize("key", KEYS)
+def test_bf16_trains_and_stays_finite(frames, tmp_path, key):
     """bf16 autocast on the CPU (slow on CPUs without native bf16: the tiniest run)."""
+    cls, config = sized(key, {"mlp": MLP, "mamba3": MAMBA})
     small = (frames[0].iloc[:256], frames[1].iloc[:64])
     result, ckpt = fit(build(cls, config, small[0]), small, tmp_path, precision="bf16",
                        batch_size=256)
@@ -136,10 +145,9 @@ def test_predict_on_a_named_device(frames):
 # -- with a GPU ----------------------------------------------------------------------------------
 
 @needs_cuda
-@pytest.mark.parametrize("cls, config", [(CoverageMLP, MLP), (CoverageMamba3, PAPER_MAMBA)],
-                         ids=["mlp", "mamba3"])
-def test_cuda_training_writes_cpu_checkpoints_that_predict_alike(frames, tmp_path, cls,
-                                                                 config):
+@pytest.mark.parametrize("key", KEYS)
+def test_cuda_training_writes_cpu_checkpoints_that_predict_alike(frames, tmp_path, key):
+    cls, config = sized(key, {"mlp": MLP, "mamba3": PAPER_MAMBA})
     model = build(cls, config, frames[0])
     result, ckpt = fit(model, frames, tmp_path, device="cuda")
     assert result.history["device_used"].startswith("cuda:0 (")

@@ -35,6 +35,7 @@ def test_the_kernel_environment_drops_only_the_allocator_settings():
     assert execution.kernel_environment(env) == {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin"}
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_a_kernel_started_here_does_not_inherit_malloc_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -43,6 +44,7 @@ def test_a_kernel_started_here_does_not_inherit_malloc_settings(tmp_path, monkey
     assert seen.get("OMP_NUM_THREADS") == "1"  # the thread budget still reaches it
 
 
+@pytest.mark.slow  # a Dask LocalCluster and a notebook kernel
 def test_a_kernel_started_on_a_dask_worker_does_not_inherit_the_nannys_settings(tmp_path):
     distributed = pytest.importorskip("distributed")
 

@@ -187,6 +187,7 @@ def _train_small(frames, tmp_path, name, **kwargs):
     return model, result
 
 
+@pytest.mark.slow  # torch.compile: inductor builds C++ kernels
 def test_a_compiled_training_step_trains_the_same_model(frames, tmp_path, monkeypatch):
     """Above ``compilation.MIN_STEPS`` the backup's training step is compiled (full batches;
     the last, shorter one eagerly): the same losses as eager training to float32 round-off

@@ -89,6 +89,7 @@ def test_run_skip_force_and_rerun_on_change(finished_tiny, tmp_path, monkeypatch
         ["ran"] + ["skipped"] * (STAGE_COUNT - 1)
 
 
+@pytest.mark.slow  # runs the 01_data notebook
 def test_until_runs_the_stages_up_to_the_one_named(project):
     with pytest.raises(ValueError, match=r"until must be one of \['01_data', "):
         run.run("tiny", log=lambda *_: None, until="02_train")
@@ -121,6 +122,7 @@ def test_unknown_profile_refused_by_the_cli(project):
     assert not (project / "data").exists()
 
 
+@pytest.mark.slow  # runs a notebook kernel
 def test_failing_notebook_names_the_notebook_and_cell(project):
     path = project / "notebooks" / "01_data.ipynb"
     nb = nbformat.read(path, as_version=4)

@@ -64,6 +64,7 @@ TINY_SECTION = {"model": "tiny", "config": {"width": 8}, **{
     k: v for k, v in TINY_MLP.items() if k not in ("width", "depth", "dropout")}}
 
 
+@pytest.mark.slow  # the whole tiny pipeline in a subprocess
 def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_path):
     root = tmp_path / "project"
     shutil.copytree(REPO / "notebooks", root / "notebooks")

@@ -10,13 +10,18 @@ from coverage_lib.datasets import dataset
 from coverage_lib.core import machine
 from coverage_lib.evaluation import latency, serving
 from coverage_lib.core.schema import FEATURES, TARGETS
-from coverage_lib.models.mamba_backbone import CoverageMamba3, Mamba3Config
+from coverage_lib.models import registry
+from coverage_lib.models.mamba_backbone import Mamba3Config
 from coverage_lib.models.mlp import CoverageMLP, MLPConfig
-from coverage_lib.models.mlp import CoverageLawMLP
 from coverage_lib.models.normalization import Normalizer
+from conftest import tiny_config
 
 ID_RANGES = {"frequency_ghz": (0.5, 50.0), "rain_rate_mmh": (0.0, 60.0),
              "distance_m": (10.0, 5000.0)}
+KEYS = list(registry.BACKBONES)
+# The sizes served here; a backbone not named takes the tiny profile's config.
+SIZES = {"mlp": MLPConfig(width=32, depth=2), "mlp_law": MLPConfig(width=16, depth=1),
+         "mamba3": Mamba3Config(d_model=8, d_state=4, n_layers=1, headdim=4)}
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +32,16 @@ def data():
 
 @pytest.fixture(scope="module")
 def models(data):
+    """An untrained model of each registered backbone, initialised from one seed in the
+    registry's order with the backup last: the Selector test below routes some rows to the
+    primary with these weights (not with every draw of untrained ones)."""
     torch.manual_seed(0)
     stats = Normalizer.fit(data["train"]).to_dict()
-    return {"mlp": CoverageMLP(stats, MLPConfig(width=32, depth=2)).eval(),
-            "law mlp": CoverageLawMLP(stats, MLPConfig(width=16, depth=1)).eval(),
-            "mamba": CoverageMamba3(stats, Mamba3Config(d_model=8, d_state=4, n_layers=1,
-                                                        headdim=4)).eval()}
+    return {b.key: b.classes()[0](stats, SIZES.get(b.key) or tiny_config(b)).eval()
+            for b in sorted(registry.BACKBONES.values(), key=lambda b: b.role == "backup")}
 
 
-@pytest.mark.parametrize("name", ["mlp", "law mlp", "mamba"])
+@pytest.mark.parametrize("name", KEYS)
 def test_predict_array_is_predict_without_pandas(data, models, name):
     model, features = models[name], data["test"][FEATURES]
     frame = model.predict(features)
@@ -73,7 +79,8 @@ def test_bf16_serving_is_close_and_its_cost_is_measured(data, models):
     assert cost["rows"] == len(test) and isinstance(cost["admissible"], bool)
 
 
-@pytest.mark.parametrize("name", ["mlp", "mamba"])
+@pytest.mark.slow  # the ONNX exporter traces each backbone
+@pytest.mark.parametrize("name", KEYS)
 def test_onnx_export_answers_as_pytorch(data, models, tmp_path, name):
     model, features = models[name], data["test"][FEATURES]
     path = serving.export_onnx(model, tmp_path / f"{name}.onnx", features.head(16))
@@ -91,6 +98,7 @@ def test_onnx_export_answers_as_pytorch(data, models, tmp_path, name):
         served.predict(features.head(3).assign(distance_m=-1.0))
 
 
+@pytest.mark.slow  # runs the ONNX exporter too
 def test_a_failed_onnx_check_leaves_no_file(data, models, tmp_path, monkeypatch):
     monkeypatch.setattr(serving, "ONNX_TOLERANCE", -1.0)      # no export can pass
     target = tmp_path / "mlp.onnx"
@@ -99,7 +107,7 @@ def test_a_failed_onnx_check_leaves_no_file(data, models, tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["mlp", "mamba"])
+@pytest.mark.parametrize("name", KEYS)
 def test_torchscript_network_answers_as_eager(data, models, name):
     model = models[name]
     x = model.normalizer.features(data["test"][FEATURES])
@@ -116,7 +124,8 @@ def test_a_selector_on_served_backbones_answers_as_the_selector(data, models):
     stats = {"features": {c: {"min": float(data["train"][c].min()),
                               "max": float(data["train"][c].max())} for c in FEATURES},
              "in_distribution_ranges": ID_RANGES}
-    selector = Selector(models["mlp"], models["mamba"], stats)
+    selector = Selector(models[registry.by_role("primary").key],
+                        models[registry.by_role("backup").key], stats)
     selector.fit_thresholds(data["val"], tolerance=0.01)
     served = serving.served_selector(selector)
     features = data["test"][FEATURES]

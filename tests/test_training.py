@@ -165,6 +165,7 @@ RUN_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # three training runs in subprocesses
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RUN_SCRIPT)

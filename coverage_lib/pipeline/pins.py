@@ -197,13 +197,17 @@ def verification_words(entry: dict) -> str:
 def data_sentence(profile: str) -> str:
     """Which data the numbers stand on: the data stage's record (its stamp's
     ``DATA_AGREEMENT``: {"state", "rtol", "max_relative", "where", ...}) of how the data set
-    regenerated here meets the pinned one; "" without a record, or for a data set that is not
-    the pinned one ("new", "different": the stages reading it ran again on it). An unknown
-    state → ValueError naming it."""
+    regenerated here meets the pinned one; "" without a record (a data set generated here
+    first). A data set that differs from the pinned one ("different": the stages reading it ran
+    again here) is said to. An unknown state → ValueError naming it."""
     data = resolve(data_dir_of(profile))
     found = read_stamp(stamp_path(data, stages()[0])).get(DATA_AGREEMENT)
-    if found is None or found["state"] in ("new", "different"):
+    if found is None or found["state"] == "new":
         return ""
+    if found["state"] == "different":
+        return (f"Data set regenerated here: it differs from the pinned one ({found['where']}, "
+                f"beyond the tolerance {found['rtol']:g}), so every stage that reads it ran "
+                f"again here: the numbers below are this machine's, not the pinned ones.")
     if found["state"] == "bit-identical":
         return "Data set regenerated here: bit-identical to the pinned one."
     if found["state"] == "within-tolerance":
