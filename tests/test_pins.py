@@ -108,7 +108,7 @@ def _perturb_last_bits(folder, seed: int = 0) -> int:
 
 def test_a_fresh_clone_under_the_baseline_dispatch_trains_nothing(pinned, monkeypatch):
     """Pinned under the native dispatch; a fresh clone run with --cpu-dispatch baseline
-    regenerates the data set and skips every other stage. Where the two dispatches give the
+    regenerates the data set, skips every other stage and publishes the book. Where the two dispatches give the
     same bits on this machine, the regenerated data set's last bits are perturbed (one ulp on
     a tenth of the float cells), so the tolerance is exercised either way."""
     from coverage_lib.datasets import dataset
@@ -146,6 +146,14 @@ def test_a_fresh_clone_under_the_baseline_dispatch_trains_nothing(pinned, monkey
     assert any("stands for it" in line for line in lines), lines
     opening = f"{STAGE_COUNT} stages: 1 to run, {STAGE_COUNT - 1} up to date, to be skipped"
     assert any(line.startswith(opening) for line in lines), lines  # the data stage's minute
+    # the book: the pinned checkpoints and results are accepted beside the regenerated data
+    # (the explorer's export loads them), and the first page says which data set it is
+    from coverage_lib.pipeline import publishing
+
+    publishing.publish("tiny", log=lambda *_: None)
+    first_page = (pinned / "book" / "executed" / "profile.md").read_text()
+    assert "Data set regenerated here: agrees with the pinned one within a relative 1e-09" \
+        in first_page, first_page
 
 
 def test_a_data_set_that_differs_for_real_reruns_every_stage_and_says_where(pinned):

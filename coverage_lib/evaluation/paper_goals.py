@@ -1,7 +1,7 @@
 """The paper's goals, each with its measured value, limit and verdict (``goals``: accuracy and
-physics rules, issue "Evaluation and the Selector"; ``serving_goals``: the prediction API,
-issue "The prediction API at the hardware's speed"), and the noise-free errors they are judged
-on (``noise_free_mae``, ``noise_free_metrics``, ``frequency_bands``)."""
+physics rules of the backbones and the Selector; ``serving_goals``: the prediction API against
+the hardware), and the noise-free errors they are judged on (``noise_free_mae``,
+``noise_free_metrics``, ``frequency_bands``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -73,17 +73,16 @@ def timing(rows: list, model: str, variant: str, batch: int, column: str, *defau
 # P.838's rising rain coefficient, so ood_frequency and ood_multiple's rows past it are reported
 # (``frequency_bands``), not judged; ood_multiple's rows within it are.
 TRAINED_BAND = band_label(0.0, 40.0)
-# The cascade's accuracy goals (issue "D²TL as a cascade"), at the default tolerance.
+# The cascade's accuracy goals, at the default tolerance.
 SELECTOR_NOISY_RATIO = 1.01    # test MAE against the noisy targets / the backup's, every target
 SELECTOR_POWER_RATIO = 1.3     # test noise-free received power / the backup's
 SELECTOR_OOD_RATIO = 1.02      # each OOD split, noise-free, / the backup's, every target
 
 
 def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None) -> list[dict]:
-    """The paper's goals, each with its measured value: the MLP's, the backup's (issue "The
-    physics backup earns its place", revised: ood_multiple judged on its rows within the
-    trained band ``TRAINED_BAND`` from ``bands``, ood_frequency reported only) and the
-    Selector's as a cascade against the backup.
+    """The paper's goals, each with its measured value: the MLP's, the backup's (ood_multiple
+    judged on its rows within the trained band ``TRAINED_BAND`` from ``bands``, ood_frequency
+    reported only) and the Selector's as a cascade against the backup.
 
     ``value`` is stored unrounded; ``met`` is judged on it rounded as the goals table shows it
     (``GOAL_DECIMALS``). A goal whose models, splits or bands are absent is left out.
@@ -108,7 +107,7 @@ def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None
             add(f"MLP test MAE / LightGBM test MAE: {target}",
                 _mae(accuracy, "test", mlp, target) / _mae(accuracy, "test", "lightgbm", target),
                 1.0, "max")
-    # The backup against the noise-free truth (issue "The physics backup earns its place").
+    # The backup against the noise-free truth.
     for target, label, limits, unit in (
             ("received_power_dbm", "received power vs median",
              {"test": 0.35, "ood_distance": 0.5, "ood_rain": 0.3}, "dB"),
@@ -132,7 +131,7 @@ def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None
                     for rule in ("power_vs_distance", "power_vs_rain", "radius_vs_distance"))
         add("backup rows breaking power–distance, power–rain or radius–distance, test and "
             "whole domain (%)", worst, 0.0, "max")
-    # The Selector, a cascade in front of the backup (issue "D²TL as a cascade").
+    # The Selector, a cascade in front of the backup.
     if {"selector", mamba3} <= set(test):
         for target in TARGETS:
             add(f"Selector test MAE / backup test MAE: {target}",
@@ -151,7 +150,7 @@ def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None
 
 
 def serving_goals(timings: list, summary: dict) -> list[dict]:
-    """The prediction API's goals (issue "The prediction API at the hardware's speed"): ratios
+    """The prediction API's goals: ratios
     of this run's timings, so they hold or fail on the machine that ran it (they vary run to
     run; the book shows them beside the latency table, not in the paper's goals)."""
     names = model_names()

@@ -159,9 +159,8 @@ def evaluation_splits(data, scored=EVAL_SPLITS) -> tuple[pd.DataFrame, pd.DataFr
 def lightgbm_threads() -> int:
     """LightGBM's thread count: the kernel's CPU budget, as torch's (``OMP_NUM_THREADS`` where
     the pipeline sets it for a chain run beside others, else one per core). A fixed count
-    above the budget makes LightGBM's OpenMP threads wait on each other: the paper
-    evaluation, set to two threads beside a one-thread chain, took over 55 min instead of
-    about 25."""
+    above the budget makes LightGBM's OpenMP threads wait on each other (two threads beside a
+    one-thread chain doubled the paper evaluation's time)."""
     return torch.get_num_threads()
 
 

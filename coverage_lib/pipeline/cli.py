@@ -9,12 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import dispatch, pins, profiles, verify
+from . import dispatch, profiles
 from ..core import validation
-from .execution import PipelineError
-from .locks import PipelineBusy
-from .publishing import check_book, publish
-from .run import run
 
 
 SCHEDULER_ENV = "COVERAGE_DASK_SCHEDULER"
@@ -65,15 +61,25 @@ def main(argv=None) -> int:
     verify_p.add_argument("--cpu-dispatch", default="native", choices=dispatch.DISPATCHES,
                           help=CPU_DISPATCH_HELP)
     args = parser.parse_args(argv)
+    try:  # a profile that does not exist is refused before torch and papermill load
+        if args.command in ("run", "verify", "pin") or args.profile is not None:
+            validation.one_of(*profiles.available_profiles())("profile", args.profile)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from . import pins, verify
+    from .execution import PipelineError
+    from .locks import PipelineBusy
+    from .publishing import check_book, publish
+    from .run import run
+
     try:
         if args.command == "run":
             run(args.profile, force=args.force, scheduler=args.scheduler, until=args.until,
                 cpu_dispatch=args.cpu_dispatch)
         elif args.command == "verify":
-            validation.one_of(*profiles.available_profiles())("profile", args.profile)
             verify.verify(args.profile, until=args.until, dispatch=args.cpu_dispatch)
         elif args.command == "pin":
-            validation.one_of(*profiles.available_profiles())("profile", args.profile)
             pins.pin(args.profile)
         elif args.check:
             print(f"book/executed/ holds profile {check_book()!r}")

@@ -70,8 +70,8 @@ def replicate_keeps(chain: str, stage_name: str, rel: str) -> bool:
     """Whether a pin keeps the file ``rel`` that the stage ``stage_name`` of the replicate
     chain ``chain`` wrote.
 
-    A full-size chain (another seed on every training row; on the paper profile its three
-    backbones train for about 50 min and write 3.8 MB) keeps everything, checkpoints and
+    A full-size chain (another seed on every training row: its three backbones' training is
+    the longest of a chain's, their files a few MB) keeps everything, checkpoints and
     executed training notebooks included: an evaluation-only change then reruns its
     evaluation without training it again. A learning-curve chain (minutes of training each)
     keeps its evaluation's outputs and each training history (the seeds page reads these),

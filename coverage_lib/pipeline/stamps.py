@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -78,10 +79,23 @@ def library_files(source: str) -> list[Path]:
                 continue  # a name imported from a module, not a module
             files.add(path)
             package = prefix if path.name == "__init__.py" else prefix.rpartition(".")[0]
-            todo.extend(_imported_modules(path.read_text(), package))
+            todo.extend(_module_imports(path, package, *_version(path)))
     shipped = {f for module in files for f in module.parent.glob("*.npz")}
     return sorted(files | shipped)
 
+
+
+def _version(path: Path) -> tuple:
+    """What identifies a file's present content for the caches below: its modification time
+    and size (a file edited in place gets another)."""
+    found = path.stat()
+    return found.st_mtime_ns, found.st_size
+
+
+@functools.lru_cache(maxsize=None)
+def _module_imports(path: Path, package: str, *_version) -> tuple:
+    """``_imported_modules`` of the module at ``path``, parsed once per version of it."""
+    return tuple(sorted(_imported_modules(path.read_text(), package)))
 
 
 def _code_digest(paths) -> str:
@@ -91,9 +105,18 @@ def _code_digest(paths) -> str:
     h = hashlib.sha256()
     for path in paths:
         h.update(str(path.relative_to(project_root())).encode())
-        if path.suffix != ".py":
-            h.update(path.read_bytes())
-            continue
+        h.update(_file_digest(path, *_version(path)).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: Path, *_version) -> str:
+    """One file's part of ``_code_digest``, computed once per version of it (every stage's
+    hash walks the same modules)."""
+    h = hashlib.sha256()
+    if path.suffix != ".py":
+        h.update(path.read_bytes())
+    else:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
