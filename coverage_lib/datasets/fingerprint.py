@@ -117,6 +117,9 @@ def agreement(recorded: dict, current: dict, rtol: float = RTOL) -> dict:
     return {"state": state, "rtol": rtol,
             "max_relative": worst["relative"] if math.isfinite(worst["relative"]) else None,
             "where": worst["where"],
-            "differences": [f"{d['where']}: relative difference "
-                            f"{'beyond measure' if math.isinf(d['relative']) else format(d['relative'], '.3g')}"
-                            f" (tolerance {rtol:g})" for d in over[:5]]}
+            "differences": [f"{d['where']}: relative difference {_shown(d['relative'])} "
+                            f"(tolerance {rtol:g})" for d in over[:5]]}
+
+
+def _shown(relative: float) -> str:
+    return "beyond measure" if math.isinf(relative) else format(relative, ".3g")
