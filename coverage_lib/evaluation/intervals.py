@@ -141,7 +141,7 @@ def load(data_dir, seeds, train_rows) -> dict:
 
 
 def value(entry: dict, target: str, stat: str = "noise_free"):
-    """One model's statistic on one target: ``noise_free`` (``evaluation.noise_free_mae``) or a
+    """One model's statistic on one target: ``noise_free`` (``paper_goals.noise_free_mae``) or a
     stored one ("mae", "r2", "mae_vs_median")."""
     if stat == "noise_free":
         return paper_goals.noise_free_mae(entry, target)

@@ -57,12 +57,13 @@ class CoverageModel(nn.Module):
 
     The network has a head per target. ``predict`` serves them physics-consistent by default
     (``outputs="consistent"``): received power and radius from their heads, SINR, area and
-    qos derived from them by the identities of the book's physics page (``physics.consistent_targets``),
-    radius clipped to [0, d_max]. ``outputs="raw"`` returns the five heads as they are.
+    qos derived from them by the identities of the book's physics page
+    (``propagation.consistent_targets``), radius clipped to [0, d_max]. ``outputs="raw"``
+    returns the five heads as they are.
 
     ``physics_assumptions`` are the edge SINR and implementation gap of the data the model
     learns from (``dataset.physics_assumptions``): qos is derived with that gap. Left out, the
-    library defaults (``physics.ASSUMPTIONS``). The trainer refuses a model whose assumptions
+    library defaults (``propagation.ASSUMPTIONS``). The trainer refuses a model whose assumptions
     differ from its data set's, and checkpoints carry them.
     """
 

@@ -74,8 +74,9 @@ def _column(name):
 
 
 def qos_from_sinr(sinr_db, implementation_gap_db):
-    """the physics page's qos definition (``physics.qos_score``) in torch; log2(1 + 10^(z/10)) as a
-    softplus, which neither overflows nor loses its gradient at high SINR."""
+    """the physics page's qos definition (``propagation.qos_score``) in torch;
+    log2(1 + 10^(z/10)) as a softplus, which neither overflows nor loses its gradient at high
+    SINR."""
     efficiency = F.softplus((sinr_db - implementation_gap_db) * LN10 / 10.0) / math.log(2.0)
     return torch.clamp(efficiency, max=propagation.MAX_SPECTRAL_EFFICIENCY) / \
         propagation.MAX_SPECTRAL_EFFICIENCY

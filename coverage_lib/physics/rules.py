@@ -9,7 +9,7 @@ of the violation. All tolerances are stated once, here.
 The qos identity depends on the implementation gap the data were generated with
 (``implementation_gap_db``). Left out, it is the predictor's own where the predictor is a
 model's bound ``predict`` (``CoverageModel.physics_assumptions``, the values of the data it was
-trained on), else ``physics.IMPLEMENTATION_GAP_DB``; pass the data set's value
+trained on), else ``propagation.IMPLEMENTATION_GAP_DB``; pass the data set's value
 (``dataset.physics_assumptions(stats)``) to judge any other predictor against its data.
 """
 from __future__ import annotations

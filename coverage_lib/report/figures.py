@@ -235,7 +235,7 @@ def map_features(extent_m: float, points: int, link: dict | None = None) -> tupl
 
 def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: int,
                     id_distance_m: float):
-    """The coverage map (``coverage_map``) of an ``evaluation.Models``: SINR from the physics,
+    """The coverage map (``coverage_map``) of an ``runner.Models``: SINR from the physics,
     each backbone and the Selector over ``map_features``' grid, and the Selector's routing."""
     grid, axis = map_features(extent_m, points)
     answers, flags = runner.predictions(grid, dataclasses.replace(models, lightgbm=None),

@@ -1,5 +1,6 @@
 """What the book shows from the seeds: every model's error and the claims' ratios as mean ±
-half-width of their intervals (``evaluation.seeds``), the claims in words, the quoted numbers."""
+half-width of their intervals (``evaluation.intervals``), the claims in words, the quoted
+numbers."""
 from __future__ import annotations
 
 import math
@@ -84,7 +85,7 @@ QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
 
 def quoted_numbers(result: dict) -> dict:
     """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
-    one seed), glued as ``<name>_text``: ``evaluation.accuracy_numbers`` of every seed."""
+    one seed), glued as ``<name>_text``: ``book_glue.accuracy_numbers`` of every seed."""
     per_seed = [book_glue.accuracy_numbers(r["accuracy"], r["routing"])
                 for r in result["per_seed"].values()]
     out = {}
