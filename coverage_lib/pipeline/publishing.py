@@ -15,7 +15,7 @@ import nbformat
 
 from . import claims, pins, profiles
 from ..core.io import atomic_write_text
-from ..report import explorer, glue
+from ..report import ablation, explorer, glue
 from ..core.paths import project_root, resolve
 from .definitions import data_dir_of, stage_params, stages
 from .execution import is_injected, refresh_prose_of
@@ -53,8 +53,8 @@ def publish(profile: str | None = None, log=print) -> str:
     finished one). A profile
     whose run is not finished or not up to date (a stage that ``run`` would not skip) is
     refused, naming the stage and why, and the book's source is left as it was. The executed
-    notebooks, figures, MANIFEST, provenance and the profile's headline for the first page
-    are written to a fresh folder that then replaces ``book/executed/`` whole, so the book
+    notebooks, figures, MANIFEST, provenance, the profile's headline for the first page and
+    the ablation (``report.ablation``, from the finished results) are written to a fresh folder that then replaces ``book/executed/`` whole, so the book
     never mixes profiles (``check_book``).
     """
     if profile is None:
@@ -100,6 +100,8 @@ def _mirror_to_book(profile: str) -> None:
         (fresh / "figures").mkdir()
         for figure in (data / "figures").glob("*.png"):  # what the pages show
             shutil.copyfile(figure, fresh / "figures" / figure.name)
+        results = data / "results"  # the ablation, worded from the finished results
+        ablation.write(data, results / "seeds.json", results / "metrics.json", fresh)
         shutil.copyfile(data / "dataset" / "MANIFEST.txt", fresh / "MANIFEST.txt")
         explorer.write_assets(data, fresh / "static" / "explorer",
                               {"profile": profile, "commit": prov.get("git", {}).get("commit")})

@@ -1,0 +1,89 @@
+"""The ablation the book states (coverage_lib.report.ablation): the backup's Mamba-3 encoder
+against MLP encoders under the same law head, judged seed by seed; its sentence, table and
+learning curves, built at publish time from finished results."""
+import json
+
+from coverage_lib.core.schema import TARGETS
+from coverage_lib.evaluation import result_files
+from coverage_lib.evaluation.intervals import interval
+from coverage_lib.models import registry
+from coverage_lib.report import ablation
+
+ABLATION, BACKUP = ablation.pair()
+LABEL = f"{ABLATION.name} / {BACKUP.name}"
+
+
+def seeds_result(ratios_by_target: dict, splits=("test", "ood_rain")) -> dict:
+    """A seeds.json with the per-seed ratios ablation / backup given per target (the same on
+    every split), and errors that agree with them."""
+    backup = {t: interval([1.0, 1.0, 1.0]) for t in TARGETS}
+    return {"level": 0.95, "seeds": [0, 1, 2],
+            "accuracy": {s: {BACKUP.key: backup,
+                             ABLATION.key: {t: interval(ratios_by_target[t]) for t in TARGETS}}
+                         for s in splits},
+            "ratios": {LABEL: {s: {t: interval(ratios_by_target[t]) for t in TARGETS}
+                               for s in splits}}}
+
+
+MIXED = {"received_power_dbm": [0.70, 0.72, 0.71],   # the ablation's error lower: encoder worse
+         "sinr_db": [1.30, 1.31, 1.29],              # higher: the Mamba-3 encoder better
+         "coverage_radius_m": [0.8, 1.2, 1.0],       # holds 1
+         "coverage_area_km2": [0.9, 1.1, 1.05],
+         "qos_score": [0.95, 1.05, 1.0]}
+CONVERGED = {ABLATION.key: {"best_epoch": 20, "epochs": 30, "still_improving": False},
+             BACKUP.key: {"best_epoch": 22, "epochs": 32, "still_improving": False}}
+
+
+def test_the_verdict_reads_the_paired_ratio_for_the_mamba3_encoder():
+    found = ablation.verdicts(seeds_result(MIXED))
+    assert found[("test", "received_power_dbm")] == "worse"
+    assert found[("test", "sinr_db")] == "better"
+    assert {found[("ood_rain", t)] for t in ("coverage_radius_m", "coverage_area_km2",
+                                             "qos_score")} == {"indistinguishable"}
+
+
+def test_the_sentence_counts_the_verdicts_and_names_the_test():
+    said = ablation.sentence(seeds_result(MIXED), CONVERGED)
+    assert "lower errors on some and higher on others" in said
+    assert "better on 2, worse on 2 and indistinguishable on 6 of the 10 errors" in said
+    assert "paired 95 % t-interval of the per-seed ratio" in said
+    assert "converged" in said and "still improving" not in said
+
+
+def test_the_sentence_says_when_a_model_stopped_while_still_improving():
+    training = {**CONVERGED, BACKUP.key: {"best_epoch": 5, "epochs": 5, "still_improving": True}}
+    worse = {t: [0.7, 0.72, 0.71] for t in TARGETS}
+    said = ablation.sentence(seeds_result(worse), training)
+    assert "no lower error anywhere" in said
+    assert f"{BACKUP.name} (best epoch 5 of 5) stopped while still improving" in said
+
+
+def test_one_seed_gives_no_verdict():
+    one = seeds_result({t: [0.8] for t in TARGETS})
+    assert set(ablation.verdicts(one).values()) == {"one seed only"}
+    assert "with one seed there is no interval" in ablation.sentence(one, CONVERGED)
+
+
+def test_the_table_has_a_row_per_split_and_target_test_first():
+    table = ablation.table(seeds_result(MIXED, splits=("ood_rain", "test")))
+    assert len(table) == 2 * len(TARGETS)
+    assert table.index[0][0] == "test"
+    assert list(table["the Mamba-3 encoder is"])[:2] == ["worse", "better"]
+
+
+def test_write_puts_the_page_the_sentence_and_the_curves_in_the_book_folder(tmp_path):
+    data = tmp_path / "data"
+    for folder in (data / "models", data / "runs" / "seed1-rowsall" / "models"):
+        folder.mkdir(parents=True)
+        for b in registry.BACKBONES.values():
+            (folder / b.history).write_text(json.dumps(
+                {"val_mae": [0.2, 0.1, 0.09], "epoch_time_s": [1.0, 1.0, 1.5]}))
+    (data / "seeds.json").write_text(json.dumps(seeds_result(MIXED)))
+    (data / "metrics.json").write_text(json.dumps({"format": result_files.FORMAT,
+                                                   "training": CONVERGED}))
+    book = tmp_path / "book"
+    said = ablation.write(data, data / "seeds.json", data / "metrics.json", book)
+    assert (book / "figures" / ablation.FIGURE).stat().st_size > 10_000
+    assert (book / "ablation_verdict.md").read_text() == said["sentence"] + "\n"
+    page = (book / "ablation.md").read_text()
+    assert said["sentence"] in page and f"executed/figures/{ablation.FIGURE}" in page
