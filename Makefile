@@ -32,7 +32,7 @@ paper: $(INSTALLED) $(MATHJAX)
 # with it (a notebook glues the names they paste).
 test: $(INSTALLED) $(MATHJAX)
 	bash tools/install_chromium.sh
-	$(BIN)/python -m pytest -n 2 --ignore=tests/browser tests
+	$(BIN)/python -m pytest -n 2 --durations=20 --ignore=tests/browser tests
 	$(BIN)/python -m coverage_lib run --profile quick
 	rm -rf build/nbval && mkdir -p build/nbval/data build/nbval/book && cp -r data/quick build/nbval/data/quick && cp book/*.md build/nbval/book/
 	COVERAGE_PROJECT_ROOT=$(CURDIR)/build/nbval $(BIN)/python -m pytest --nbval build/nbval/data/quick/executed/

@@ -41,16 +41,39 @@ TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate"
 TINY_SEEDS = {"seeds": [0], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
               "chain_threads": 1, "budget_reference": {}}
 TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 3000.0}
-# The tiny profile's section of each registered backbone's training stage (``write_profile``).
+# The tiny profile's section of the registered backbones' training stages, where it has its own
+# small model; any other backbone's is derived from the quick profile (``tiny_section``).
 TINY_SECTIONS = {"02_train_mlp": TINY_MLP, "03_train_mamba": TINY_MAMBA,
                  "03b_train_mlp_law": TINY_MLP_LAW}
+TRAINER_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "seed",
+                  "device", "precision")
+
+
+def tiny_section(backbone) -> dict:
+    """The tiny profile's section of ``backbone``'s (a registry entry's) training stage: its own
+    (``TINY_SECTIONS``), else the quick profile's model with the tiny trainer settings (one
+    epoch): a newly registered backbone needs no change here."""
+    if backbone.stage in TINY_SECTIONS:
+        return TINY_SECTIONS[backbone.stage]
+    quick = yaml.safe_load((REPO / "params" / "quick.yaml").read_text())
+    if backbone.stage not in quick:
+        raise KeyError(f"params/quick.yaml has no section {backbone.stage!r} for the "
+                       f"registered backbone {backbone.key!r}: add it to the profiles")
+    return {**quick[backbone.stage], **{k: TINY_MLP[k] for k in TRAINER_FIELDS}}
+
+
+def tiny_sections() -> dict:
+    """{training stage: its tiny section} of every registered backbone."""
+    from coverage_lib.models import registry
+
+    return {b.stage: tiny_section(b) for b in registry.BACKBONES.values()}
 
 
 def tiny_config(backbone):
     """The config of ``backbone`` (a registry entry) in the tiny profile: its stage's section
-    (its ``config`` entry for the shared notebook); its config class's defaults where the tiny
-    profile has no section for it."""
-    section = TINY_SECTIONS.get(backbone.stage, {})
+    (its ``config`` entry for the shared notebook), its config class's defaults for the
+    fields the section leaves out."""
+    section = tiny_section(backbone)
     fields = section.get("config", section)
     config_class = backbone.classes()[1]
     names = {f.name for f in dataclasses.fields(config_class)}
@@ -76,9 +99,11 @@ def make_project(root: Path) -> Path:
 
 
 def write_profile(root, name, data_params, mlp_params=TINY_MLP, seeds=TINY_SEEDS):
+    """params/<name>.yaml under ``root``: the tiny profile, a section per stage (every
+    registered backbone's training stage included), with the data, primary-training and seeds
+    sections given."""
     (root / "params" / f"{name}.yaml").write_text(
-        yaml.safe_dump({"01_data": data_params, "02_train_mlp": mlp_params,
-                        "03_train_mamba": TINY_MAMBA, "03b_train_mlp_law": TINY_MLP_LAW,
+        yaml.safe_dump({"01_data": data_params, **tiny_sections(), "02_train_mlp": mlp_params,
                         "04_evaluate": TINY_EVAL, "04b_seeds": seeds,
                         "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, TINY_MLP, TINY_SECTIONS, tiny_config
+from conftest import TINY, tiny_config, tiny_section
 
 from coverage_lib.core import domain
 from coverage_lib.core.schema import FEATURES, TARGETS
@@ -47,9 +47,8 @@ def data(tmp_path_factory):
 
 
 def stage_params(backbone) -> dict:
-    """The tiny profile's trainer settings for ``backbone`` (the MLP's where it has no
-    section), one epoch."""
-    return {**TINY_SECTIONS.get(backbone.stage, TINY_MLP), "epochs": 1, "seed": 0}
+    """The tiny profile's trainer settings for ``backbone``, one epoch."""
+    return {**tiny_section(backbone), "epochs": 1, "seed": 0}
 
 
 def build(backbone, train, assumptions):

@@ -153,3 +153,18 @@ def test_code_that_reads_the_registry_depends_on_every_backbone_module():
         "from coverage_lib.models import registry\n")}
     for backbone in registry.BACKBONES.values():
         assert backbone.module.replace(".", "/") + ".py" in files, backbone.key
+
+
+def test_a_backbone_without_a_tiny_section_trains_the_quick_model_for_one_epoch(monkeypatch):
+    import dataclasses
+
+    import conftest
+
+    law = registry.get("mlp_law")
+    monkeypatch.delitem(conftest.TINY_SECTIONS, law.stage)
+    quick = yaml.safe_load((REPO / "params" / "quick.yaml").read_text())[law.stage]
+    section = conftest.tiny_section(law)
+    assert section["config"] == quick["config"] and section["epochs"] == 1
+    assert conftest.tiny_sections()[law.stage] == section
+    with pytest.raises(KeyError, match="no section '03c_train_new' for the registered backbone"):
+        conftest.tiny_section(dataclasses.replace(law, stage="03c_train_new"))
