@@ -71,13 +71,17 @@ def test_the_table_has_a_row_per_split_and_target_test_first():
     assert list(table["the Mamba-3 encoder is"])[:2] == ["worse", "better"]
 
 
-def test_write_puts_the_page_the_sentence_and_the_curves_in_the_book_folder(tmp_path):
-    data = tmp_path / "data"
-    for folder in (data / "models", data / "runs" / "seed1-rowsall" / "models"):
+def write_histories(*folders):
+    for folder in folders:
         folder.mkdir(parents=True)
         for b in registry.BACKBONES.values():
             (folder / b.history).write_text(json.dumps(
                 {"val_mae": [0.2, 0.1, 0.09], "epoch_time_s": [1.0, 1.0, 1.5]}))
+
+
+def test_write_puts_the_page_the_sentence_and_the_curves_in_the_book_folder(tmp_path):
+    data = tmp_path / "data"
+    write_histories(data / "models", data / "runs" / "seed1-rowsall" / "models")
     (data / "seeds.json").write_text(json.dumps(seeds_result(MIXED)))
     (data / "metrics.json").write_text(json.dumps({"format": result_files.FORMAT,
                                                    "training": CONVERGED}))
@@ -87,3 +91,14 @@ def test_write_puts_the_page_the_sentence_and_the_curves_in_the_book_folder(tmp_
     assert (book / "ablation_verdict.md").read_text() == said["sentence"] + "\n"
     page = (book / "ablation.md").read_text()
     assert said["sentence"] in page and f"executed/figures/{ablation.FIGURE}" in page
+
+
+def test_the_curves_keep_the_books_smallest_font(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from coverage_lib.core import figure_style
+
+    write_histories(tmp_path / "models")
+    fig = ablation.curves(tmp_path, [0, 1])  # seed 1's histories missing: left out
+    assert not figure_style.too_small_text(fig)
+    plt.close(fig)
