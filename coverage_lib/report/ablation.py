@@ -10,6 +10,9 @@ under the same law head, over the seeds that train on every row.
 - ``sentence``: what the Mamba-3 encoder adds, in one sentence, with whether both models
   finished learning (``metrics.json``'s ``still_improving``): a comparison with a model
   stopped while still improving says so.
+- ``goals``: the backup's goals judged for the backup and, under the same goals and limits,
+  for the ablation in its place (``paper_goals.goals`` over the seeds, ``intervals.goals``):
+  a goal the backup misses and the ablation meets is said so beside it.
 - ``curves``: validation MAE against epoch and against training seconds, every backbone and
   every seed.
 
@@ -28,7 +31,7 @@ import pandas as pd
 from ..core import figure_style
 from ..core.schema import TARGETS
 from ..datasets.replicates import replicates
-from ..evaluation import result_files
+from ..evaluation import intervals, paper_goals, result_files
 from ..evaluation.intervals import ratio_verdict
 from ..models import registry
 from . import tables
@@ -119,6 +122,78 @@ def sentence(seeds: dict, training: dict) -> str:
     return f"**What the Mamba-3 encoder adds**: {said}{caveat}."
 
 
+def _in_place_of_backup(tree, ablation: str, backup: str):
+    """A copy of a results tree with the ablation's entries under the backup's key, wherever
+    both are (accuracy, physics and frequency bands: split → model → ...)."""
+    if not isinstance(tree, dict):
+        return tree
+    if ablation in tree and backup in tree:
+        return {**tree, backup: tree[ablation]}
+    return {k: _in_place_of_backup(v, ablation, backup) for k, v in tree.items()}
+
+
+def goals(seeds: dict, metrics: dict) -> list[tuple[dict, dict]]:
+    """(the backup's goal, the same goal for the ablation in its place) for every goal of the
+    backup (their text starts with "backup"), over the seeds where two or more ran (else the
+    main run's), each judged by the seeds stage's rule (``intervals.goals``)."""
+    ablation, backup = pair()
+    parts = ("accuracy", "physics", "frequency_bands")
+    def swap(tree):
+        return _in_place_of_backup(tree, ablation.key, backup.key)
+
+    per_seed = seeds.get("per_seed", {})
+    swapped = {**seeds, "per_seed": {s: {**r, **{k: swap(r[k]) for k in parts if k in r}}
+                                     for s, r in per_seed.items()}}
+    theirs = {**metrics, "goals": paper_goals.goals(swap(metrics.get("accuracy") or {}),
+                                                    swap(metrics.get("physics")),
+                                                    swap(metrics.get("frequency_bands")))}
+    found = {g["goal"]: g for g in intervals.goals(swapped, theirs)}
+    return [(g, found[g["goal"]])
+            for g in intervals.goals({**seeds, "per_seed": per_seed},
+                                     {"goals": [], **metrics})
+            if g["goal"].startswith("backup") and g["goal"] in found]
+
+
+def goals_table(pairs: list) -> pd.DataFrame:
+    """A row per goal of the backup: its limit, the backup's value and verdict, the
+    ablation's in its place."""
+    ablation, backup = pair()
+
+    def judged(g):
+        return (f"{tables.with_half(g['value'], g.get('half_width'), 3)} "
+                f"({tables.GOAL_VERDICTS[g['met']]})")
+
+    def limit(g):
+        return f"{'≤' if g['kind'] == 'max' else '≥'} {tables.number(g['limit'], 2)}"
+
+    return pd.DataFrame([[limit(g), judged(g), judged(a)] for g, a in pairs],
+                        columns=["limit", backup.name, f"{ablation.name} in its place"],
+                        index=pd.Index([g["goal"] for g, _ in pairs], name="goal"))
+
+
+def goals_sentence(pairs: list) -> str:
+    """The backup's goals it misses or leaves undecided, and which of them the ablation in
+    its place meets, in one sentence."""
+    ablation, backup = pair()
+
+    def shown(g):
+        value = tables.with_half(g["value"], g.get("half_width"), 3)
+        return f"{g['goal']} {'≤' if g['kind'] == 'max' else '≥'} {g['limit']:g}: {value}"
+
+    missed = [(g, a) for g, a in pairs if g["met"] is not True]
+    if not pairs:
+        return f"this run judged no goal of {backup.name}."
+    if not missed:
+        return f"{backup.name} meets all {len(pairs)} of its goals."
+    n_missed = sum(g["met"] is False for g, _ in missed)
+    met_by = [a for _, a in missed if a["met"] is True]
+    return (f"{backup.name} misses {n_missed} and leaves {len(missed) - n_missed} undecided "
+            f"of its {len(pairs)} goals ({'; '.join(shown(g) for g, _ in missed)}); "
+            + (f"{ablation.name} in its place meets {len(met_by)} of them "
+               f"({'; '.join(shown(a) for a in met_by)})." if met_by
+               else f"{ablation.name} in its place meets none of them."))
+
+
 def _history_paths(data: Path, seeds: list) -> dict:
     """{(backbone key, seed): history file} of the replicates that train on every row."""
     return {(b.key, r.seed): Path(r.data_dir(str(data))) / "models" / b.history
@@ -150,12 +225,14 @@ def curves(data: Path, seeds: list):
 
 
 def write(data: Path, seeds_file: Path, metrics_file: Path, folder: Path) -> dict:
-    """The ablation's files for the book under ``folder``: ``ablation.md`` (figure, table,
-    sentence, the test), ``ablation_verdict.md`` (the sentence) and ``figures/`` + FIGURE.
+    """The ablation's files for the book under ``folder``: ``ablation.md`` (sentence, figure,
+    tables, the test), ``ablation_verdict.md`` (the sentences, for the first page) and
+    ``figures/`` + FIGURE.
     Returns {"sentence", "verdicts"}."""
     seeds = json.loads(seeds_file.read_text())
-    training = result_files.read_metrics(metrics_file)["training"]
-    said = sentence(seeds, training)
+    metrics = result_files.read_metrics(metrics_file)
+    said = sentence(seeds, metrics["training"])
+    judged = goals(seeds, metrics)
     (folder / "figures").mkdir(parents=True, exist_ok=True)
     fig = curves(data, seeds["seeds"])
     fig.savefig(folder / "figures" / FIGURE)
@@ -174,7 +251,10 @@ def write(data: Path, seeds_file: Path, metrics_file: Path, folder: Path) -> dic
         f"t-interval over {len(seeds['seeds'])} seed(s). The ratio is {ablation.name} / "
         f"{backup.name} per seed, paired (both see the seed's data cut); the Mamba-3 encoder "
         f"is *better* where its interval lies above 1, *worse* below 1 and "
-        f"*indistinguishable* where it holds 1.", ""])
+        f"*indistinguishable* where it holds 1.", "",
+        f"The backup's goals, and the same goals with {ablation.name} in its place (judged "
+        f"over the seeds as the first page judges them): {goals_sentence(judged)}", "",
+        *([tables.markdown(goals_table(judged), index_names=("goal",)), ""] if judged else [])])
     (folder / "ablation.md").write_text(text)
-    (folder / "ablation_verdict.md").write_text(said + "\n")
+    (folder / "ablation_verdict.md").write_text(f"{said}\n\n{goals_sentence(judged)}\n")
     return {"sentence": said, "verdicts": verdicts(seeds)}
