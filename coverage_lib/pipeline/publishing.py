@@ -54,8 +54,9 @@ def publish(profile: str | None = None, log=print) -> str:
     whose run is not finished or not up to date (a stage that ``run`` would not skip) is
     refused, naming the stage and why, and the book's source is left as it was. The executed
     notebooks, figures, MANIFEST, provenance, the profile's headline for the first page and
-    the ablation (``report.ablation``, from the finished results) are written to a fresh folder that then replaces ``book/executed/`` whole, so the book
-    never mixes profiles (``check_book``).
+    the ablation (``report.ablation``, from the finished results) are written to a fresh
+    folder that then replaces ``book/executed/`` whole, so the book never mixes profiles
+    (``check_book``).
     """
     if profile is None:
         done = finished_profiles()

@@ -32,10 +32,8 @@ from ..core import figure_style
 from ..core.schema import TARGETS
 from ..datasets.replicates import replicates
 from ..evaluation import intervals, paper_goals, result_files
-from ..evaluation.intervals import ratio_verdict
 from ..models import registry
 from . import tables
-from .tables import shown
 
 FIGURE = "ablation_curves.png"
 # the ratio's verdict (ablation / backup) read for the backup's encoder
@@ -63,7 +61,7 @@ def _ratios(seeds: dict) -> dict:
 
 def verdicts(seeds: dict) -> dict:
     """{(split, target): verdict for the backup's encoder} (``FOR_THE_ENCODER``)."""
-    return {(split, t): FOR_THE_ENCODER[ratio_verdict(by_target[t])]
+    return {(split, t): FOR_THE_ENCODER[intervals.ratio_verdict(by_target[t])]
             for split, by_target in _ratios(seeds).items() for t in TARGETS}
 
 
@@ -78,9 +76,9 @@ def table(seeds: dict) -> pd.DataFrame:
         by_target = ratios[split]
         for t in TARGETS:
             decimals = tables.ERROR_DECIMALS[t]
-            rows.append([shown(seeds["accuracy"][split][backup.key][t], decimals),
-                         shown(seeds["accuracy"][split][ablation.key][t], decimals),
-                         shown(by_target[t], 3), found[(split, t)]])
+            rows.append([tables.shown(seeds["accuracy"][split][backup.key][t], decimals),
+                         tables.shown(seeds["accuracy"][split][ablation.key][t], decimals),
+                         tables.shown(by_target[t], 3), found[(split, t)]])
             index.append((SPLIT_NAMES.get(split, split), tables.target_label(t)))
     return pd.DataFrame(rows, columns=[f"{backup.name}", f"{ablation.name}",
                                        f"ratio {ablation.name} / {backup.name}",
@@ -154,6 +152,11 @@ def goals(seeds: dict, metrics: dict) -> list[tuple[dict, dict]]:
             if g["goal"].startswith("backup") and g["goal"] in found]
 
 
+def _sign(goal: dict) -> str:
+    """The goal's comparison: "≤" for a maximum, "≥" for a minimum."""
+    return "≤" if goal["kind"] == "max" else "≥"
+
+
 def goals_table(pairs: list) -> pd.DataFrame:
     """A row per goal of the backup: its limit, the backup's value and verdict, the
     ablation's in its place."""
@@ -164,7 +167,7 @@ def goals_table(pairs: list) -> pd.DataFrame:
                 f"({tables.GOAL_VERDICTS[g['met']]})")
 
     def limit(g):
-        return f"{'≤' if g['kind'] == 'max' else '≥'} {tables.number(g['limit'], 2)}"
+        return f"{_sign(g)} {tables.number(g['limit'], 2)}"
 
     return pd.DataFrame([[limit(g), judged(g), judged(a)] for g, a in pairs],
                         columns=["limit", backup.name, f"{ablation.name} in its place"],
@@ -176,9 +179,9 @@ def goals_sentence(pairs: list) -> str:
     its place meets, in one sentence."""
     ablation, backup = pair()
 
-    def shown(g):
+    def said(g):
         value = tables.with_half(g["value"], g.get("half_width"), 3)
-        return f"{g['goal']} {'≤' if g['kind'] == 'max' else '≥'} {g['limit']:g}: {value}"
+        return f"{g['goal']} {_sign(g)} {g['limit']:g}: {value}"
 
     missed = [(g, a) for g, a in pairs if g["met"] is not True]
     if not pairs:
@@ -188,9 +191,9 @@ def goals_sentence(pairs: list) -> str:
     n_missed = sum(g["met"] is False for g, _ in missed)
     met_by = [a for _, a in missed if a["met"] is True]
     return (f"{backup.name} misses {n_missed} and leaves {len(missed) - n_missed} undecided "
-            f"of its {len(pairs)} goals ({'; '.join(shown(g) for g, _ in missed)}); "
+            f"of its {len(pairs)} goals ({'; '.join(said(g) for g, _ in missed)}); "
             + (f"{ablation.name} in its place meets {len(met_by)} of them "
-               f"({'; '.join(shown(a) for a in met_by)})." if met_by
+               f"({'; '.join(said(a) for a in met_by)})." if met_by
                else f"{ablation.name} in its place meets none of them."))
 
 
