@@ -22,16 +22,18 @@ TINY = {"n_samples": 3000, "seed": 7, "split_fractions": [0.7, 0.15, 0.15],
         "id_distance_m": [10.0, 2500.0], "edge_sinr_db": -6.0, "implementation_gap_db": 3.0,
         "n_plot_rows": 1000, "chunk_rows": 1000}  # three chunks
 TINY_MLP = {"epochs": 1, "batch_size": 256, "lr": 0.002, "weight_decay": 0.0, "patience": 2,
+            "lr_patience": 1, "min_improvement": 0.001,
             "loss": "mse", "seed": 0, "device": "auto", "precision": "fp32", "width": 16,
             "depth": 1, "dropout": 0.0}
 TINY_MAMBA = {"epochs": 1, "batch_size": 256, "lr": 0.003, "weight_decay": 0.0, "patience": 2,
+              "lr_patience": 1, "min_improvement": 0.001,
               "loss": "mse", "seed": 0, "device": "auto", "precision": "fp32", "d_model": 8,
               "d_state": 4, "n_layers": 1, "headdim": 8, "expand": 1, "bidirectional": False,
               "scan": "parallel", "physics_rows": 200}
 TINY_MLP_LAW = {"model": "mlp_law", "config": {"width": 16, "depth": 1, "dropout": 0.0},
                 **{k: TINY_MLP[k] for k in ("epochs", "batch_size", "lr", "weight_decay",
-                                            "patience", "loss", "seed", "device",
-                                            "precision")}}
+                                            "patience", "lr_patience", "min_improvement",
+                                            "loss", "seed", "device", "precision")}}
 TINY_EVAL = {"seed": 0, "lightgbm_space": {"num_leaves": [7, 7], "learning_rate": [0.2, 0.2],
                                             "min_child_samples": [20, 20]},
              "lightgbm_candidates": 1, "lightgbm_search_rows": 1000, "lightgbm_max_rounds": 30,
@@ -45,8 +47,8 @@ TINY_PLOTS = {"seed": 0, "n_plot_rows": 200, "map_points": 9, "map_extent_m": 30
 # small model; any other backbone's is derived from the quick profile (``tiny_section``).
 TINY_SECTIONS = {"02_train_mlp": TINY_MLP, "03_train_mamba": TINY_MAMBA,
                  "03b_train_mlp_law": TINY_MLP_LAW}
-TRAINER_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "seed",
-                  "device", "precision")
+TRAINER_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "lr_patience",
+                  "min_improvement", "loss", "seed", "device", "precision")
 
 
 def tiny_section(backbone) -> dict:

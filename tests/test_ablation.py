@@ -55,7 +55,16 @@ def test_the_sentence_says_when_a_model_stopped_while_still_improving():
     worse = {t: [0.7, 0.72, 0.71] for t in TARGETS}
     said = ablation.sentence(seeds_result(worse), training)
     assert "no lower error anywhere" in said
-    assert f"{BACKUP.name} (best epoch 5 of 5) stopped while still improving" in said
+    assert f"{BACKUP.name} (best epoch 5 of 5) stopped at the epoch ceiling" in said
+
+
+def test_a_model_at_its_ceiling_is_not_converged_even_if_its_last_epoch_was_not_its_best():
+    # the trainer's rule: converged means stopped by the patience; a run that reached its
+    # epoch ceiling a few epochs after its best has not shown that it stopped learning
+    at_ceiling = {"best_epoch": 28, "epochs": 30, "still_improving": False,
+                  "stopped": "ceiling", "converged": False}
+    said = ablation.sentence(seeds_result(MIXED), {**CONVERGED, BACKUP.key: at_ceiling})
+    assert f"{BACKUP.name} (best epoch 28 of 30) stopped at the epoch ceiling" in said
 
 
 def test_one_seed_gives_no_verdict():

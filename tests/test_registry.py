@@ -17,7 +17,8 @@ import yaml
 from coverage_lib.pipeline import definitions, stamps
 from coverage_lib.models import registry
 from coverage_lib.training import train_config
-from conftest import TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS, TINY_SEEDS
+from conftest import (TINY, TINY_EVAL, TINY_MAMBA, TINY_MLP, TINY_MLP_LAW, TINY_PLOTS, TINY_SEEDS,
+                      TRAINER_FIELDS)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,10 +134,7 @@ def test_a_clashing_entry_is_refused(field, value, words):
 
 def test_the_shared_notebook_checks_its_parameters():
     good = {"profile": "quick", "data_dir": "data/quick", "model": "mlp",
-            "config": {"width": 16, "depth": 1}, **{k: TINY_MLP[k] for k in
-                                                     ("epochs", "batch_size", "lr",
-                                                      "weight_decay", "patience", "loss",
-                                                      "seed", "device", "precision")}}
+            "config": {"width": 16, "depth": 1}, **{k: TINY_MLP[k] for k in TRAINER_FIELDS}}
     assert train_config.shared_params(good)["model"] == "mlp"
     with pytest.raises(ValueError, match="model must be one of"):
         train_config.shared_params({**good, "model": "transformer"})

@@ -96,9 +96,14 @@ def test_equal_footing_is_judged_from_the_times():
                                 "training_time_s": t, "still_improving": improving}
     keys = list(registry.BACKBONES)
     equal = verdicts.training_footing({keys[0]: run(600, False), keys[1]: run(640, False)})
-    assert "**at equal training wall time**" in equal and "stopped improving" in equal
+    assert "**at equal training wall time**" in equal and "Every backbone converged" in equal
     unequal = verdicts.training_footing({keys[0]: run(100, True), keys[1]: run(640, False)})
     assert "**not** at equal wall time" in unequal and "not at convergence" in unequal
+    assert f"Not converged (stopped at the epoch ceiling): {registry.get(keys[0]).name};" in unequal
+    # the trainer's record decides where there is one: a ceiling reached past the best epoch
+    ceiling = {**run(600, False), "stopped": "ceiling", "converged": False}
+    assert "not at convergence" in verdicts.training_footing({keys[0]: ceiling,
+                                                              keys[1]: run(640, False)})
 
 
 def test_prose_tables_as_markdown():

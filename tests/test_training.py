@@ -64,7 +64,14 @@ def test_training_learns_far_below_the_mean_predictor(frames, tmp_path):
     history = json.loads((tmp_path / "mlp_training_history.json").read_text())
     assert len(history["train_loss"]) == len(history["val_loss"]) == len(history["val_mae"]) == 15
     assert set(history["val_mae_per_target"]) == set(TARGETS)
-    assert result.best_epoch == int(np.argmin(history["val_mae"])) + 1
+    # the best epoch: the last that lowered the best validation MAE by more than 0.1 %
+    best, expected = float("inf"), 0
+    for epoch, value in enumerate(history["val_mae"], start=1):
+        if value < best * (1 - train_config.TrainConfig().min_improvement):
+            best, expected = value, epoch
+    assert result.best_epoch == expected
+    assert min(history["val_mae"]) >= best * (1 - 1e-3)
+    assert history["stopped"] == "ceiling"  # patience 50: the 15 epochs are the ceiling
     assert result.val_metrics["received_power_dbm"]["r2"] > 0.8
 
 
@@ -99,11 +106,46 @@ def test_two_runs_with_one_seed_give_the_same_history(frames, tmp_path):
     (dict(lr=-1e-3), "lr must be a finite number > 0; got -0.001"),
     (dict(loss="huber"), "loss must be one of ['mse', 'multitask']; got 'huber'"),
     (dict(batch_size=-1), "batch_size must be a positive integer; got -1"),
+    (dict(lr_patience=0), "lr_patience must be a positive integer; got 0"),
+    (dict(patience=2, lr_patience=3), "lr_patience (3) must not exceed patience (2)"),
+    (dict(min_improvement=1.0), "min_improvement must be a number in [0, 1); got 1.0"),
+    (dict(lr_factor=1.0), "lr_factor must lie strictly between 0 and 1; got 1.0"),
 ])
 def test_bad_trainer_parameters_refused(kwargs, message):
     with pytest.raises(ValueError) as err:
         train_config.TrainConfig(**kwargs)
     assert message in str(err.value)
+
+
+def test_the_stopping_rule_cuts_the_rate_on_a_plateau_and_stops_after_the_patience(frames,
+                                                                                   tmp_path):
+    # A rate so small that no epoch after the first lowers the validation MAE by 0.1 %: every
+    # later epoch is a bad one. lr_patience 2: the rate halves after epochs 3 and 5; patience
+    # 5: the run stops after epoch 6 of a ceiling of 20, converged by the rule.
+    train, val = frames
+    config = train_config.TrainConfig(epochs=20, batch_size=256, lr=1e-9, patience=5,
+                                      lr_patience=2, seed=3)
+    result = trainer.train(make_model(train), train, val, config, tmp_path, "mlp", "best.pth",
+                           data_manifest_sha256="x", progress=False, log=lambda *_: None)
+    history = result.history
+    assert len(history["val_mae"]) == 6 and result.best_epoch == 1
+    assert history["stopped"] == "patience" and history["epochs_without_better"] == 5
+    peak = 1e-9
+    assert history["lr"] == pytest.approx([peak, peak, peak, peak / 2, peak / 2, peak / 4])
+
+
+def test_a_run_that_reaches_its_ceiling_says_so(frames, tmp_path):
+    train, val = frames
+    config = train_config.TrainConfig(epochs=2, **FAST)
+    result = trainer.train(make_model(train), train, val, config, tmp_path, "mlp", "best.pth",
+                           data_manifest_sha256="x", progress=False, log=lambda *_: None)
+    on_disk = json.loads((tmp_path / "mlp_training_history.json").read_text())
+    assert result.history["stopped"] == on_disk["stopped"] == "ceiling"
+
+
+def test_the_warm_up_spans_the_first_epoch_then_holds_the_peak():
+    factor = optimisation.warm_up(4)
+    assert [factor(step) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
 
 
 @pytest.fixture()

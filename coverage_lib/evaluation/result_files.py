@@ -17,7 +17,8 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
   reaching past the training frequencies, per band of ``FREQUENCY_BANDS_GHZ`` (the trained
   band "≤ 40 GHz" has rows in ``ood_multiple`` only: rain and distance both out of range);
 - ``training``: {backbone: {"parameters", "epochs", "best_epoch", "training_time_s",
-  "still_improving"}} from each checkpoint and training history;
+  "still_improving", "stopped", "converged"}} from each checkpoint and training history
+  (``stopped``: "patience" or "ceiling", ``converged``: stopped by the patience);
 - ``raw_heads``: the same for the MLP's and the Mamba-3's five raw heads on the test split
   (``predict(outputs="raw")``), beside the physics-consistent outputs they serve;
 - ``physics``: {split: {model: {rule: {"violation_rate", "mean_violation", "max_violation",
@@ -127,3 +128,12 @@ def load_histories(data_dir) -> dict:
     """{backbone key: its training history} of every registered backbone."""
     return {k: json.loads(b.history_path(data_dir).read_text())
             for k, b in registry.BACKBONES.items()}
+
+
+def converged(training_entry: dict) -> bool:
+    """Whether a backbone's entry of ``metrics.json["training"]`` says it converged: stopped by
+    the patience (the trainer's rule), not at the epoch ceiling. Results written before the
+    rule existed say only ``still_improving``; for them, not improving at the end counts."""
+    if "converged" in training_entry:
+        return bool(training_entry["converged"])
+    return not training_entry["still_improving"]

@@ -73,12 +73,15 @@ def routing_entry(flags: pd.DataFrame) -> dict:
 
 
 def training_summary(models: dict, histories: dict) -> dict:
-    """{backbone: parameters, epochs run, best epoch, training time, still improving} from the
-    loaded models ({key: model}) and their training histories."""
+    """{backbone: parameters, epochs run, best epoch, training time, still improving, why it
+    stopped, converged} from the loaded models ({key: model}) and their training histories.
+    Converged: stopped by the patience (``trainer``), not by the epoch ceiling."""
     return {k: {"parameters": int(models[k].n_parameters), "epochs": len(h["val_mae"]),
                 "best_epoch": int(h["best_epoch"]),
                 "training_time_s": float(sum(h["epoch_time_s"])),
-                "still_improving": bool(h["best_epoch"] == len(h["val_mae"]))}
+                "still_improving": bool(h["best_epoch"] == len(h["val_mae"])),
+                "stopped": h.get("stopped", "ceiling"),
+                "converged": h.get("stopped") == "patience"}
             for k, h in histories.items() if k in models}
 
 

@@ -8,8 +8,8 @@ under the same law head, over the seeds that train on every row.
   where the interval lies above 1 (the ablation's error is the larger), "worse" below 1,
   "indistinguishable" where it holds 1. One seed gives no verdict.
 - ``sentence``: what the Mamba-3 encoder adds, in one sentence, with whether both models
-  finished learning (``metrics.json``'s ``still_improving``): a comparison with a model
-  stopped while still improving says so.
+  converged (``result_files.converged``): a comparison with a model stopped at its epoch
+  ceiling says so.
 - ``goals``: the backup's goals judged for the backup and, under the same goals and limits,
   for the ablation in its place (``paper_goals.goals`` over the seeds, ``intervals.goals``):
   a goal the backup misses and the ablation meets is said so beside it.
@@ -87,10 +87,10 @@ def table(seeds: dict) -> pd.DataFrame:
 
 
 def _unfinished(training: dict) -> list[str]:
-    """Names of the two models that stopped at their last epoch (``still_improving``)."""
+    """Names of the two models that did not converge (``result_files.converged``)."""
     return [f"{b.name} (best epoch {training[b.key]['best_epoch']} of "
             f"{training[b.key]['epochs']})" for b in pair()
-            if training.get(b.key, {}).get("still_improving")]
+            if b.key in training and not result_files.converged(training[b.key])]
 
 
 def sentence(seeds: dict, training: dict) -> str:
@@ -113,10 +113,10 @@ def sentence(seeds: dict, training: dict) -> str:
                 f"{len(found)} errors (split × target; paired {round(seeds['level'] * 100)} % "
                 f"t-interval of the per-seed ratio {ablation.name} / {backup.name})")
     unfinished = _unfinished(training)
-    caveat = (f"; read it with the training: {' and '.join(unfinished)} stopped while still "
-              f"improving, so the comparison may yet move" if unfinished
-              else "; both models stopped before their last epoch (converged by the profile's "
-                   "rule)")
+    caveat = (f"; read it with the training: {' and '.join(unfinished)} stopped at the epoch "
+              f"ceiling before converging, so the comparison may yet move" if unfinished
+              else "; both models converged (each stopped by the profile's patience, before "
+                   "its epoch ceiling)")
     return f"**What the Mamba-3 encoder adds**: {said}{caveat}."
 
 

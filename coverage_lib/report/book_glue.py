@@ -194,7 +194,8 @@ def band_table(results: dict, splits=BAND_SPLITS,
 
 def training_table(results: dict) -> pd.DataFrame:
     """Per backbone: parameters, epochs run, best epoch, training time (the sum of its epochs
-    on the machine that ran it), and whether validation MAE was still improving at the end."""
+    on the machine that ran it), whether validation MAE was still improving at the end, and
+    whether it converged (stopped by the patience, not the epoch ceiling)."""
     names = model_names()
     return pd.DataFrame({names[k]: {
         "parameters": tables.number(int(v["parameters"])),
@@ -202,7 +203,9 @@ def training_table(results: dict) -> pd.DataFrame:
         "best epoch": tables.number(int(v["best_epoch"])),
         "training time [min]": tables.number(v["training_time_s"] / 60.0, 1),
         "s per epoch": tables.number(v["training_time_s"] / v["epochs"], 1),
-        "still improving at the end": "yes" if v["still_improving"] else "no"}
+        "still improving at the end": "yes" if v["still_improving"] else "no",
+        "converged": ("yes" if v.get("converged") else
+                      "no: stopped at the epoch ceiling")}
         for k, v in results["training"].items()}).T
 
 

@@ -12,7 +12,7 @@ import math
 from ..models import registry
 from . import book_glue, tables
 from ..core.schema import OOD_SPLITS
-from ..evaluation import intervals
+from ..evaluation import intervals, result_files
 from ..evaluation import paper_goals
 from ..evaluation.paper_goals import noise_free_mae, timing
 
@@ -231,10 +231,11 @@ def training_footing(training: dict, tolerance: float = 0.15) -> str:
                f"{100 * tolerance:.0f} %)" if spread <= tolerance else
                f"the shortest took {100 * spread:.0f} % less time than the longest: the "
                f"comparison is **not** at equal wall time")
-    improving = [names[k] for k, v in training.items() if v["still_improving"]]
-    ending = (f"Validation MAE was still improving at the last epoch for "
-              f"{', '.join(improving)}: the comparison is at equal budget, not at convergence."
-              if improving else "Every run had stopped improving before its last epoch.")
+    unfinished = [names[k] for k, v in training.items() if not result_files.converged(v)]
+    ending = (f"Not converged (stopped at the epoch ceiling): {', '.join(unfinished)}; the "
+              f"comparison is at equal budget, not at convergence." if unfinished else
+              "Every backbone converged: each stopped once its validation MAE had not "
+              "improved for the profile's patience, before the epoch ceiling.")
     return f"{runs}: {footing}. {ending}"
 
 

@@ -1,5 +1,11 @@
 """The shared trainer's optimiser and learning-rate schedule: AdamW with weight decay on weight
-matrices only, linear warm-up then cosine decay, stepped once per batch."""
+matrices only; a linear warm-up over the first epoch, then the peak rate until the validation
+MAE stops improving, when it is cut (``reduce_on_plateau``).
+
+Why not a cosine to zero at the epoch cap: with it the rate vanishes at the cap whatever the
+model has learnt, so the last epochs always look like the best and "still improving" says
+nothing; with a constant rate and cuts on plateaus the run ends when the model stops learning
+(early stopping), and the cap is only a ceiling."""
 from __future__ import annotations
 
 import math
@@ -27,19 +33,28 @@ def build_optimizer(model, criterion, lr: float, weight_decay: float):
          {"params": no_decay + list(criterion.parameters()), "weight_decay": 0.0}], lr=lr)
 
 
-def get_lr(total_steps: int, warmup_steps: int):
-    """The schedule as a factor of the peak learning rate per step: linear warm-up over
-    ``warmup_steps``, then cosine decay to zero at ``total_steps``."""
+def warm_up(warmup_steps: int):
+    """The schedule as a factor of the current base rate per step: linear warm-up over
+    ``warmup_steps``, then 1."""
     def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return min(1.0, (step + 1) / warmup_steps)
     return factor
 
 
-def build_scheduler(optimizer, steps_per_epoch: int, epochs: int, warmup_fraction: float):
-    """``get_lr``'s schedule over ``epochs`` epochs, at least one warm-up step."""
-    total = steps_per_epoch * epochs
+def build_scheduler(optimizer, steps_per_epoch: int, warmup_epochs: float):
+    """``warm_up`` over ``warmup_epochs`` epochs' steps (at least one), stepped once per batch;
+    ``reduce_on_plateau`` lowers its base rates."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, get_lr(total, max(1, int(warmup_fraction * total))))
+        optimizer, warm_up(max(1, int(warmup_epochs * steps_per_epoch))))
+
+
+def reduce_on_plateau(scheduler, bad_epochs: int, lr_patience: int, lr_factor: float) -> bool:
+    """Multiply the scheduler's base rates by ``lr_factor`` after every ``lr_patience``
+    consecutive epochs without a better validation MAE (``bad_epochs`` of them now); True
+    when it did. The base rates are in the scheduler's state, so a resumed run keeps them."""
+    if bad_epochs == 0 or bad_epochs % lr_patience:
+        return False
+    scheduler.base_lrs = [lr * lr_factor for lr in scheduler.base_lrs]
+    for group in scheduler.optimizer.param_groups:  # from the next step on, not the next-but-one
+        group["lr"] *= lr_factor
+    return True

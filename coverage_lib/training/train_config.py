@@ -18,15 +18,18 @@ LOSSES = ("mse", "multitask")
 @dataclass(frozen=True)
 class TrainConfig:
     """The shared trainer's settings, checked on construction."""
-    epochs: int = 30
+    epochs: int = 30             # the ceiling: a run that reaches it has not converged
     batch_size: int = 1024
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    patience: int = 10
+    patience: int = 10           # epochs without a better validation MAE that end the run
+    lr_patience: int = 3         # epochs without a better one after which the rate is cut
+    lr_factor: float = 0.5       # what a cut multiplies the rate by
+    min_improvement: float = 1e-3  # a validation MAE is better if below best × (1 − this)
     loss: str = "mse"
     seed: int = 0
     grad_clip: float = 1.0
-    warmup_fraction: float = 0.03
+    warmup_epochs: float = 1.0
     # "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N".
     device: str = "auto"
     # "fp32", or "bf16": forward and loss under bfloat16 autocast, float32 master weights and
@@ -35,14 +38,20 @@ class TrainConfig:
     precision: str = "fp32"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "lr_patience"):
             validation.positive_int(name, getattr(self, name))
         for name in ("lr", "grad_clip"):
             validation.positive_number(name, getattr(self, name))
         validation.non_negative_number("weight_decay", self.weight_decay)
         validation.one_of(*LOSSES)("loss", self.loss)
         validation.non_negative_int("seed", self.seed)
-        validation.unit_interval("warmup_fraction", self.warmup_fraction)
+        validation.non_negative_number("warmup_epochs", self.warmup_epochs)
+        validation.unit_interval("min_improvement", self.min_improvement)
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ValueError(f"lr_factor must lie strictly between 0 and 1; got {self.lr_factor}")
+        if self.lr_patience > self.patience:
+            raise ValueError(f"lr_patience ({self.lr_patience}) must not exceed patience "
+                             f"({self.patience}): the run would stop before the rate is cut")
         validation.torch_device("device", self.device)
         validation.one_of(*PRECISIONS)("precision", self.precision)
 
@@ -71,6 +80,8 @@ TRAINER_RULES = {
     "lr": validation.positive_number,
     "weight_decay": validation.non_negative_number,
     "patience": validation.positive_int,
+    "lr_patience": validation.positive_int,
+    "min_improvement": validation.unit_interval,
     "loss": validation.one_of("mse", "multitask"),
     "seed": validation.non_negative_int,
     "device": validation.torch_device,

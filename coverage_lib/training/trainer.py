@@ -1,12 +1,16 @@
-"""The trainer both backbones share: a short loop of named steps, checkpoints and history on disk.
+"""The trainer every backbone shares: a short loop of named steps, checkpoints and history on disk.
 
-AdamW (weight decay on weight matrices only: ``no_weight_decay``) with linear warm-up and
-cosine decay, gradient clipping, MSE or homoscedastic
-multi-task loss (Kendall, Gal & Cipolla, CVPR 2018) on normalised targets, an optional extra
-loss term (the Mamba-3's physics loss), early stopping on validation MAE. After every epoch
-the history JSON and a resumable state are written atomically; the best epoch's checkpoint
-is written whenever validation MAE improves. A killed run started again resumes from its last
-completed epoch and ends exactly where an uninterrupted run would (same machine).
+AdamW (weight decay on weight matrices only: ``no_weight_decay``), gradient clipping, MSE or
+homoscedastic multi-task loss (Kendall, Gal & Cipolla, CVPR 2018) on normalised targets, an
+optional extra loss term (the Mamba-3's physics loss). One stopping rule for every backbone:
+a linear warm-up over the first epoch, then the peak rate; an epoch is better when it lowers
+the best validation MAE by more than ``min_improvement`` of it; after ``lr_patience`` epochs
+without a better one the rate is cut by ``lr_factor``, after ``patience`` the run stops
+(converged), and ``epochs`` is a ceiling (a run that reaches it has not converged; the history
+says which: ``stopped``). After every epoch the history JSON and a resumable state are written
+atomically; the best epoch's checkpoint is written whenever validation MAE improves. A killed
+run started again resumes from its last completed epoch and ends exactly where an
+uninterrupted run would (same machine).
 
 The trainer runs on the device its ``device`` parameter names ("auto": CUDA when available,
 else the CPU), a Mamba-3 with the scan its config names ("auto": mamba-ssm's fused kernel on
@@ -37,7 +41,7 @@ from .compilation import TrainingForward, wants_compile
 from .efficiency import training_efficiency
 from .checkpoint_io import (checkpoint_dict, load_checkpoint, load_state, mark_completed, on_cpu,
                             save_torch)
-from .optimisation import build_optimizer, build_scheduler, no_weight_decay
+from .optimisation import build_optimizer, build_scheduler, no_weight_decay, reduce_on_plateau
 from .train_config import MeanLoss, MultiTaskLoss, TrainConfig
 
 
@@ -161,6 +165,7 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         err, per_target_mae, val_mae = _estimate_val(run)
         _record_epoch(run, done.history, sums, extra_names, err, per_target_mae, val_mae, t0)
         _keep_best(run, done, epoch, val_mae, val_frame, data_manifest_sha256, dataset_stats)
+        reduce_on_plateau(run.scheduler, done.bad_epochs, config.lr_patience, config.lr_factor)
         _save_progress(run, done, epoch)
         bar.set_postfix(val_mae=f"{val_mae:.4f}", best=done.best["epoch"])
         seconds = done.history["epoch_time_s"][-1]
@@ -170,6 +175,7 @@ def train(model, train_frame: pd.DataFrame, val_frame: pd.DataFrame, config: Tra
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
+    _record_stop(run, done)
     result = _finish(run, done.history, data_manifest_sha256, resumed_from)
     _record_efficiency(run, result.history)
     return result
@@ -207,7 +213,7 @@ def _set_up(model, train_frame, val_frame, config, out_dir: Path, run_name: str,
     criterion.to(device)
     optimizer = build_optimizer(model, criterion, config.lr, config.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    scheduler = build_scheduler(optimizer, steps_per_epoch, config.epochs, config.warmup_fraction)
+    scheduler = build_scheduler(optimizer, steps_per_epoch, config.warmup_epochs)
     fingerprint = {"train_config": asdict(config), "model_class": type(model).__name__,
                    "model_config": model.config, "physics_assumptions": model.physics_assumptions,
                    "no_weight_decay": sorted(no_weight_decay(model)),
@@ -299,9 +305,10 @@ def _record_epoch(run: _Run, history: dict, sums: dict, extra_names, err, per_ta
 
 def _keep_best(run: _Run, done: _Progress, epoch: int, val_mae: float, val_frame,
                data_manifest_sha256: str, dataset_stats) -> None:
-    """Early-stopping bookkeeping: a better validation MAE makes ``epoch`` the best and writes
-    its checkpoint; a worse one counts towards the patience."""
-    if val_mae < done.best["val_mae"]:
+    """Early-stopping bookkeeping: a better validation MAE (below the best by more than
+    ``min_improvement`` of it) makes ``epoch`` the best and writes its checkpoint; any other
+    counts towards the patience."""
+    if val_mae < done.best["val_mae"] * (1.0 - run.config.min_improvement):
         done.best, done.bad_epochs = {"val_mae": val_mae, "epoch": epoch}, 0
         val_metrics = evaluate(run.model, val_frame)
         save_torch(run.checkpoint_path, {**checkpoint_dict(
@@ -310,6 +317,14 @@ def _keep_best(run: _Run, done: _Progress, epoch: int, val_mae: float, val_frame
     else:
         done.bad_epochs += 1
     done.history["best_epoch"] = done.best["epoch"]
+
+
+def _record_stop(run: _Run, done: _Progress) -> None:
+    """Say in the history why the run ended: "patience" (no better epoch for ``patience``
+    epochs: converged) or "ceiling" (``epochs`` reached first: not converged)."""
+    stopped = "patience" if done.bad_epochs >= run.config.patience else "ceiling"
+    done.history.update(stopped=stopped, epochs_without_better=done.bad_epochs)
+    atomic_write_text(run.history_path, json.dumps(done.history, indent=1))
 
 
 def _save_progress(run: _Run, done: _Progress, epoch: int) -> None:
