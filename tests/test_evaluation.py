@@ -2,6 +2,7 @@
 outputs, latency and provenance helpers."""
 import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from coverage_lib.datasets import dataset
 from coverage_lib.evaluation import latency, paper_goals, result_files
-from coverage_lib.report import book_glue
+from coverage_lib.report import book_glue, tables
 from coverage_lib.core import metrics
 from coverage_lib.physics import oracle, propagation, rules
 from coverage_lib.pipeline import provenance
@@ -269,6 +270,54 @@ def test_serving_goals_judge_the_cascade_and_bf16_only_where_native(native):
     assert beyond["value"] == pytest.approx(0.2) and beyond["met"]
     bf16 = [name for name in rows if "bf16" in name]
     assert (len(bf16) == 3 and all("native bf16" in n for n in bf16)) if native else not bf16
+
+
+def test_a_timing_goal_whose_spread_holds_its_limit_is_undecided():
+    # the backup answers a link in 6.0 ms (quartiles 5.9–6.1), the cascade in 6.2 (6.0–6.6):
+    # beyond the backup 0.2 ms, but anywhere in [−0.1, 0.7] over the quartiles: the limit
+    # 0.3 ms lies inside, so the verdict is undecided; the MLP-answered link, 0.6 ms in
+    # [0.55, 0.65], is met at both ends
+    rows = serving_rows()
+    quartiles = {("CoverageMamba3", 1): (5.9, 6.1),
+                 ("Selector", 1): (6.0, 6.6)}
+    for r in rows:
+        low, high = quartiles.get((r["model"], r["batch"]), (r["median_ms"] * 0.9,
+                                                             r["median_ms"] * 1.1))
+        if r["model"] == "Selector" and "CoverageMLP" in r["variant"]:
+            low, high = 0.55, 0.65
+        r.update(p25_ms=low, p75_ms=high)
+    for r in rows:  # a throughput row: its rows/s from its median time
+        if r["batch"] == 4096:
+            seconds = 4096 / r["rows_per_s"]
+            r.update(median_ms=1e3 * seconds, p25_ms=0.9e3 * seconds, p75_ms=1.1e3 * seconds)
+    summary = {"roofline": [{"precision": "fp32", "fraction_of_roofline": 0.9,
+                             "fraction_spread": [0.8, 0.95]}],
+               "bf16_native": False, "selector_backup_share": 0.25}
+    goals = {g["goal"]: g for g in paper_goals.serving_goals(rows, summary)}
+    beyond = next(g for name, g in goals.items() if "a link the CoverageMamba3 answers" in name)
+    assert beyond["value"] == pytest.approx(0.2)
+    assert beyond["spread"] == pytest.approx([-0.1, 0.7]) and beyond["met"] is None
+    answered = next(g for name, g in goals.items() if "a link the CoverageMLP answers" in name)
+    assert answered["spread"] == pytest.approx([0.55, 0.65]) and answered["met"] is True
+    roof = next(g for name, g in goals.items() if "fp32 roofline" in name)
+    assert roof["spread"] == [0.8, 0.95] and roof["met"] is None  # 0.85 within [0.8, 0.95]
+    # a quotient of two timings takes the ends that widen it: 40,000 rows/s ± 10 % over
+    # 12,000 ± 10 % spans [0.9/1.1, 1.1/0.9] × 40/12
+    speedup = goals["Selector predict_array at batch 4096 / backup predict_array rows/s"]
+    assert speedup["spread"] == pytest.approx([40 / 12 * 0.9 / 1.1, 40 / 12 * 1.1 / 0.9])
+    shown = tables.goals(pd.DataFrame(list(goals.values())), 4)
+    assert "[-0.1000\u20130.7000]" in shown.loc[beyond["goal"], "measured"].replace("−", "-")
+    assert shown.loc[beyond["goal"], "verdict"] == "undecided"
+
+
+def test_latency_rows_carry_the_quartiles_of_their_calls():
+    calls = iter([0.001 * k for k in range(1, 200)])
+    rows = latency.measure({("m", "v"): (lambda _: time.sleep(next(calls) / 50), lambda x: x)},
+                           pd.DataFrame({c: [0.0] * 4 for c in FEATURES}), batches=(1,),
+                           repeats={1: 9}, warmup=1)
+    row = rows.iloc[0]
+    assert row["p25_ms"] <= row["median_ms"] <= row["p75_ms"]
+    assert row["p75_ms"] > row["p25_ms"]  # the calls slept longer and longer
 
 
 def test_the_stage_table_fits_the_page():

@@ -1,9 +1,12 @@
-"""Inference latency on this machine: the median of repeated timings after warm-up.
+"""Inference latency on this machine: the median of repeated timings after warm-up, with their
+interquartile range.
 
 Each variant is a callable taking one prepared input (a DataFrame for the prediction APIs, a
 normalised tensor for the bare networks). ``measure`` times it at each batch size and
-returns one row per (variant, batch): median seconds per call, microseconds per row, rows
-per second. Timings vary run to run; notebooks mark the cells that print them for nbval.
+returns one row per (variant, batch): median milliseconds per call and the first and third
+quartiles of the calls (the spread a verdict on it is read against: ``paper_goals``),
+microseconds per row, rows per second. Timings vary run to run; notebooks mark the cells that
+print them for nbval. The pipeline takes them on a quiet machine (``quiet``).
 """
 from __future__ import annotations
 
@@ -27,6 +30,12 @@ WARMUP_BUDGET_S = 0.5  # warm-up stops after this long, once at least one call h
 def median_seconds(fn, arg, repeats: int, warmup: int) -> float:
     """Median wall time of ``fn(arg)`` over ``repeats`` calls, after ``warmup`` calls (fewer
     when they take over WARMUP_BUDGET_S; at least one: slow calls need no five warm-ups)."""
+    return quartile_seconds(fn, arg, repeats, warmup)[1]
+
+
+def quartile_seconds(fn, arg, repeats: int, warmup: int) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile) of the wall times of ``fn(arg)`` over
+    ``repeats`` calls, after the warm-up of ``median_seconds``."""
     start = time.perf_counter()
     for i in range(warmup):
         fn(arg)
@@ -37,7 +46,10 @@ def median_seconds(fn, arg, repeats: int, warmup: int) -> float:
         start = time.perf_counter()
         fn(arg)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    if len(times) < 2:
+        return times[0], times[0], times[0]
+    low, median, high = statistics.quantiles(times, n=4, method="inclusive")
+    return low, median, high
 
 
 def measure(variants: dict, rows: pd.DataFrame, batches=(1, 4096), repeats: dict | None = None,
@@ -56,9 +68,10 @@ def measure(variants: dict, rows: pd.DataFrame, batches=(1, 4096), repeats: dict
         for batch in batches:
             arg = prepare(rows[FEATURES].iloc[:batch].reset_index(drop=True))
             n = repeats.get(batch, 200 if batch == 1 else 20)
-            seconds = median_seconds(fn, arg, repeats=n, warmup=warmup)
+            low, seconds, high = quartile_seconds(fn, arg, repeats=n, warmup=warmup)
             out.append({"model": model, "variant": variant, "batch": batch,
-                        "median_ms": 1e3 * seconds, "us_per_row": 1e6 * seconds / batch,
+                        "median_ms": 1e3 * seconds, "p25_ms": 1e3 * low, "p75_ms": 1e3 * high,
+                        "us_per_row": 1e6 * seconds / batch,
                         "rows_per_s": batch / seconds, "repeats": n})
     return pd.DataFrame(out)
 
@@ -173,16 +186,20 @@ def linear_flops_per_row(model) -> float:
 def roofline(timings: list, model_name: str, flops_per_row: float, peaks: dict,
              batch: int = 4096) -> list:
     """Per timed variant of ``model_name`` at ``batch``: rows/s, the roofline (GEMM peak of the
-    variant's precision / FLOPs per row) and the fraction of it reached."""
+    variant's precision / FLOPs per row), the fraction of it reached and, for a timing with
+    quartiles, that fraction's range over them (``fraction_spread``)."""
     out = []
     for r in timings:
         if r["model"] != model_name or r["batch"] != batch:
             continue
         precision = "bf16" if "bf16" in r["variant"] else "fp32"
         ceiling = peaks[precision] * 1e9 / flops_per_row
-        out.append({"variant": r["variant"], "precision": precision,
-                    "rows_per_s": r["rows_per_s"], "roofline_rows_per_s": ceiling,
-                    "fraction_of_roofline": r["rows_per_s"] / ceiling})
+        row = {"variant": r["variant"], "precision": precision,
+               "rows_per_s": r["rows_per_s"], "roofline_rows_per_s": ceiling,
+               "fraction_of_roofline": r["rows_per_s"] / ceiling}
+        if "p25_ms" in r:  # the slowest quartile of calls first
+            row["fraction_spread"] = [batch / (1e-3 * r[q]) / ceiling for q in ("p75_ms", "p25_ms")]
+        out.append(row)
     return out
 
 

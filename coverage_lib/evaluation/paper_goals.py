@@ -1,8 +1,14 @@
 """The paper's goals, each with its measured value, limit and verdict (``goals``: accuracy and
 physics rules of the backbones and the Selector; ``serving_goals``: the prediction API against
 the hardware), and the noise-free errors they are judged on (``noise_free_mae``,
-``noise_free_metrics``, ``frequency_bands``)."""
+``noise_free_metrics``, ``frequency_bands``).
+
+A timing goal carries its ``spread``: the range its value takes over the interquartile ranges
+of the timings it is computed from (``Spread``); where that range holds the limit the verdict is
+undecided (``met`` None), as a goal judged over seeds is where its interval holds the limit."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -53,13 +59,55 @@ def frequency_bands(frame: pd.DataFrame, answers: dict, gap: float) -> dict:
     return out
 
 
-def goal_row(goal: str, value, limit, kind: str) -> dict:
+def goal_row(goal: str, value, limit, kind: str, spread: tuple | None = None) -> dict:
     """One goal: its value (unrounded), limit, kind ("max" or "min") and ``met``, judged on the
-    value rounded as the goals tables show it (``GOAL_DECIMALS``)."""
-    shown = round(float(value), GOAL_DECIMALS)
-    ok = shown <= limit if kind == "max" else shown >= limit
-    return {"goal": goal, "value": float(value), "limit": float(limit), "kind": kind,
-            "met": bool(ok)}
+    value rounded as the goals tables show it (``GOAL_DECIMALS``). With ``spread`` (low, high):
+    ``met`` at both ends, None (undecided) where they differ; the row keeps the spread."""
+    def met(v) -> bool:
+        shown = round(float(v), GOAL_DECIMALS)
+        return bool(shown <= limit if kind == "max" else shown >= limit)
+
+    row = {"goal": goal, "value": float(value), "limit": float(limit), "kind": kind,
+           "met": met(value)}
+    if spread is not None and all(np.isfinite(spread)):
+        ends = {met(v) for v in spread}
+        row.update(spread=[float(v) for v in spread], met=ends.pop() if len(ends) == 1 else None)
+    return row
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A value computed from timings, with the range it takes when each timing moves over its
+    interquartile range (every timing positive): quotients and differences take the ends that
+    widen the range, so the range holds every combination of the quartiles."""
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, row: dict | None, column: str) -> "Spread":
+        """A latency row's ``column`` ("median_ms" or "rows_per_s") with its quartiles; NaN
+        without a row, no range for a row timed before quartiles were kept."""
+        nan = float("nan")
+        if row is None:
+            return cls(nan, nan, nan)
+        if "p25_ms" not in row:
+            return cls(row[column], nan, nan)
+        low_ms, high_ms = row["p25_ms"], row["p75_ms"]
+        if column == "median_ms":
+            return cls(row["median_ms"], low_ms, high_ms)
+        return cls(row["rows_per_s"], row["batch"] / (1e-3 * high_ms),
+                   row["batch"] / (1e-3 * low_ms))
+
+    def __truediv__(self, other: "Spread") -> "Spread":
+        return Spread(self.value / other.value, self.low / other.high, self.high / other.low)
+
+    def __sub__(self, other: "Spread") -> "Spread":
+        return Spread(self.value - other.value, self.low - other.high, self.high - other.low)
+
+    @property
+    def ends(self) -> tuple:
+        return self.low, self.high
 
 
 def timing(rows: list, model: str, variant: str, batch: int, column: str, *default):
@@ -152,15 +200,26 @@ def goals(accuracy: dict, physics: dict | None = None, bands: dict | None = None
 def serving_goals(timings: list, summary: dict) -> list[dict]:
     """The prediction API's goals: ratios
     of this run's timings, so they hold or fail on the machine that ran it (they vary run to
-    run; the book shows them beside the latency table, not in the paper's goals)."""
+    run; the book shows them beside the latency table, not in the paper's goals), each with its
+    spread over the timings' interquartile ranges (``Spread``; undecided where it holds the
+    limit)."""
     names = model_names()
     mlp = names[registry.by_role("primary").key]
 
-    def timed(model, variant, batch, column):
-        return timing(timings, model, variant, batch, column, float("nan"))
+    def timed(model, variant, batch, column) -> Spread:
+        row = next((r for r in timings if r["model"] == model and r["variant"] == variant
+                    and r["batch"] == batch), None)
+        return Spread.of(row, column)
 
-    def best(rows):
-        return max((r["fraction_of_roofline"] for r in rows), default=float("nan"))
+    def best(rows) -> Spread:
+        top = max(rows, key=lambda r: r["fraction_of_roofline"], default=None)
+        if top is None:
+            return Spread(float("nan"), float("nan"), float("nan"))
+        return Spread(top["fraction_of_roofline"],
+                      *top.get("fraction_spread", [float("nan")] * 2))
+
+    def fixed(value) -> Spread:  # a measured cost, not a timing: no spread
+        return Spread(value, float("nan"), float("nan"))
 
     roof = summary["roofline"]
     backup = names[registry.by_role("backup").key]
@@ -170,30 +229,33 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
     # elsewhere it is emulated, and its speed and cost say nothing of the model.
     native = " (native bf16, avx512_bf16)"
     bf16 = [("MLP bf16 at batch 4096 / bf16 roofline" + native,
-             best(r for r in roof if r["precision"] == "bf16"), 0.6, "min"),
+             best([r for r in roof if r["precision"] == "bf16"]), 0.6, "min"),
             ("MLP bf16 noise-free MAE change: received power (dB)" + native,
-             abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"]),
+             fixed(abs(summary["bf16_cost"]["targets"]["received_power_dbm"]["mae_change"])),
              serving.ADMISSIBLE_COST["received_power_dbm"], "max"),
             ("MLP bf16 noise-free MAE change: radius (m)" + native,
-             abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"]),
+             fixed(abs(summary["bf16_cost"]["targets"]["coverage_radius_m"]["mae_change"])),
              serving.ADMISSIBLE_COST["coverage_radius_m"], "max")] \
         if summary.get("bf16_native") and any(r["precision"] == "bf16" for r in roof) else []
     # The cascade's own ceiling: the MLP's predict_array on every link, the backup's on the
     # share it routes there (``summary["selector_backup_share"]``, the test split's). The
     # two ratios above it depend on that share, which the gates' tolerance sets, not the code.
     share = summary.get("selector_backup_share", float("nan"))
-    bound = 1.0 / (1.0 / timed(mlp, "predict_array", 4096, "rows_per_s")
-                   + share / timed(backup, "predict_array", 4096, "rows_per_s"))
+    primary_rate = timed(mlp, "predict_array", 4096, "rows_per_s")
+    backup_rate = timed(backup, "predict_array", 4096, "rows_per_s")
+    bound = Spread(*(1.0 / (1.0 / a + share / b) for a, b in zip(
+        (primary_rate.value, primary_rate.low, primary_rate.high),
+        (backup_rate.value, backup_rate.low, backup_rate.high))))
     rows = []
     for goal, value, limit, kind in (
             ("MLP fp32 at batch 4096 / fp32 roofline (PyTorch's GEMM peak at the run's "
              "threads; best fp32 form)",
-             best(r for r in roof if r["precision"] == "fp32"), 0.85, "min"),
+             best([r for r in roof if r["precision"] == "fp32"]), 0.85, "min"),
             *bf16,
             ("Selector predict_array at batch 4096 / MLP network (eager) rows/s",
              cascade / timed(mlp, "network, eager", 4096, "rows_per_s"), 0.4, "min"),
             ("Selector predict_array at batch 4096 / backup predict_array rows/s",
-             cascade / timed(backup, "predict_array", 4096, "rows_per_s"), 3.0, "min"),
+             cascade / backup_rate, 3.0, "min"),
             (f"Selector predict_array at batch 4096 / its routing bound (the MLP on every "
              f"link, the backup on the {100 * share:.0f} % of test links routed to it)",
              cascade / bound, 0.8, "min"),
@@ -206,5 +268,5 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
              f"backup's predict_array (ms)",
              timed("Selector", f"predict_array, a link the {backup} answers", 1, "median_ms")
              - timed(backup, "predict_array", 1, "median_ms"), 0.3, "max")):
-        rows.append(goal_row(goal, value, limit, kind))
+        rows.append(goal_row(goal, value.value, limit, kind, value.ends))
     return rows

@@ -24,7 +24,7 @@ from ..models.baselines import LightGBMBaseline, random_candidates
 from ..physics import rules, sampling
 from ..physics.oracle import oracle_predictions
 from ..training import checkpoint_io
-from . import frontier as frontier_module, latency, serving
+from . import frontier as frontier_module, latency, quiet, serving
 from . import selector as selector_module
 from .paper_goals import frequency_bands, goals, noise_free_metrics, serving_goals
 from .result_files import (BAND_SPLITS, EVAL_SPLITS, load_histories, model_names,
@@ -178,14 +178,15 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     (``PARAMETERS``), checked here too, and recorded in metrics.json.
 
     In order: the Selector's confidence gate and its threshold for ``selector_tolerance``,
-    from the validation split only (``_fit_selector``); LightGBM, ``lightgbm_candidates`` random draws from
-    ``lightgbm_space`` searched on ``lightgbm_search_rows`` training rows, the best refitted on
-    all (``_fit_lightgbm``); accuracy of every model on every split (all rows); the raw heads
-    on test; the physics rules on the first ``physics_rows`` rows of each split; the routing;
-    the ONNX export of each backbone in ``onnx_backbones`` (``_export_onnx``); latency, the
-    GEMM peaks, the MLP's roofline and its bf16 cost on the test split (``_time_latency``,
-    ``serving_summary``); the cascade's frontier, risk–coverage and gate costs
-    (``frontier``); the goals.
+    from the validation split only (``_fit_selector``); LightGBM, ``lightgbm_candidates``
+    random draws from ``lightgbm_space`` searched on ``lightgbm_search_rows`` training rows,
+    the best refitted on all (``_fit_lightgbm``); accuracy of every model on every split (all
+    rows); the raw heads on test; the physics rules on the first ``physics_rows`` rows of each
+    split; the routing; the ONNX export of each backbone in ``onnx_backbones``
+    (``_export_onnx``); then, on a quiet machine (``quiet.timing``: no replicate stage of the
+    run computes meanwhile), latency, the GEMM peaks, the MLP's roofline and its bf16 cost on
+    the test split (``_time_latency``, ``serving_summary``), the cascade's frontier and gate
+    costs (``frontier``); its risk–coverage; the goals.
     """
     parameters = validation.validate("04_evaluate", PARAMETERS, {
         "profile": profile, "data_dir": data_dir, "seed": seed,
@@ -219,10 +220,14 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     physics = rule_checks(frames, models, assumptions, physics_rows, seed)
     progress.report("ONNX export and latency")
     onnx_paths = _export_onnx(models, onnx_backbones, models_dir, frames["test"])
-    timings = _time_latency(models, onnx_paths, frames["test"], seed, latency_repeats)
-    progress.report("the cascade's frontier, from the MLP alone to the backup alone")
     gap = assumptions["implementation_gap_db"]
-    frontier = frontier_module.frontier(models.selector, models.backbones, val, frames, gap)
+    with quiet.timing(data_dir, log) as waited:  # no replicate stage computes meanwhile
+        timings = _time_latency(models, onnx_paths, frames["test"], seed, latency_repeats)
+        serving = serving_summary(models, timings, frames["test"], onnx_paths,
+                                  routing["test"]["to_mamba"])
+        progress.report("the cascade's frontier, from the MLP alone to the backup alone")
+        frontier = frontier_module.frontier(models.selector, models.backbones, val, frames, gap)
+        gates = frontier_module.gate_costs(models.selector, frames["test"])
     results = {
         "profile": profile, "data_manifest_sha256": manifest,
         "checkpoints": _checksums(data_dir, models_dir), "parameters": parameters,
@@ -234,13 +239,12 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
         "routing": routing, "selector": _selector_entry(models.selector),
         "frontier": frontier,
         "risk_coverage": frontier_module.risk_coverage(models.selector, frames["test"], gap),
-        "gates": frontier_module.gate_costs(models.selector, frames["test"]),
+        "gates": gates,
         "lightgbm": {"chosen": models.lightgbm.chosen, "search": models.lightgbm.search_results,
                      "search_rows": models.lightgbm.search_rows, "space": lightgbm_space,
                      "candidates": lightgbm_candidates, **lightgbm_cost},
         "latency": timings, "machine": machine.machine(),
-        "serving": serving_summary(models, timings, frames["test"], onnx_paths,
-                                   routing["test"]["to_mamba"]),
+        "serving": {**serving, "quiet_wait_s": waited},
         "goals": goals(accuracy, physics, bands),
     }
     path = write_metrics(results_dir / "metrics.json", results)

@@ -14,7 +14,7 @@ from ..core import validation
 from ..core.paths import dataset_dir, resolve
 from ..datasets import replicates
 from ..datasets.dataset import FILE_MANIFEST, load_stats
-from ..evaluation import result_files
+from ..evaluation import quiet, result_files
 from . import fanout
 from .definitions import (EVALUATION_STAGE, MAIN_CHAIN, REPLICATE_RESULT, SEEDS_STAGE,
                           chain_stages, data_dir_of, stage_params, stages)
@@ -156,9 +156,12 @@ def run_chain(chain: Chain, force: bool = False, log=print) -> dict:
                 stamp_path(data, stage)).get("wall_s")} for stage, _ in chain.steps}
         summary = {}
         for i, (stage, p) in enumerate(chain.steps, 1):
-            summary[stage.name] = run_stage_if_stale(
-                stage, p, data, force,
-                f"{name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
+            # a replicate's stage never computes beside the main run's timings (``quiet``)
+            with contextlib.nullcontext() if chain.replicate.is_main else \
+                    quiet.computing(data_dir_of(chain.profile), log):
+                summary[stage.name] = run_stage_if_stale(
+                    stage, p, data, force,
+                    f"{name} [{i}/{len(chain.steps)}] {stage.name} ({stage.notebook})", log)
         return summary
 
 

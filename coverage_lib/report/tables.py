@@ -80,14 +80,25 @@ def unnamed(table: pd.DataFrame) -> pd.DataFrame:
 GOAL_VERDICTS = {True: "met", False: "not met", None: "undecided"}  # undecided: see intervals.goals
 
 
+def with_spread(shown: str, spread, decimals: int) -> str:
+    """``shown`` followed by a timing goal's spread, "[low – high]", where it has one."""
+    if not isinstance(spread, (list, tuple)):
+        return shown
+    low, high = (number(float(v), decimals) for v in spread)
+    return f"{shown} [{low}\u2013{high}]"
+
+
 def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
     """Goals (``paper_goals.goals`` rows: goal, value, limit, kind, met; over seeds also
-    ``half_width``, and ``met`` None where undecided: ``intervals.goals``) as measured value
-    (mean ± half-width over seeds), the limit with its direction (≤ or ≥) and a verdict in
-    words."""
+    ``half_width``, and ``met`` None where undecided: ``intervals.goals``; a timing goal's
+    ``spread`` over its timings' quartiles: ``paper_goals.serving_goals``) as measured value
+    (mean ± half-width over seeds, or the value with its spread in brackets), the limit with
+    its direction (≤ or ≥) and a verdict in words."""
     halves = table["half_width"] if "half_width" in table else [None] * len(table)
+    spreads = table["spread"] if "spread" in table else [None] * len(table)
     return unnamed(pd.DataFrame({
-        "measured": [with_half(float(v), h, decimals) for v, h in zip(table["value"], halves)],
+        "measured": [with_spread(with_half(float(v), h, decimals), s, decimals)
+                     for v, h, s in zip(table["value"], halves, spreads)],
         "goal": [("≤\u00a0" if k == "max" else "≥\u00a0")  # no break between sign and limit
                  + number(float(limit), decimals).rstrip("0").rstrip(".")
                  for k, limit in zip(table["kind"], table["limit"])],
