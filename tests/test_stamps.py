@@ -23,11 +23,14 @@ def library_copy(tmp_path, monkeypatch):
 
 
 def hashes() -> dict:
-    """{stage: its hash}, every stage with the same parameters and no input files."""
+    """{stage: its hash}, every stage of the main run and of a replicate chain ("chain "
+    before its name) with the same parameters and no input files."""
     from coverage_lib.pipeline import definitions, stamps
 
-    return {s.name: stamps.stage_hash(s, {"data_dir": "data/none"})
-            for s in definitions.stages()}
+    return {**{s.name: stamps.stage_hash(s, {"data_dir": "data/none"})
+               for s in definitions.stages()},
+            **{f"chain {s.name}": stamps.stage_hash(s, {"data_dir": "data/none"})
+               for s in definitions.chain_stages()}}
 
 
 def changed_by(root: Path, module: str) -> set:
@@ -41,10 +44,22 @@ def changed_by(root: Path, module: str) -> set:
     return {name for name in before if before[name] != after[name]}
 
 
-def test_an_edit_to_the_report_layer_retrains_nothing(library_copy):
-    changed = changed_by(library_copy, "report/tables.py")
-    assert not changed & {"01_data", *TRAINING}, changed
+@pytest.mark.parametrize("module", ["report/tables.py", "report/book_glue.py",
+                                    "report/verdicts.py", "report/figures.py"])
+def test_an_edit_to_the_report_layer_reruns_no_training_and_no_evaluation(library_copy, module):
+    # computing and showing apart: the evaluations (the main run's and every replicate
+    # chain's) write results and show none of them, so a table's look reruns only the stages
+    # that read results (the seeds' intervals, the figures, the interactive page)
+    changed = changed_by(library_copy, module)
+    evaluations = {"04_evaluate", *(f"chain {s.name}" for s in _chain_stages())}
+    assert not changed & {"01_data", *TRAINING, *evaluations}, changed
     assert "05_plots" in changed
+
+
+def _chain_stages():
+    from coverage_lib.pipeline import definitions
+
+    return definitions.chain_stages()
 
 
 def test_an_edit_to_the_training_layer_reruns_the_training_stages(library_copy):
@@ -56,4 +71,4 @@ def test_every_stage_depends_on_the_core_layer(library_copy):
     from coverage_lib.pipeline import definitions
 
     assert changed_by(library_copy, "core/__init__.py") == \
-        {s.name for s in definitions.stages()}
+        {s.name for s in definitions.stages()} | {f"chain {s.name}" for s in _chain_stages()}

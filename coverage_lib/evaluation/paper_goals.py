@@ -18,7 +18,7 @@ from ..core.schema import TARGETS
 from ..models import registry
 from ..physics import oracle
 from . import serving
-from .result_files import FREQUENCY_BANDS_GHZ, band_label, model_names
+from .result_files import EVAL_SPLITS, FREQUENCY_BANDS_GHZ, band_label, model_keys, model_names
 
 # Decimals the goals table shows (notebooks 04 and 05); ``goals`` judges the value so rounded,
 # so that a reader checking ``value`` against ``limit`` in the table reaches the same verdict.
@@ -33,6 +33,18 @@ def noise_free_mae(entry: dict, target: str) -> float:
     """A model's error against the noise-free truth on one target: ``mae_vs_median`` where the
     target is noisy (received power, SINR, qos), the MAE where it is not (radius, area)."""
     return entry[target].get("mae_vs_median", entry[target]["mae"])
+
+
+def noise_free_table(accuracy: dict, splits=EVAL_SPLITS, models=None) -> pd.DataFrame:
+    """Noise-free MAE (``noise_free_mae``) per split and target of ``accuracy``
+    (metrics.json's or a replicate's): a column per model, the oracle left out."""
+    names = model_names()
+    chosen = [m for m in (models or model_keys()) if m != "oracle"]
+    return pd.concat({s: pd.DataFrame({names.get(m, m): [noise_free_mae(accuracy[s][m], t)
+                                                         for t in TARGETS]
+                                       for m in chosen if m in accuracy[s]},
+                                      index=pd.Index(TARGETS, name="noise-free MAE"))
+                      for s in splits if s in accuracy})
 
 
 def noise_free_metrics(frame: pd.DataFrame, pred: pd.DataFrame, gap: float) -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..core import validation
 from ..core.schema import OOD_SPLITS, TARGETS
-from ..evaluation import latency
+from ..evaluation import latency, paper_goals
 from ..evaluation.paper_goals import GOAL_DECIMALS, noise_free_mae, timing
 from ..evaluation.selector import DEFAULT_TOLERANCE, EVERY, REASONS
 from ..evaluation.result_files import (BAND_SPLITS, EVAL_SPLITS, FREQUENCY_BANDS_GHZ, STATS,
@@ -166,17 +166,6 @@ def lightgbm_table(results: dict) -> pd.DataFrame:
                          for t, c in results["lightgbm"]["chosen"].items()}).T
 
 
-def noise_free_table(accuracy: dict, splits=EVAL_SPLITS, models=None) -> pd.DataFrame:
-    """Noise-free MAE (``noise_free_mae``) per split and target: a column per model."""
-    names = model_names()
-    chosen = [m for m in (models or model_keys()) if m != "oracle"]
-    return pd.concat({s: pd.DataFrame({names.get(m, m): [noise_free_mae(accuracy[s][m], t)
-                                                         for t in TARGETS]
-                                       for m in chosen if m in accuracy[s]},
-                                      index=pd.Index(TARGETS, name="noise-free MAE"))
-                      for s in splits if s in accuracy})
-
-
 def band_table(results: dict, splits=BAND_SPLITS,
                targets=("received_power_dbm", "coverage_radius_m")) -> pd.DataFrame:
     """Noise-free MAE per frequency band of each of ``splits``, bands in frequency order (rows:
@@ -236,7 +225,7 @@ def book_tables(results: dict, spread: dict | None = None, goals: list | None = 
             table(r["accuracy"], "test", "r2"), decimals=5, unit="")),
         "table_ood_mae": over_seeds(lambda r: tables.by_target(ood_table(r["accuracy"]))),
         "table_noise_free": over_seeds(lambda r: tables.by_target(
-            noise_free_table(r["accuracy"]))),
+            paper_goals.noise_free_table(r["accuracy"]))),
         "table_bands": over_seeds(lambda r: tables.by_target(band_table(r))),
         "table_raw_heads": tables.by_target(raw_heads_table(results)),
         "table_goals": judged,
