@@ -61,8 +61,8 @@ def gates() -> list:
 
 
 def routing(to_backup: float = 0.125) -> dict:
-    return {s: {"rows": 1000, "to_mlp": 1 - to_backup if s == "test" else 0.0,
-                "to_mamba": to_backup if s == "test" else 1.0, "backup_rows": 125,
+    return {s: {"rows": 1000, "to_primary": 1 - to_backup if s == "test" else 0.0,
+                "to_backup": to_backup if s == "test" else 1.0, "backup_rows": 125,
                 "reasons": {"out_of_domain": 0.0 if s == "test" else 1.0,
                             "physics_rule": 0.005 if s == "test" else 0.0,
                             "low_confidence": to_backup - 0.005 if s == "test" else 0.0}}

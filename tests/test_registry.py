@@ -103,7 +103,7 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
     interactive = nbformat.read(data / "executed" / "06_interactive.ipynb", as_version=4)
     assert "TinyNet" in json.dumps([c.get("outputs", []) for c in interactive.cells])
     # the Selector still routes between the primary and the backup
-    assert set(metrics["routing"]["test"]) == {"rows", "to_mlp", "to_mamba", "backup_rows",
+    assert set(metrics["routing"]["test"]) == {"rows", "to_primary", "to_backup", "backup_rows",
                                                "reasons"}
     assert metrics["selector"]["pair"] == ["mlp", "mamba3"]
 

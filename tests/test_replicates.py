@@ -216,7 +216,7 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     quoted = seed_tables.quoted_numbers(one)
     assert quoted["mlp_power_vs_median_text"] == \
         f"{metrics['accuracy']['test']['mlp']['received_power_dbm']['mae_vs_median']:.3f}"
-    assert quoted["selector_test_to_mamba_text"] == f"{metrics['routing']['test']['to_mamba']:.2%}"
+    assert quoted["selector_test_to_backup_text"] == f"{metrics['routing']['test']['to_backup']:.2%}"
 
     # two seeds, the second 10 % off: mean 1.05 v, half-width t(0.975, 1)·s/√2 = 12.706·0.05 v
     spread = intervals.spread(two)

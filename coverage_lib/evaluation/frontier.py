@@ -74,7 +74,7 @@ def frontier(selector: Selector, backbones: dict, val: pd.DataFrame, frames: dic
                 "label": f"tolerance {tolerance:g}", "kind": "cascade", "tolerance": tolerance,
                 "default": key == selector.keys[0] and tolerance == selector.tolerance,
                 "validation_to_backup": at.thresholds["validation_to_backup"],
-                "splits": {s: d.point(d.forced | at._low_confidence(d.score),
+                "splits": {s: d.point(d.forced | at.low_confidence(d.score),
                                       _rows_per_s(lambda x: at.predict_array(x), d.x, repeats))
                            for s, d in splits.items()}})
         points.append({"label": f"{names[selector.keys[1]]} only", "kind": "backup_only",
@@ -124,19 +124,19 @@ def gate_costs(selector: Selector, test: pd.DataFrame, repeats: int = 5) -> list
     rows = [
         ("primary pass", "the primary's predict_array (every in-domain row)", primary_us, None),
         ("out_of_domain", "a feature outside the training domain",
-         us(lambda v: selector._outside(v).any(axis=1)),
-         selector._outside(x_all).any(axis=1).mean()),
+         us(lambda v: selector.outside(v).any(axis=1)),
+         selector.outside(x_all).any(axis=1).mean()),
         ("physics_rule: " + ", ".join(answer_rules), "identities and ranges, read off the answer",
-         us(lambda v: selector._rules_broken(excess_array(v, y, {}, answer_rules, gap), len(v))),
-         selector._rules_broken(selector._primary_with_rules(x_all)[1], len(x_all))[1].mean()),
+         us(lambda v: selector.rules_broken(excess_array(v, y, {}, answer_rules, gap), len(v))),
+         selector.rules_broken(selector.primary_with_rules(x_all)[1], len(x_all))[1].mean()),
         ("physics_rule: " + ", ".join(MONOTONIC_RULES),
          "monotonicity by finite differences: two moved copies per row through the primary",
          us(lambda v: rule_excess_array(selector.primary.predict_array, v, MONOTONIC_RULES, gap))
          - primary_us,
-         monotonic._rules_broken(excess, len(x_all))[1].mean()),
+         monotonic.rules_broken(excess, len(x_all))[1].mean()),
         ("low_confidence", "the confidence gate's trees on the link and the answer",
-         us(lambda v: selector._score(v, y)),
-         selector._low_confidence(selector._score(x_all, answers)).mean()),
+         us(lambda v: selector.confidence_score(v, y)),
+         selector.low_confidence(selector.confidence_score(x_all, answers)).mean()),
         ("backup pass", "the backup's predict_array (routed rows only)",
          us(selector.backup.predict_array), None)]
     return [{"gate": g, "what": w, "us_per_row": float(c),

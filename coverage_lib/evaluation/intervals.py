@@ -24,7 +24,7 @@ from ..models import registry
 from ..datasets import replicates
 from ..core.schema import TARGETS
 
-FORMAT = "d2tl-coverage-seeds/2"
+FORMAT = "d2tl-coverage-seeds/3"  # 3: the replicates' routing by role (to_primary, to_backup)
 # What each replicate's results keep in seeds.json (per seed, for the replicates on every row):
 # the book's tables of accuracy, frequency bands, routing and physics rules become mean ±
 # half-width of these.

@@ -4,7 +4,7 @@ what they are keyed by (``model_keys``, ``EVAL_SPLITS``, ``FREQUENCY_BANDS_GHZ``
 read and written by ``core.io.read_json`` and ``core.io.write_json``.
 
 ``metrics.json`` (``data/<profile>/results/metrics.json``) is the one file the book reads its
-numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physical units:
+numbers from. Schema (format ``d2tl-coverage-metrics/2``; 2: routing keyed by role), every float in physical units:
 
 - ``profile``, ``data_manifest_sha256``, ``checkpoints`` ({model: sha256}), ``machine``
   (``machine.machine()``), ``parameters`` (the notebook's parameters);
@@ -24,8 +24,8 @@ numbers from. Schema (format ``d2tl-coverage-metrics/1``), every float in physic
 - ``physics``: {split: {model: {rule: {"violation_rate", "mean_violation", "max_violation",
   "tolerance"}}}} on the first ``physics_rows`` rows (``physics.rules.check``; the noise-free
   link budget appears as "physics"), and on as many points of the whole domain ("domain");
-- ``routing``: {split: {"rows", "to_mlp", "to_mamba", "backup_rows", "reasons": {reason:
-  fraction}}}: the cascade's routing (``to_mlp``: the primary's share, ``to_mamba``: the
+- ``routing``: {split: {"rows", "to_primary", "to_backup", "backup_rows", "reasons": {reason:
+  fraction}}}: the cascade's routing (``to_primary``: the primary's share, ``to_backup``: the
   backup's, ``backup_rows``: the rows the backup ran on);
 - ``selector``: the pair, its tolerance, the confidence gate's score threshold and the
   tolerance scales (fitted on validation; the gate itself is in ``selector_thresholds.json``),
@@ -57,8 +57,8 @@ from ..core.schema import OOD_SPLITS
 from ..datasets import dataset
 from ..models import registry
 
-FORMAT = "d2tl-coverage-metrics/1"
-REPLICATE_FORMAT = "d2tl-coverage-replicate/2"
+FORMAT = "d2tl-coverage-metrics/2"  # 2: routing by role (to_primary, to_backup)
+REPLICATE_FORMAT = "d2tl-coverage-replicate/3"  # 3: routing by role
 # The sets every model is scored on, in the order the tables show them.
 EVAL_SPLITS = ("test", *OOD_SPLITS)
 # Frequency bands of the sets past the training frequencies (up to 40 GHz): the trained band

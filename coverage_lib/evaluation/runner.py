@@ -66,8 +66,8 @@ def routing_entry(flags: pd.DataFrame) -> dict:
     summary = routing_summary(flags)
     n = max(len(flags), 1)
     primary, backup = routes()
-    return {"rows": int(len(flags)), "to_mlp": float(summary.loc[(primary, ""), "fraction"]),
-            "to_mamba": float(summary.loc[backup, "rows"].sum() / n),
+    return {"rows": int(len(flags)), "to_primary": float(summary.loc[(primary, ""), "fraction"]),
+            "to_backup": float(summary.loc[backup, "rows"].sum() / n),
             "backup_rows": int(summary.loc[backup, "rows"].sum()),
             "reasons": {r: float(summary.loc[(backup, r), "fraction"]) for r in REASONS}}
 
@@ -224,7 +224,7 @@ def evaluate(profile: str, data_dir, *, seed: int, lightgbm_space: dict,
     with quiet.timing(data_dir, log) as waited:  # no replicate stage computes meanwhile
         timings = _time_latency(models, onnx_paths, frames["test"], seed, latency_repeats)
         serving = serving_summary(models, timings, frames["test"], onnx_paths,
-                                  routing["test"]["to_mamba"])
+                                  routing["test"]["to_backup"])
         progress.report("the cascade's frontier, from the MLP alone to the backup alone")
         frontier = frontier_module.frontier(models.selector, models.backbones, val, frames, gap)
         gates = frontier_module.gate_costs(models.selector, frames["test"])

@@ -204,9 +204,10 @@ class Selector:
         return Selector(primary, self.backup, self.dataset_stats, rules=self.rules,
                         tolerances=self.tolerances, keys=(key, self.keys[1]))
 
-    # -- the gates -------------------------------------------------------------------------------
+    # -- the gates, one by one: the cascade runs them in order (``predict_array``), ``route``
+    # reports them all, and the frontier times each (``frontier.gate_costs``) ---------------
 
-    def _outside(self, x: np.ndarray) -> np.ndarray:
+    def outside(self, x: np.ndarray) -> np.ndarray:
         """(rows, 13) bool: which features of each link lie outside the training domain."""
         return (x < self._domain_low) | (x > self._domain_high)
 
@@ -216,11 +217,11 @@ class Selector:
                          dtype=object)
 
     def _first_outside(self, x: np.ndarray) -> np.ndarray:
-        outside = self._outside(x)
+        outside = self.outside(x)
         first = np.array(FEATURES, dtype=object)[outside.argmax(axis=1)]
         return np.where(outside.any(axis=1), first, "").astype(object)
 
-    def _primary_with_rules(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    def primary_with_rules(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
         """The primary's answers on ``x`` and the routing rules' excess per row: one pass for
         the answer-only rules, the moved copies in the same batch for the others."""
         gap = self.physics_assumptions["implementation_gap_db"]
@@ -229,7 +230,7 @@ class Selector:
         y = np.asarray(self.primary.predict_array(x), dtype=float)
         return y, excess_array(x, y, {}, self.rules, gap)
 
-    def _rules_broken(self, excess: dict, rows: int) -> tuple[dict, np.ndarray]:
+    def rules_broken(self, excess: dict, rows: int) -> tuple[dict, np.ndarray]:
         """Per routing rule, the rows where it passes its tolerance; and per row, whether any
         rule does."""
         broken = {rule: excess[rule] > self.tolerances[rule] for rule in self.rules}
@@ -239,10 +240,13 @@ class Selector:
         """Answers (rows, 5) on the primary's training scale (transform, over its std)."""
         return self.primary.normalizer.normalised_target_array(y)
 
-    def _score(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def confidence_score(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The confidence gate's score per row of links ``x`` and the primary's answers ``y``
+        (the backup's predicted excess error)."""
         return self.gate.score(x, self._scaled(y))
 
-    def _low_confidence(self, score: np.ndarray) -> np.ndarray:
+    def low_confidence(self, score: np.ndarray) -> np.ndarray:
+        """Per row, whether ``score`` passes the fitted threshold (the third gate)."""
         threshold = self.thresholds["score_threshold"]
         return np.zeros(len(score), bool) if threshold is NEVER else score > threshold
 
@@ -271,12 +275,12 @@ class Selector:
     def _cascade(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._require_thresholds()
         y = np.empty((len(x), len(TARGETS)))
-        code = np.where(self._outside(x).any(axis=1), 1, 0)
+        code = np.where(self.outside(x).any(axis=1), 1, 0)
         rest = np.flatnonzero(code == 0)
         if rest.size:
-            answer, excess = self._primary_with_rules(x[rest])
-            broken = self._rules_broken(excess, rest.size)[1]
-            unsure = self._low_confidence(self._score(x[rest], answer))
+            answer, excess = self.primary_with_rules(x[rest])
+            broken = self.rules_broken(excess, rest.size)[1]
+            unsure = self.low_confidence(self.confidence_score(x[rest], answer))
             code[rest] = np.select([broken, unsure], [2, 3], 0)
             kept = code[rest] == 0
             y[rest[kept]] = answer[kept]
@@ -294,13 +298,13 @@ class Selector:
         gate), ``routed_to`` and ``reason``."""
         self._require_thresholds()
         x = frame_array(features)
-        primary_y, excess = self._primary_with_rules(x)
+        primary_y, excess = self.primary_with_rules(x)
         backup_y = np.asarray(self.backup.predict_array(x), dtype=float)
-        broken, any_broken = self._rules_broken(excess, len(x))
+        broken, any_broken = self.rules_broken(excess, len(x))
         names = pd.Series("", index=features.index, dtype=object)
         for rule in self.rules:
             names = names + np.where(broken[rule], rule + ",", "")
-        score = self._score(x, primary_y)
+        score = self.confidence_score(x, primary_y)
         flags = pd.DataFrame(index=features.index)
         flags["out_of_domain"] = self._first_outside(x)
         flags["physics_rule"] = any_broken
@@ -309,7 +313,7 @@ class Selector:
         flags["divergence"] = np.abs(self._scaled(primary_y) - self._scaled(backup_y)).max(
             axis=1) if len(x) else np.zeros(0)
         code = np.select([flags["out_of_domain"].to_numpy() != "", any_broken,
-                          self._low_confidence(score)], [1, 2, 3], 0)
+                          self.low_confidence(score)], [1, 2, 3], 0)
         flags["reason"], flags["routed_to"] = self._labels(code)
         frame = lambda y: pd.DataFrame(y, columns=TARGET_INDEX, index=features.index)  # noqa: E731
         return frame(primary_y), frame(backup_y), flags
@@ -348,7 +352,7 @@ class Selector:
                              f"{2 * MIN_ROWS} (half to fit its gate, half to set its threshold)")
         x = frame_array(features)
         gap = self.physics_assumptions["implementation_gap_db"]
-        primary_y, excess = self._primary_with_rules(x)
+        primary_y, excess = self.primary_with_rules(x)
         backup_y = np.asarray(self.backup.predict_array(x), dtype=float)
         truth = noise_free_truth(val_frame, gap)
         noisy = val_frame[TARGETS].to_numpy(dtype=float)
@@ -356,13 +360,13 @@ class Selector:
         oracle = np.abs(noisy - truth).mean(axis=0)
         scales = np.where(oracle > 0, oracle, err_b.mean(axis=0))
         scales = np.maximum(scales, 1e-6 * np.abs(truth).mean(axis=0) + 1e-12)  # exact backups
-        forced = self._outside(x).any(axis=1) | self._rules_broken(excess, len(x))[1]
+        forced = self.outside(x).any(axis=1) | self.rules_broken(excess, len(x))[1]
         order = np.random.default_rng([seed, 30]).permutation(len(x))
         first, second = np.sort(order[: len(x) // 2]), np.sort(order[len(x) // 2:])
         target = ((err_p - err_b) / scales).max(axis=1)
         self.gate = ConfidenceGate.fit(x[first], self._scaled(primary_y[first]), target[first],
                                        seed=seed)
-        score = self._score(x[second], primary_y[second])
+        score = self.confidence_score(x[second], primary_y[second])
         self._calibration = {"forced": forced[second], "score": score,
                              "err_primary": err_p[second], "err_backup": err_b[second],
                              "scales": scales}

@@ -67,8 +67,8 @@ def routing_table(results: dict, percent: bool = False) -> pd.DataFrame:
     def scaled(v):  # None: a half-width where the share did not vary over the seeds
         return None if v is None else (100.0 if percent else 1.0) * v
 
-    return pd.DataFrame({s: {f"to {names[primary]}": scaled(r["to_mlp"]),
-                             f"to {names[backup]}": scaled(r["to_mamba"]),
+    return pd.DataFrame({s: {f"to {names[primary]}": scaled(r["to_primary"]),
+                             f"to {names[backup]}": scaled(r["to_backup"]),
                              **{f"reason: {k}": scaled(r["reasons"].get(k, 0.0))
                                 for k in REASONS}}
                          for s, r in ((s, results["routing"][s]) for s in EVAL_SPLITS
@@ -338,7 +338,7 @@ def accuracy_numbers(acc: dict, routing: dict) -> dict:
         "mamba_power_vs_median": test[mamba]["received_power_dbm"]["mae_vs_median"],
         "mamba_radius_mae": test[mamba]["coverage_radius_m"]["mae"],
         "mamba_radius_over_mlp": ratio("test", mamba, "coverage_radius_m", over=mlp),
-        "selector_test_to_mamba": routing["test"]["to_mamba"],
+        "selector_test_to_backup": routing["test"]["to_backup"],
     }
     for split in acc:
         if split != "test":

@@ -80,7 +80,7 @@ def replicate_table(result: dict) -> pd.DataFrame:
 QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
           "oracle_power_mae": "{:.3f}", "mlp_radius_r2": "{:.5f}",
           "lightgbm_power_vs_median": "{:.3f}", "lightgbm_radius_over_mlp": "{:.2f}",
-          "selector_test_to_mamba": "{:.2%}", "selector_test_low_confidence": "{:.2%}"}
+          "selector_test_to_backup": "{:.2%}", "selector_test_low_confidence": "{:.2%}"}
 
 
 def quoted_numbers(result: dict) -> dict:

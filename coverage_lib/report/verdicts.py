@@ -253,7 +253,7 @@ def selector_speed(latency_rows: list, routing: dict | None = None) -> str:
     cascade = timed("Selector", "predict_array", 4096, "rows_per_s")
     network = timed(mlp, "network, eager", 4096, "rows_per_s")
     alone = timed(backup, "predict_array", 4096, "rows_per_s")
-    share = f" ({100 * routing['test']['to_mamba']:.1f} % of the test links)" if routing else ""
+    share = f" ({100 * routing['test']['to_backup']:.1f} % of the test links)" if routing else ""
     text = (f"The Selector is a cascade: the MLP answers every link it can, and the backup runs "
             f"only on the links a gate sends to it{share}.")
     if None not in (cascade, network, alone):
@@ -300,7 +300,7 @@ def stable(results: dict, seeds: dict | None = None, goals: list | None = None) 
     run's."""
     judged = results["goals"] if goals is None else goals
     runs = [r["routing"] for r in (seeds or {}).get("per_seed", {}).values()]
-    share = intervals.interval([r["test"]["to_mamba"] for r in
+    share = intervals.interval([r["test"]["to_backup"] for r in
                                 (runs if len(runs) >= 2 else [results["routing"]])],
                                (seeds or {}).get("level", 0.95)) if "routing" in results else None
     return {"verdict_md": claim_verdict(judged), "claim_table_md": claim_table(judged, share),
