@@ -5,7 +5,7 @@ import json
 
 from coverage_lib.core.schema import TARGETS
 from coverage_lib.evaluation import result_files
-from coverage_lib.evaluation.intervals import interval
+from coverage_lib.evaluation.seeds_stage import interval
 from coverage_lib.models import registry
 from coverage_lib.report import ablation
 

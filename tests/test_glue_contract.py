@@ -1,4 +1,4 @@
-"""The glue contract (coverage_lib/report/glue.py) on small synthetic books, and its parser on
+"""The glue contract (coverage_lib/report/glue_contract.py) on small synthetic books, and its parser on
 the real pages."""
 import re
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coverage_lib.report import glue as glue_contract
-from coverage_lib.report.glue import check, glued_names, used_names
+from coverage_lib.report import glue_contract
+from coverage_lib.report.glue_contract import check, glued_names, used_names
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = "application/papermill.record/"

@@ -9,7 +9,7 @@ import pytest
 
 from coverage_lib.core import schema, validation
 from coverage_lib.datasets import dataset, replicates
-from coverage_lib.evaluation import intervals, runner
+from coverage_lib.evaluation import seeds_stage, runner
 from coverage_lib.report import seed_tables
 from coverage_lib.datasets.replicates import Replicate
 
@@ -90,27 +90,27 @@ def test_replicate_data_set_is_cut_from_the_main_one_and_skipped_when_unchanged(
 
 def test_t_interval_against_its_formula():
     values = [1.0, 2.0, 4.0]
-    iv = intervals.interval(values, 0.95)
+    iv = seeds_stage.interval(values, 0.95)
     mean, s = np.mean(values), np.std(values, ddof=1)
     assert math.isclose(iv["mean"], mean)
     assert math.isclose(iv["half_width"], 4.302652729911275 * s / math.sqrt(3), rel_tol=1e-9)
     assert iv["low"] < mean < iv["high"] and iv["n"] == 3
-    one = intervals.interval([2.0, None, float("nan")])
+    one = seeds_stage.interval([2.0, None, float("nan")])
     assert one["n"] == 1 and one["half_width"] is None and one["mean"] == 2.0
-    assert intervals.interval([])["mean"] is None
+    assert seeds_stage.interval([])["mean"] is None
 
 
 def test_a_ratio_is_called_lower_or_higher_only_when_its_interval_excludes_one():
-    assert intervals.ratio_verdict(intervals.interval([0.90, 0.91, 0.92])) == "lower"
-    assert intervals.ratio_verdict(intervals.interval([1.10, 1.12, 1.11])) == "higher"
-    assert intervals.ratio_verdict(intervals.interval([0.90, 1.10, 1.00])) == "indistinguishable"
-    assert intervals.ratio_verdict(intervals.interval([0.5])) == "one seed only"
+    assert seeds_stage.ratio_verdict(seeds_stage.interval([0.90, 0.91, 0.92])) == "lower"
+    assert seeds_stage.ratio_verdict(seeds_stage.interval([1.10, 1.12, 1.11])) == "higher"
+    assert seeds_stage.ratio_verdict(seeds_stage.interval([0.90, 1.10, 1.00])) == "indistinguishable"
+    assert seeds_stage.ratio_verdict(seeds_stage.interval([0.5])) == "one seed only"
 
 
 def test_seeds_parameters_are_checked():
     ok = {"seeds": [0, 1], "train_rows": [], "max_epoch_factor": 2, "level": 0.95,
           "chain_threads": 1, "budget_reference": {}}
-    validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok})
+    validation.validate("04b_seeds", seeds_stage.PARAMETERS, {"profile": "p", "data_dir": "d", **ok})
     for bad, message in (({"seeds": [1, 2]}, "including 0"), ({"seeds": [0, 0]}, "distinct"),
                          ({"train_rows": [0]}, r"train_rows\[0\] must be a positive integer"),
                          ({"max_epoch_factor": 0.5}, "max_epoch_factor must be"),
@@ -124,7 +124,7 @@ def test_seeds_parameters_are_checked():
                              "coverage_radius_m": [1.0, 0.1]}}},
                           r"received_power_dbm must be \[mean, half-width\]")):
         with pytest.raises(ValueError, match=message):
-            validation.validate("04b_seeds", intervals.PARAMETERS, {"profile": "p", "data_dir": "d", **ok, **bad})
+            validation.validate("04b_seeds", seeds_stage.PARAMETERS, {"profile": "p", "data_dir": "d", **ok, **bad})
     with pytest.raises(ValueError, match="lightgbm_params must map each target"):
         runner.REPLICATE_PARAMETERS["lightgbm_params"]("lightgbm_params", {"sinr_db": {}})
     json.dumps(ok)
@@ -201,17 +201,17 @@ def _scaled(tree, factor):
 
 def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny):
     from coverage_lib.evaluation import result_files
-    from coverage_lib.report import book_glue, tables
+    from coverage_lib.report import book_values, tables
 
     metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
-    kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
+    kept = {k: metrics[k] for k in seeds_stage.PER_SEED if k != "training"}
     one = {"level": 0.95, "per_seed": {"0": kept}}
     two = {"level": 0.95, "per_seed": {"0": kept, "3": _scaled(kept, 1.1)}}
 
     # one seed: the tables and quoted numbers are the main run's, without an interval
-    assert intervals.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
-    alone, main = book_glue.book_tables(metrics, intervals.spread(one)), \
-        book_glue.book_tables(metrics)
+    assert seeds_stage.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
+    alone, main = book_values.book_tables(metrics, seeds_stage.spread(one)), \
+        book_values.book_tables(metrics)
     assert all(alone[k].equals(main[k]) for k in main if hasattr(main[k], "equals"))
     quoted = seed_tables.quoted_numbers(one)
     assert quoted["mlp_power_vs_median_text"] == \
@@ -219,14 +219,14 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
     assert quoted["selector_test_to_backup_text"] == f"{metrics['routing']['test']['to_backup']:.2%}"
 
     # two seeds, the second 10 % off: mean 1.05 v, half-width t(0.975, 1)·s/√2 = 12.706·0.05 v
-    spread = intervals.spread(two)
+    spread = seeds_stage.spread(two)
     assert spread["n"] == 2
     for band, entry in metrics["frequency_bands"]["ood_frequency"].items():
         got = spread["mean"]["frequency_bands"]["ood_frequency"][band]
         assert got["rows"] == entry["rows"] and isinstance(got["rows"], int)
         assert got["mlp"]["coverage_radius_m"] == pytest.approx(
             1.05 * entry["mlp"]["coverage_radius_m"], rel=1e-12)
-    shown = book_glue.book_tables(metrics, spread)
+    shown = book_values.book_tables(metrics, spread)
     t = 12.706204736174694
     v = metrics["accuracy"]["test"]["mlp"]["coverage_radius_m"]["mae"]
     mlp = result_files.model_names()["mlp"]
@@ -261,10 +261,10 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
         paper_goals.goal_row(f"MLP {name}", v[seed], 1.0, "max") for name, v in values.items()])
     serving = paper_goals.goal_row("Selector speed", 3.0, 1.0, "max")
     main = {"physics": {}, "goals": [*paper_goals.goals(0, {}), serving]}
-    one = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}}}},
+    one = seeds_stage.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}}}},
                           main)
     assert one == main["goals"]
-    two = intervals.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}},
+    two = seeds_stage.goals({"level": 0.95, "per_seed": {"0": {"accuracy": 0, "physics": {}},
                                                        "1": {"accuracy": 1, "physics": {}}}},
                           main)
     assert two[-1] == serving  # the main run's goals beyond accuracy, as they are
@@ -284,12 +284,12 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
 
 def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finished_tiny):
     from coverage_lib.evaluation import result_files
-    from coverage_lib.report import book_glue, verdicts
+    from coverage_lib.report import book_values, verdicts
 
     metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
-    kept = {k: metrics[k] for k in intervals.PER_SEED if k != "training"}
+    kept = {k: metrics[k] for k in seeds_stage.PER_SEED if k != "training"}
     one = seed_tables.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
-    main = {**book_glue.book_tables(metrics), **verdicts.stable(metrics)}
+    main = {**book_values.book_tables(metrics), **verdicts.stable(metrics)}
     main.update({name: seed_tables.models_as_rows(main[name]) for name in seed_tables.BY_MODEL})
     for name, value in main.items():
         assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name
@@ -312,10 +312,10 @@ def test_the_budget_is_judged_against_the_earlier_interval():
                                             "coverage_radius_m": iv(20.0)}}}}
     reference = {"mlp": {"epochs": 36, "received_power_dbm": [0.258, 0.022],
                          "coverage_radius_m": [22.4, 1.1]}}
-    verdicts = intervals.budget_verdicts(result, reference)
+    verdicts = seeds_stage.budget_verdicts(result, reference)
     assert verdicts["mlp"]["epochs"] == [18] and verdicts["mlp"]["earlier_epochs"] == 36
     assert verdicts["mlp"]["received_power_dbm"]["verdict"] == "worse"  # 0.29 > 0.280
     assert verdicts["mlp"]["coverage_radius_m"]["verdict"] == "better"  # 20.0 < 21.3
     result["accuracy"]["test"]["mlp"]["received_power_dbm"] = iv(0.28)
-    assert intervals.budget_verdicts(result, reference)["mlp"]["received_power_dbm"][
+    assert seeds_stage.budget_verdicts(result, reference)["mlp"]["received_power_dbm"][
         "verdict"] == "within"

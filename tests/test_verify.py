@@ -29,7 +29,7 @@ def test_a_goal_agrees_to_the_printed_digits_or_over_seeds_within_its_interval()
 
 
 def _over(name, mean, half, values=(1, 2, 3), met=True):
-    """A goal judged over seeds (``intervals.goals``): mean, half-width and the seeds' values."""
+    """A goal judged over seeds (``seeds_stage.goals``): mean, half-width and the seeds' values."""
     return {**_goal(name, mean, met, half), "values": list(values)}
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..core import paths
 from ..datasets import dataset
-from . import intervals
+from . import seeds_stage
 from .result_files import load_histories, read_results
 from .runner import Models, load_models
 
@@ -44,7 +44,7 @@ def load_run(data_dir, *, scores: bool = True, lightgbm: bool = True) -> Finishe
     thresholds (``runner.load_models``; LightGBM too if ``lightgbm``), the data set's
     statistics and physics assumptions, the training histories and, if ``scores``,
     ``metrics.json`` (refused if computed on another data set: ``result_files.read_results``)
-    and ``seeds.json`` (``intervals.read``). Anything missing → ValueError naming the file
+    and ``seeds.json`` (``seeds_stage.read``). Anything missing → ValueError naming the file
     and the notebook that writes it."""
     results = read_results(data_dir) if scores else None  # first: the clearest refusal
     models = load_models(data_dir, lightgbm=lightgbm)
@@ -52,4 +52,4 @@ def load_run(data_dir, *, scores: bool = True, lightgbm: bool = True) -> Finishe
     return FinishedRun(data_dir=paths.resolve(data_dir), stats=stats,
                        assumptions=dataset.physics_assumptions(stats), models=models,
                        histories=load_histories(data_dir), results=results,
-                       seeds=intervals.read(data_dir) if scores else None)
+                       seeds=seeds_stage.read(data_dir) if scores else None)

@@ -367,7 +367,7 @@ def replicate(profile: str, data_dir, *, seed: int, lightgbm_params: dict,
     validation split, LightGBM refitted with the main run's chosen ``lightgbm_params`` and this
     ``seed``, then every model on the test split and (``ood_sets``) every OOD set, and the
     physics rules (``rule_checks``, ``physics_rows`` rows a set; 0: none, "physics" is None).
-    A learning-curve point needs the test split only (``intervals.learning_curves``): its
+    A learning-curve point needs the test split only (``seeds_stage.learning_curves``): its
     OOD predictions were most of its evaluation's time, LightGBM's above all. Writes
     ``results/replicate.json``
     ({"format", "profile", "seed", "train_rows", "data_manifest_sha256", "accuracy",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.paths import resolve
-from ..evaluation import intervals, result_files
+from ..evaluation import seeds_stage, result_files
 from ..report import verdicts
 from .definitions import EVALUATION_STAGE, data_dir_of, stages
 from .pins import verified
@@ -38,8 +38,8 @@ def markdown(profile: str) -> str:
     """The claim table of ``profile``'s finished run (MyST markdown), with the commands."""
     data = resolve(data_dir_of(profile))
     results = result_files.read_metrics(data / "results" / "metrics.json")
-    seeds = intervals.read(data) if (data / "results" / "seeds.json").is_file() else None
-    over_seeds = intervals.goals(seeds, results) if seeds else results["goals"]
+    seeds = seeds_stage.read(data) if (data / "results" / "seeds.json").is_file() else None
+    over_seeds = seeds_stage.goals(seeds, results) if seeds else results["goals"]
     n_seeds = len(seeds["per_seed"]) if seeds else 1
     t = stage_times(data)
     one = f"`python -m coverage_lib verify --profile {profile} --until {EVALUATION_STAGE}`"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from . import profiles
 from ..core import validation
 from ..datasets import dataset, replicates
-from ..evaluation import intervals, runner
+from ..evaluation import seeds_stage, runner
 from ..models import registry
 from ..report import figures, link_widgets
 from ..core.paths import resolve
@@ -56,7 +56,7 @@ def stages() -> list[Stage]:
               kept_out=("models/lightgbm", "models/onnx")),
         Stage("04b_seeds", "notebooks/04b_seeds.ipynb",
               reads=("results/metrics.json", f"{replicates.RUNS_DIR}/*/{REPLICATE_RESULT}"),
-              writes=("results/seeds.json",), rules=intervals.PARAMETERS),
+              writes=("results/seeds.json",), rules=seeds_stage.PARAMETERS),
         Stage("05_plots", "notebooks/05_plots.ipynb",  # not the resume states: not pinned
               reads=("dataset", *checkpoints, *(f"models/{b.history}" for b in backbones),
                      "results/metrics.json", "results/selector_thresholds.json",

@@ -15,7 +15,7 @@ import nbformat
 
 from . import claims, pins, profiles
 from ..core.io import atomic_write_text
-from ..report import ablation, explorer, glue
+from ..report import ablation, explorer, glue_contract
 from ..core.paths import project_root, resolve
 from .definitions import data_dir_of, stage_params, stages
 from .execution import is_injected, refresh_prose_of
@@ -133,7 +133,7 @@ def _injected_profile(path: Path) -> str | None:
 def check_book() -> str:
     """The profile ``book/executed/`` holds; ValueError if it holds none, misses a stage's
     notebook, mixes profiles (a notebook executed for another profile than PROFILE.txt) or
-    breaks the glue contract (``report.glue.check``: a name a page pastes that its notebook
+    breaks the glue contract (``report.glue_contract.check``: a name a page pastes that its notebook
     did not glue, or a glued name no page pastes)."""
     book = project_root() / BOOK_EXECUTED_DIR
     if not (book / "PROFILE.txt").is_file():
@@ -151,7 +151,7 @@ def check_book() -> str:
                              f"{BOOK_EXECUTED_DIR}/{path.name} was executed for profile "
                              f"{found!r}, the book is for {profile!r} (PROFILE.txt); publish one "
                              f"profile with `python -m coverage_lib book --profile <profile>`")
-    problems = glue.check(book, project_root() / "book", project_root() / "notebooks")
+    problems = glue_contract.check(book, project_root() / "book", project_root() / "notebooks")
     if problems:
         raise ValueError("the book's pages and the executed notebooks disagree on what is "
                          "glued (a stage that glues reruns when the names its pages paste "

@@ -21,7 +21,7 @@ from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root, resolve
 from ..datasets import dataset
 from ..models import registry
-from ..report import glue
+from ..report import glue_contract
 from .definitions import Stage
 
 
@@ -134,7 +134,7 @@ def stage_hash(stage: Stage, p: dict, recorded: dict | None = None) -> str:
     """Content hash of what determines a stage's results: the notebook's code cells, its
     parameters, the code of the library modules it imports (``library_files``,
     ``_code_digest``), the stage's input files and the glue names the book's pages paste from
-    it (``report.glue``: it glues only those, so a page that pastes a new name reruns it). The
+    it (``report.glue_contract``: it glues only those, so a page that pastes a new name reruns it). The
     notebook's prose and the pages' prose are not hashed: fixing a sentence retrains nothing
     (``refresh_prose`` puts it into the executed copy). ``recorded``: {path under the data
     folder: sha256} of files the earlier stages wrote (their stamps' checksums), standing in for
@@ -148,7 +148,7 @@ def stage_hash(stage: Stage, p: dict, recorded: dict | None = None) -> str:
     data = resolve(p["data_dir"])
     inputs = _input_checksums(data, stage.reads, recorded or {})
     h = hashlib.sha256()
-    pasted = glue.names_used_from(f"{stage.name}.ipynb")
+    pasted = glue_contract.names_used_from(f"{stage.name}.ipynb")
     for part in (cells, json.dumps(p, sort_keys=True), _code_digest(library),
                  _sha256_listed(inputs), *(["glued:" + ",".join(pasted)] if pasted else [])):
         h.update(part.encode())

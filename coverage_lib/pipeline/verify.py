@@ -7,7 +7,7 @@ and the book's pages and no pins, so every stage runs (``python -m coverage_lib 
 page judges:
 
 - each goal of the main run (seed 0: ``metrics.json``'s ``goals``);
-- each goal judged over the seeds (``intervals.goals`` of ``seeds.json``) and each backbone's
+- each goal judged over the seeds (``seeds_stage.goals`` of ``seeds.json``) and each backbone's
   test error over the seeds (``seeds.json``'s accuracy intervals);
 - the serving goals (ratios of timings, which vary from run to run): shown, not compared.
 
@@ -18,7 +18,7 @@ amplifies that: a claim then agrees "within its interval" when the reproduced va
 the interval the pinned seeds give it and its verdict is the pinned one wherever both are
 decided (an undecided verdict over seeds, ``met`` None, is not compared). With n pinned seeds
 of mean m and sample standard deviation s, the pinned half-width is h = t·s/√n (t the
-0.975 quantile of Student's t with n − 1 degrees of freedom; ``intervals.interval``):
+0.975 quantile of Student's t with n − 1 degrees of freedom; ``seeds_stage.interval``):
 
 - seed 0 is one more draw: x − m has variance σ²(1 + 1/n), so its 95 % prediction interval is
   m ± t·s·√(1 + 1/n) = m ± h·√(n + 1) (``prediction_bounds``);
@@ -52,7 +52,7 @@ from ..core import machine, validation
 from ..core.io import atomic_write_text, sha256_file
 from ..core.paths import project_root
 from ..core.schema import TARGETS
-from ..evaluation import intervals, result_files
+from ..evaluation import seeds_stage, result_files
 from ..evaluation.paper_goals import GOAL_DECIMALS
 from ..models import registry
 from . import pins
@@ -112,7 +112,7 @@ def _around(centre, half_width, factor: float) -> tuple | None:
 
 def prediction_bounds(over_seeds: list) -> dict:
     """{goal: (low, high)}: the 95 % prediction interval of one more seed's value, m ± h·√(n + 1)
-    (module docstring), of each goal judged over n pinned seeds (``intervals.goals``) whose
+    (module docstring), of each goal judged over n pinned seeds (``seeds_stage.goals``) whose
     half-width h is known."""
     out = {}
     for g in over_seeds:
@@ -205,12 +205,12 @@ def claims(pinned: Path, reproduced: Path) -> list:
     (each a data folder: ``results/metrics.json`` and, if it has one, ``results/seeds.json``)."""
     a = result_files.read_metrics(pinned / "results" / "metrics.json")
     b = result_files.read_metrics(reproduced / "results" / "metrics.json")
-    sa = intervals.read(pinned) if (pinned / "results" / "seeds.json").is_file() else None
-    over = intervals.goals(sa, a) if sa is not None else []
+    sa = seeds_stage.read(pinned) if (pinned / "results" / "seeds.json").is_file() else None
+    over = seeds_stage.goals(sa, a) if sa is not None else []
     rows = goal_claims(a["goals"], b["goals"], "seed 0: ", prediction_bounds(over))
     if sa is not None and (reproduced / "results" / "seeds.json").is_file():
-        sb = intervals.read(reproduced)
-        rows += goal_claims(over, intervals.goals(sb, b), "over seeds: ", mean_bounds(over))
+        sb = seeds_stage.read(reproduced)
+        rows += goal_claims(over, seeds_stage.goals(sb, b), "over seeds: ", mean_bounds(over))
         rows += error_claims(sa, sb)
     return rows + serving_claims(a, b)
 

@@ -3,7 +3,7 @@ under the same law head, over the seeds that train on every row.
 
 - ``table``: a row per split and target: each model's noise-free error (mean ± half-width over
   the seeds), the paired ratio ablation / backup and its verdict for the Mamba-3 encoder. The
-  test is the seeds stage's (``intervals.ratio``): the Student t-interval of the per-seed ratio
+  test is the seeds stage's (``seeds_stage.ratio``): the Student t-interval of the per-seed ratio
   of errors (both models of a seed see the same data cut), at the profile's level; "better"
   where the interval lies above 1 (the ablation's error is the larger), "worse" below 1,
   "indistinguishable" where it holds 1. One seed gives no verdict.
@@ -11,7 +11,7 @@ under the same law head, over the seeds that train on every row.
   converged (``result_files.converged``): a comparison with a model stopped at its epoch
   ceiling says so.
 - ``goals``: the backup's goals judged for the backup and, under the same goals and limits,
-  for the ablation in its place (``paper_goals.goals`` over the seeds, ``intervals.goals``):
+  for the ablation in its place (``paper_goals.goals`` over the seeds, ``seeds_stage.goals``):
   a goal the backup misses and the ablation meets is said so beside it.
 - ``curves``: validation MAE against epoch and against training seconds, every backbone and
   every seed.
@@ -31,7 +31,7 @@ import pandas as pd
 from ..core import figure_style
 from ..core.schema import TARGETS
 from ..datasets.replicates import replicates
-from ..evaluation import intervals, paper_goals, result_files
+from ..evaluation import seeds_stage, paper_goals, result_files
 from ..models import registry
 from . import tables
 
@@ -45,7 +45,7 @@ SPLIT_NAMES = {"test": "test", "ood_frequency": "OOD frequency", "ood_rain": "OO
 
 def pair() -> tuple:
     """(ablation, backup): the backup (role "backup") and the backbone without a role that
-    shares its law head, as the seeds stage compares them (``intervals.comparisons``)."""
+    shares its law head, as the seeds stage compares them (``seeds_stage.comparisons``)."""
     backup = registry.by_role("backup")
     ablations = [b for b in registry.BACKBONES.values() if not b.role]
     if len(ablations) != 1:
@@ -61,7 +61,7 @@ def _ratios(seeds: dict) -> dict:
 
 def verdicts(seeds: dict) -> dict:
     """{(split, target): verdict for the backup's encoder} (``FOR_THE_ENCODER``)."""
-    return {(split, t): FOR_THE_ENCODER[intervals.ratio_verdict(by_target[t])]
+    return {(split, t): FOR_THE_ENCODER[seeds_stage.ratio_verdict(by_target[t])]
             for split, by_target in _ratios(seeds).items() for t in TARGETS}
 
 
@@ -133,7 +133,7 @@ def _in_place_of_backup(tree, ablation: str, backup: str):
 def goals(seeds: dict, metrics: dict) -> list[tuple[dict, dict]]:
     """(the backup's goal, the same goal for the ablation in its place) for every goal of the
     backup (their text starts with "backup"), over the seeds where two or more ran (else the
-    main run's), each judged by the seeds stage's rule (``intervals.goals``)."""
+    main run's), each judged by the seeds stage's rule (``seeds_stage.goals``)."""
     ablation, backup = pair()
     parts = ("accuracy", "physics", "frequency_bands")
     def swap(tree):
@@ -145,9 +145,9 @@ def goals(seeds: dict, metrics: dict) -> list[tuple[dict, dict]]:
     theirs = {**metrics, "goals": paper_goals.goals(swap(metrics.get("accuracy") or {}),
                                                     swap(metrics.get("physics")),
                                                     swap(metrics.get("frequency_bands")))}
-    found = {g["goal"]: g for g in intervals.goals(swapped, theirs)}
+    found = {g["goal"]: g for g in seeds_stage.goals(swapped, theirs)}
     return [(g, found[g["goal"]])
-            for g in intervals.goals({**seeds, "per_seed": per_seed},
+            for g in seeds_stage.goals({**seeds, "per_seed": per_seed},
                                      {"goals": [], **metrics})
             if g["goal"].startswith("backup") and g["goal"] in found]
 

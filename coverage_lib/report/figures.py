@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import domain, figure_style, paths, validation
-from ..evaluation import intervals
+from ..evaluation import seeds_stage
 from ..physics import propagation
 from ..models import registry
 from . import tables
@@ -294,10 +294,10 @@ def accuracy_bars(accuracy: dict, seeds: dict | None = None):
     seeds of the per-seed ratio (paired: both models trained on that seed's split), and its
     error bar that ratio's t-interval."""
     names, primary = registry.display_names(), registry.by_role("primary").key
-    runs, level = intervals.seed_accuracies(seeds, accuracy)
+    runs, level = seeds_stage.seed_accuracies(seeds, accuracy)
 
     def ratio(split, model, target):
-        iv = intervals.interval([a[split][model][target]["mae"] / a[split][primary][target]["mae"]
+        iv = seeds_stage.interval([a[split][model][target]["mae"] / a[split][primary][target]["mae"]
                                  for a in runs], level)
         return iv["mean"], iv["half_width"] or 0.0
     splits = [s for s in ("test", *OOD_SPLITS) if s in accuracy]
@@ -358,17 +358,17 @@ def latency_bars(latency_rows: list):
 
 def learning_curves(curves: dict, reference: dict | None = None):
     """Test error against training rows (log scale), one panel per curve of
-    ``intervals.CURVES``: every model's mean over seeds with its interval as error bars, the
+    ``seeds_stage.CURVES``: every model's mean over seeds with its interval as error bars, the
     oracle as a dashed black line (the noise-free floor: 0, and R² 1); the legend below.
-    ``reference`` (``intervals.budget_reference``): each backbone's earlier budget, on every
+    ``reference`` (``seeds_stage.budget_reference``): each backbone's earlier budget, on every
     row, drawn right of the largest size as a hollow diamond with its interval, on the panel
     of its target (received power)."""
     names = registry.display_names()
-    targets = {label: (target, stat) for label, target, stat in intervals.CURVES}
+    targets = {label: (target, stat) for label, target, stat in seeds_stage.CURVES}
     fig, axes = plt.subplots(1, len(curves), figsize=(PAGE_WIDTH_IN, 3.0), squeeze=False)
     for ax, (panel, by_model) in zip(axes.flat, curves.items()):
         target, stat = targets.get(panel, (None, None))
-        if reference and stat == "mae_vs_median" and target in intervals.REFERENCE_TARGETS:
+        if reference and stat == "mae_vs_median" and target in seeds_stage.REFERENCE_TARGETS:
             _earlier_budget(ax, by_model, reference, target, names)
         for i, (model, points) in enumerate(by_model.items()):
             rows = np.array([p["rows"] for p in points], dtype=float)
@@ -538,7 +538,7 @@ def claim(results: dict, seeds: dict | None = None):
     width = 0.8 / len(models)
     for ax, (target, ylabel) in zip(axes.flat, SELECTOR_TARGETS.items()):
         for i, (model, role) in enumerate(zip(models, ("primary", "physics backup"))):
-            ivs = [intervals.interval([error(r, s, b, model, target) for r in runs], level)
+            ivs = [seeds_stage.interval([error(r, s, b, model, target) for r in runs], level)
                    for s, b in groups]
             ax.bar(np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width,
                    [iv["mean"] for iv in ivs], width, color=colour(names[model], i),

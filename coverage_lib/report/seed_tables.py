@@ -1,5 +1,5 @@
 """What the book shows from the seeds: every model's error and the claims' ratios as mean ±
-half-width of their intervals (``evaluation.intervals``), the claims in words, the quoted
+half-width of their intervals (``evaluation.seeds_stage``), the claims in words, the quoted
 numbers."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 import pandas as pd
 
 from ..evaluation import result_files
-from . import book_glue
+from . import book_values
 from ..models import registry
 from . import tables, verdicts
 from ..core.schema import TARGETS
-from ..evaluation.intervals import goals, interval, ratio_verdict, spread
+from ..evaluation.seeds_stage import goals, interval, ratio_verdict, spread
 from .tables import shown
 
 
@@ -85,8 +85,8 @@ QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
 
 def quoted_numbers(result: dict) -> dict:
     """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
-    one seed), glued as ``<name>_text``: ``book_glue.accuracy_numbers`` of every seed."""
-    per_seed = [book_glue.accuracy_numbers(r["accuracy"], r["routing"])
+    one seed), glued as ``<name>_text``: ``book_values.accuracy_numbers`` of every seed."""
+    per_seed = [book_values.accuracy_numbers(r["accuracy"], r["routing"])
                 for r in result["per_seed"].values()]
     out = {}
     for name, form in QUOTED.items():
@@ -103,7 +103,7 @@ def quoted_numbers(result: dict) -> dict:
     return out
 
 
-# ``book_glue.book_tables``' tables of a statistic per target with a column per model: on the
+# ``book_values.book_tables``' tables of a statistic per target with a column per model: on the
 # book's pages a row per model, the targets as columns (the seeds page's layout: with seeds,
 # each cell is "mean ± half-width", and five or six models side by side do not fit the page).
 BY_MODEL = ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
@@ -133,12 +133,12 @@ def over_seeds(results: dict, result: dict) -> dict:
     """Everything the book's pages paste that varies from seed to seed (glue name → table,
     text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
     the main run's (``results``, metrics.json): the evaluation's tables
-    (``book_glue.book_tables``, those of ``BY_MODEL`` with a row per model:
+    (``book_values.book_tables``, those of ``BY_MODEL`` with a row per model:
     ``models_as_rows``), the quoted errors (``quoted_numbers``), the goals met (``goals``) and
     the sentences worded from them (``verdicts.stable``)."""
 
     judged = goals(result, results)
-    shown = book_glue.book_tables(results, spread(result), judged)
+    shown = book_values.book_tables(results, spread(result), judged)
     return {**{name: models_as_rows(t) if name in BY_MODEL else t for name, t in shown.items()},
             **quoted_numbers(result), **verdicts.stable(results, result, judged),
             "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),
@@ -158,7 +158,7 @@ def book_values(result: dict) -> dict:
 
 
 def budget_table(verdicts: dict) -> pd.DataFrame:
-    """``intervals.budget_verdicts`` as a table, a row per backbone: the epochs of this budget
+    """``seeds_stage.budget_verdicts`` as a table, a row per backbone: the epochs of this budget
     and of the earlier one, and per target the test error over seeds now and then (mean ±
     half-width) with the verdict."""
     units = {"received_power_dbm": ("received power vs median", "dB", 3),

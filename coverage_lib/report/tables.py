@@ -77,7 +77,7 @@ def unnamed(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-GOAL_VERDICTS = {True: "met", False: "not met", None: "undecided"}  # undecided: see intervals.goals
+GOAL_VERDICTS = {True: "met", False: "not met", None: "undecided"}  # undecided: see seeds_stage.goals
 
 
 def with_spread(shown: str, spread, decimals: int) -> str:
@@ -90,7 +90,7 @@ def with_spread(shown: str, spread, decimals: int) -> str:
 
 def goals(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
     """Goals (``paper_goals.goals`` rows: goal, value, limit, kind, met; over seeds also
-    ``half_width``, and ``met`` None where undecided: ``intervals.goals``; a timing goal's
+    ``half_width``, and ``met`` None where undecided: ``seeds_stage.goals``; a timing goal's
     ``spread`` over its timings' quartiles: ``paper_goals.serving_goals``) as measured value
     (mean ± half-width over seeds, or the value with its spread in brackets), the limit with
     its direction (≤ or ≥) and a verdict in words."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 from ..models import registry
-from . import book_glue, tables
+from . import book_values, tables
 from ..core.schema import OOD_SPLITS
-from ..evaluation import intervals, result_files
+from ..evaluation import seeds_stage, result_files
 from ..evaluation import paper_goals
 from ..evaluation.paper_goals import noise_free_mae, timing
 
@@ -78,7 +78,7 @@ def claim_parts(goals: list) -> list[tuple]:
 def claim_verdict(goals: list) -> str:
     """One bullet per part of the claim (``CLAIMS``): met when every goal testing it is met,
     with the missed goals and their measured values; then the count of all goals. Goals
-    judged over seeds (``intervals.goals``) may be undecided (``met`` None: the interval holds
+    judged over seeds (``seeds_stage.goals``) may be undecided (``met`` None: the interval holds
     the limit): a part with no missed goal but an undecided one is undecided."""
     lines = []
     for claim, tested, missed, open_ in claim_parts(goals):
@@ -132,7 +132,7 @@ def claim_table(goals: list, backup_share: dict | None = None) -> str:
     (``CLAIM_ROWS``' words), its verdict with the goals that hold, and the figures that decide
     it, one a line: the goals it missed, then those left undecided, then the goals it is read
     by (``CLAIM_ROWS``), at most ``FIGURES_PER_CLAIM`` in all; for the Selector also the share
-    of test links it sent to the backup (``backup_share``: an ``intervals.interval`` of
+    of test links it sent to the backup (``backup_share``: an ``seeds_stage.interval`` of
     fractions)."""
     lines = ["| claim | verdict | deciding figures |", "|---|---|---|"]
     for claim, tested, missed, open_ in claim_parts(goals):
@@ -159,10 +159,10 @@ def claim_table(goals: list, backup_share: dict | None = None) -> str:
 def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
     """Per OOD set, the backup against the MLP on the noise-free received power and radius,
     each comparison worded from its two numbers; with ``seeds`` (``results/seeds.json`` of two
-    or more seeds), from the interval of their per-seed ratio (``intervals.ratio_verdict``),
+    or more seeds), from the interval of their per-seed ratio (``seeds_stage.ratio_verdict``),
     each error shown as mean ± half-width."""
     mlp, backup = registry.by_role("primary").key, registry.by_role("backup").key
-    runs, level = intervals.seed_accuracies(seeds, accuracy)
+    runs, level = seeds_stage.seed_accuracies(seeds, accuracy)
     lines = []
     for split in OOD_SPLITS:
         if {mlp, backup} <= set(accuracy.get(split, {})):
@@ -171,12 +171,12 @@ def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
                                  ("coverage_radius_m", "coverage radius")):
                 errors = {m: [noise_free_mae(r[split][m], target) for r in runs]
                           for m in (backup, mlp)}
-                a, b = (intervals.interval(errors[m], level) for m in (backup, mlp))
+                a, b = (seeds_stage.interval(errors[m], level) for m in (backup, mlp))
                 unit, d = tables.ERROR_UNITS[target], tables.ERROR_DECIMALS[target]
                 if len(runs) == 1:
                     said = comparison("the backup", a["mean"], "the MLP", b["mean"])
                 else:
-                    said = _from_interval(intervals.ratio_verdict(intervals.interval(
+                    said = _from_interval(seeds_stage.ratio_verdict(seeds_stage.interval(
                         [x / y for x, y in zip(errors[backup], errors[mlp])], level)))
                 parts.append(f"on {what} {said} ({tables.shown(a, d)} {unit} against "
                              f"{tables.shown(b, d)} {unit})")
@@ -261,7 +261,7 @@ def selector_speed(latency_rows: list, routing: dict | None = None) -> str:
                  f"{cascade / network:.2f} of the MLP network's own {network:,.0f} rows/s "
                  f"(eager), and {cascade / alone:.1f} times the backup's `predict_array` "
                  f"({alone:,.0f} rows/s).")
-    one = {who: timed("Selector", book_glue.link_variant(who), 1, "median_ms")
+    one = {who: timed("Selector", book_values.link_variant(who), 1, "median_ms")
            for who in (mlp, backup)}
     if None not in one.values():
         text += (f" One link through it takes {one[mlp]:.2f} ms where the MLP answers it and "
@@ -296,11 +296,11 @@ def stable(results: dict, seeds: dict | None = None, goals: list | None = None) 
     """The sentences that depend only on the accuracy, physics and goals (glue name →
     Markdown); the out-of-distribution comparison over ``seeds`` where two or more ran, the
     claim (in words and as ``claim_table``, with the share of test links sent to the backup
-    over the seeds) from ``goals`` where given (``intervals.goals``), else from the main
+    over the seeds) from ``goals`` where given (``seeds_stage.goals``), else from the main
     run's."""
     judged = results["goals"] if goals is None else goals
     runs = [r["routing"] for r in (seeds or {}).get("per_seed", {}).values()]
-    share = intervals.interval([r["test"]["to_backup"] for r in
+    share = seeds_stage.interval([r["test"]["to_backup"] for r in
                                 (runs if len(runs) >= 2 else [results["routing"]])],
                                (seeds or {}).get("level", 0.95)) if "routing" in results else None
     return {"verdict_md": claim_verdict(judged), "claim_table_md": claim_table(judged, share),

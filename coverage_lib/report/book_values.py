@@ -208,10 +208,10 @@ def book_tables(results: dict, spread: dict | None = None, goals: list | None = 
     of strings, ``tables``: units in the labels, verdicts in words, rules in their order); the
     tables that vary from run to run are ``latency_tables``.
 
-    With ``spread`` (``intervals.spread`` of two or more seeds) the tables of accuracy, of
+    With ``spread`` (``seeds_stage.spread`` of two or more seeds) the tables of accuracy, of
     the frequency bands, of routing and of the physics rules show each cell as mean ±
     half-width over the seeds (``tables.plus_minus``), and the goals table shows ``goals``
-    (``intervals.goals``) where given; the others are the main run's (seed 0)."""
+    (``seeds_stage.goals``) where given; the others are the main run's (seed 0)."""
     splits = results["splits"]
     over_seeds = _over_seeds(results, spread)
     strict, routing = tables.tolerances(rules.TOLERANCES), selector_table(results)
