@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import latency, paper_goals, runner, serving
+from coverage_lib.evaluation import latency, paper_goals, scoring, serving
 from coverage_lib.core import machine, paths
 from coverage_lib.models import registry
 from coverage_lib.core.schema import FEATURES
@@ -48,7 +48,7 @@ def main():
     print(f"GEMM peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s "
           f"({'native' if here['bf16_native'] else 'emulated: no avx512_bf16/AMX here'})")
 
-    models = runner.load_models(args.data_dir, lightgbm=False)
+    models = scoring.load_models(args.data_dir, lightgbm=False)
     test = dataset.load_split(paths.dataset_dir(args.data_dir), "test")
     folder = Path(tempfile.mkdtemp(prefix="bench_api_"))
     onnx_paths = {}

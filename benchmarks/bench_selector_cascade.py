@@ -23,7 +23,7 @@ import torch
 from coverage_lib.core import paths
 from coverage_lib.core.schema import FEATURES
 from coverage_lib.datasets import dataset
-from coverage_lib.evaluation import latency, runner
+from coverage_lib.evaluation import latency, scoring
 
 
 def main():
@@ -39,7 +39,7 @@ def main():
     torch.set_num_threads(args.threads)
     wall0, usage0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 
-    selector = runner.load_models(args.data_dir, lightgbm=False).selector
+    selector = scoring.load_models(args.data_dir, lightgbm=False).selector
     test = dataset.load_split(paths.dataset_dir(args.data_dir), "test")
     x = test[FEATURES].to_numpy(dtype=np.float32)[:args.rows]
     code = selector.predict_array(x)[1]

@@ -11,13 +11,13 @@ from ..core import paths
 from ..datasets import dataset
 from . import seeds_stage
 from .result_files import load_histories, read_results
-from .runner import Models, load_models
+from .scoring import Models, load_models
 
 
 @dataclass
 class FinishedRun:
     """A run's outputs: its data set's statistics (``dataset.load_stats``) and the physics
-    assumptions the data were made with, every model (``runner.Models``), each backbone's
+    assumptions the data were made with, every model (``scoring.Models``), each backbone's
     training history, and, where asked for, ``metrics.json`` (``results``) and ``seeds.json``
     (``seeds``; None where not read)."""
     data_dir: Path
@@ -41,7 +41,7 @@ class FinishedRun:
 
 def load_run(data_dir, *, scores: bool = True, lightgbm: bool = True) -> FinishedRun:
     """The finished run in ``data_dir``: every backbone and the Selector with its saved
-    thresholds (``runner.load_models``; LightGBM too if ``lightgbm``), the data set's
+    thresholds (``scoring.load_models``; LightGBM too if ``lightgbm``), the data set's
     statistics and physics assumptions, the training histories and, if ``scores``,
     ``metrics.json`` (refused if computed on another data set: ``result_files.read_results``)
     and ``seeds.json`` (``seeds_stage.read``). Anything missing → ValueError naming the file

@@ -153,7 +153,7 @@ class _Lazy:
 
 
 def variants(models, onnx_paths: dict | None = None) -> dict:
-    """Every timed variant of an ``runner.Models``: each registered backbone
+    """Every timed variant of a ``scoring.Models``: each registered backbone
     (``backbone_variants``, in ONNX Runtime where ``onnx_paths`` {key: path} has it), the
     Selector's ``predict`` and ``predict_array`` (and ``predict`` on TorchScript-served
     backbones: ``serving.served_selector``), LightGBM's ``predict`` and its raw boosters

@@ -28,7 +28,7 @@ from . import tables
 from ..core.schema import FEATURES, OOD_SPLITS, TARGETS
 from ..core.io import atomic_write_bytes
 from ..core.figure_style import label, MIN_FONT_PT, OKABE_ITO, PAGE_WIDTH_IN
-from ..evaluation import result_files, runner
+from ..evaluation import result_files, scoring
 from ..evaluation.paper_goals import noise_free_mae
 # The figures stage's parameters (notebooks/05_plots.ipynb), each with its rule.
 PARAMETERS = {"seed": validation.non_negative_int, "n_plot_rows": validation.positive_int,
@@ -235,10 +235,10 @@ def map_features(extent_m: float, points: int, link: dict | None = None) -> tupl
 
 def coverage_map_of(models, physics_assumptions: dict, extent_m: float, points: int,
                     id_distance_m: float):
-    """The coverage map (``coverage_map``) of an ``runner.Models``: SINR from the physics,
+    """The coverage map (``coverage_map``) of a ``scoring.Models``: SINR from the physics,
     each backbone and the Selector over ``map_features``' grid, and the Selector's routing."""
     grid, axis = map_features(extent_m, points)
-    answers, flags = runner.predictions(grid, dataclasses.replace(models, lightgbm=None),
+    answers, flags = scoring.predictions(grid, dataclasses.replace(models, lightgbm=None),
                                             physics_assumptions["implementation_gap_db"],
                                             oracle=False)
     sinr = {"physics (median)": propagation.link_budget(grid, **physics_assumptions)["sinr_db"],
