@@ -155,6 +155,22 @@ def test_the_claim_table_leads_with_what_decides_each_part():
            "(goal ≤\u00a01.01)" in selector
     assert "test links sent to the backup: 48.6 ± 8.5\u00a0%" in selector
     assert verdicts.CLAIM_ROWS.keys() == {prefixes[0] for _, prefixes in verdicts.CLAIMS}
+    assert "did not converge" not in text  # no training given: nothing said of it
+
+
+def test_a_claim_on_a_backbone_that_did_not_converge_says_so():
+    goals = [_goal("MLP received power test MAE vs the median (dB)", True, value=0.25),
+             _goal("backup radius MAE on ood_rain (m)", True, value=20.0, limit=25.0),
+             _goal("Selector test MAE / backup test MAE: coverage_radius_m", True, value=0.99,
+                   limit=1.01)]
+    primary, backup = (registry.by_role(r) for r in ("primary", "backup"))
+    training = {primary.key: {"still_improving": False, "stopped": "patience",
+                              "converged": True},
+                backup.key: {"still_improving": True, "stopped": "ceiling", "converged": False}}
+    mlp, backup_row, selector = verdicts.claim_table(goals, None, training).splitlines()[2:]
+    assert "did not converge" not in mlp
+    said = f", on a model that did not converge ({backup.name})"
+    assert said in backup_row and said in selector
 
 
 def test_model_comparisons_turn_to_a_row_per_model():

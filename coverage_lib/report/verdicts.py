@@ -127,13 +127,19 @@ def _nearest_limit(found: list) -> dict:
     return max(found, key=used)
 
 
-def claim_table(goals: list, backup_share: dict | None = None) -> str:
+# The backbones each part of the claim rests on, by registry role.
+CLAIM_ROLES = {"MLP ": ("primary",), "backup ": ("backup",), "Selector ": ("primary", "backup")}
+
+
+def claim_table(goals: list, backup_share: dict | None = None,
+                training: dict | None = None) -> str:
     """The claim at a glance (Markdown): a row per part of the claim that ``goals`` test
     (``CLAIM_ROWS``' words), its verdict with the goals that hold, and the figures that decide
     it, one a line: the goals it missed, then those left undecided, then the goals it is read
     by (``CLAIM_ROWS``), at most ``FIGURES_PER_CLAIM`` in all; for the Selector also the share
     of test links it sent to the backup (``backup_share``: an ``seeds_stage.interval`` of
-    fractions)."""
+    fractions). With ``training`` (metrics.json's), a part resting on a backbone that did not
+    converge says so beside its verdict (``CLAIM_ROLES``)."""
     lines = ["| claim | verdict | deciding figures |", "|---|---|---|"]
     for claim, tested, missed, open_ in claim_parts(goals):
         first = dict(CLAIMS)[claim][0]
@@ -151,9 +157,20 @@ def claim_table(goals: list, backup_share: dict | None = None) -> str:
             shown.append("test links sent to the backup: " + _significant(
                 100 * backup_share["mean"], backup_share["half_width"] and
                 100 * backup_share["half_width"]) + "\u00a0%")
-        lines.append(f"| {words} | **{verdict}**: {held} of {len(tested)} goals hold | "
+        lines.append(f"| {words} | **{verdict}**: {held} of {len(tested)} goals hold"
+                     f"{_unconverged(first, training)} | "
                      + "<br>".join(shown) + " |")  # a figure a line
     return "\n".join(lines)
+
+
+def _unconverged(part: str, training: dict | None) -> str:
+    """", on models that did not converge: <names>" for a part of the claim resting on a
+    backbone that stopped at its epoch ceiling (``result_files.converged``); "" otherwise."""
+    names = registry.display_names()
+    keys = [registry.by_role(role).key for role in CLAIM_ROLES[part]]
+    open_ = [names[k] for k in keys if training and k in training
+             and not result_files.converged(training[k])]
+    return f", on a model that did not converge ({', '.join(open_)})" if open_ else ""
 
 
 def out_of_distribution(accuracy: dict, seeds: dict | None = None) -> str:
@@ -303,7 +320,8 @@ def stable(results: dict, seeds: dict | None = None, goals: list | None = None) 
     share = seeds_stage.interval([r["test"]["to_backup"] for r in
                                 (runs if len(runs) >= 2 else [results["routing"]])],
                                (seeds or {}).get("level", 0.95)) if "routing" in results else None
-    return {"verdict_md": claim_verdict(judged), "claim_table_md": claim_table(judged, share),
+    return {"verdict_md": claim_verdict(judged),
+            "claim_table_md": claim_table(judged, share, results.get("training")),
             "ood_md": out_of_distribution(results["accuracy"], seeds),
             "switching_md": switching_costs(results["physics"]),
             "decisions_md": decisions(results)}
