@@ -217,7 +217,7 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, tmp_path, monkeypa
         sweep = threading.Thread(target=lambda: outcome.update(
             summary=_chains(root, scheduler)))
         sweep.start()
-        killed = None
+        killed = killed_in = None
         with Client(scheduler_file=scheduler, timeout="60s") as client:
             pids = client.run(os.getpid)
             deadline = time.time() + 240
@@ -225,9 +225,10 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, tmp_path, monkeypa
                 for address, keys in client.processing().items():
                     for key in keys:
                         caught = str(key).split("-tiny-")[1].rsplit("-", 1)[0]
-                        if list((runs / caught / "executed").glob(".*.running.ipynb")):
+                        running = list((runs / caught / "executed").glob(".*.running.ipynb"))
+                        if running:
                             os.kill(pids[address], signal.SIGKILL)
-                            killed = caught
+                            killed, killed_in = caught, running[0].name[1:-len(".running.ipynb")]
                             break
                     if killed:
                         break
@@ -236,8 +237,11 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, tmp_path, monkeypa
         assert killed, "no chain was caught mid-stage"
         assert sum(w.poll() is not None for w in workers) == 1  # one worker gone
     assert sorted(outcome["summary"]) == [killed] and killed == name
+    # the stages done before were skipped; the one killed and those after it ran
+    assert killed_in in left
+    rerun = left[left.index(killed_in):]
     assert {s: r["status"] for s, r in outcome["summary"][killed].items()} \
-        == {s: "ran" if s in left else "skipped" for s in outcome["summary"][killed]}
+        == {s: "ran" if s in rerun else "skipped" for s in outcome["summary"][killed]}
     assert no_partial_files(root) == []
     assert results_of(root) == {killed: results_of(local_sweep.root)[killed]}
     # every file a stage recorded is the one on disk (a chain's record of its cut,
