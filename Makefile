@@ -23,7 +23,9 @@ paper: $(INSTALLED) $(MATHJAX)
 	@echo "book: _build/html/index.html"
 
 # The test book (quick profile) goes to build/test-book; `make book` puts paper back if it ran.
-# The unit tests run on two pytest-xdist workers, one CPU thread each (tests/conftest.py).
+# The unit tests run on two pytest-xdist workers, one CPU thread each (tests/conftest.py);
+# --dist loadgroup keeps a module marked xdist_group on one worker, so the sweeps its
+# tests share (tests/test_fanout.py) run once.
 # The browser tests (tests/browser: the live explorer against predict, no request outside the
 # book, every table within its column) run last, in headless Chromium on the test book;
 # tools/install_chromium.sh installs the distribution's package when no Chromium is there.
@@ -32,7 +34,7 @@ paper: $(INSTALLED) $(MATHJAX)
 # with it (a notebook glues the names they paste).
 test: $(INSTALLED) $(MATHJAX)
 	bash tools/install_chromium.sh
-	$(BIN)/python -m pytest -n 2 --durations=20 --ignore=tests/browser tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20 --ignore=tests/browser tests
 	$(BIN)/python -m coverage_lib run --profile quick
 	rm -rf build/nbval && mkdir -p build/nbval/data build/nbval/book && cp -r data/quick build/nbval/data/quick && cp book/*.md build/nbval/book/
 	COVERAGE_PROJECT_ROOT=$(CURDIR)/build/nbval $(BIN)/python -m pytest --nbval build/nbval/data/quick/executed/

@@ -3,7 +3,13 @@ processes on 127.0.0.1. A sweep of two chains through them runs one on each work
 the same results, bit for bit, as the same sweep run locally (in a process of its own, which
 runs the chains side by side on a local Dask cluster where it has two CPUs); a worker killed in
 the middle of a chain's stage loses nothing (the scheduler gives the chain to the other worker,
-which removes the leftovers and finishes it)."""
+which removes the leftovers and finishes it).
+
+The sweeps are shared: the local one runs once for the module (its chains are the reference
+the Dask ones must equal, and the start of the killed-worker test's chain), and one run of the
+main training beside a learning-curve chain serves both the test of that run and the pinned
+chain's test. Under pytest-xdist the module's tests stay on one worker (``xdist_group``, with
+``make test``'s ``--dist loadgroup``), so each shared sweep runs once."""
 import contextlib
 import json
 import os
@@ -20,16 +26,28 @@ import yaml
 
 from conftest import TINY_SEEDS
 
+pytestmark = pytest.mark.xdist_group("fanout")  # one worker runs the module: fixtures shared
+
 # Two learning-curve chains (seed 0 on 400 and 800 rows), one per worker; the quick profile's
 # run covers the chains of other seeds.
 SWEEP = {**TINY_SEEDS, "seeds": [0], "train_rows": [400, 800]}
 FIRST = {**SWEEP, "train_rows": SWEEP["train_rows"][:1]}
+# One learning-curve chain beside the main run (its pins keep its results, not its
+# checkpoints; a full-size chain keeps its checkpoints too: test_pins).
+CURVE = {**TINY_SEEDS, "seeds": [0], "train_rows": [1000]}
+CURVE_CHAIN = "seed0-rows1000"
+MAIN_TRAINING = ("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate")
 
 
 def _with_sweep(finished_tiny, folder: Path, sweep: dict = SWEEP) -> Path:
     """A copy of the finished tiny run whose profile asks for ``sweep``."""
+    return _copy_with_sweep(finished_tiny[0], folder, sweep)
+
+
+def _copy_with_sweep(source: Path, folder: Path, sweep: dict) -> Path:
+    """A copy of the project at ``source`` whose profile asks for ``sweep``."""
     root = folder / "project"
-    shutil.copytree(finished_tiny[0], root, symlinks=True)
+    shutil.copytree(source, root, symlinks=True)
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**profile, "04b_seeds": sweep}))
@@ -130,7 +148,8 @@ class LocalSweep:
 
 @pytest.fixture(scope="module")
 def local_sweep(finished_tiny, tmp_path_factory):
-    # the whole sweep: the first test runs it on Dask, the second its first chain
+    # the whole sweep: the first test runs it on Dask, the second finishes its first chain
+    # there from halfway
     sweep = LocalSweep(_with_sweep(finished_tiny, tmp_path_factory.mktemp("local")))
     yield sweep
     if sweep.proc.poll() is None:
@@ -160,12 +179,37 @@ def test_a_sweep_on_two_dask_workers_equals_the_local_one(local_sweep, finished_
     assert no_partial_files(root) == []
 
 
-def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp_path,
-                                                 monkeypatch):
+def _unrun(run: Path, names) -> None:
+    """Undo stages ``names`` of the chain folder ``run``: their stamps and every file they
+    recorded (executed notebooks included) removed, as before they ran."""
+    for name in names:
+        stamp = run / "stamps" / f"{name}.json"
+        for rel in json.loads(stamp.read_text())["outputs"]:
+            (run / rel).unlink()
+        stamp.unlink()
+
+
+def _halfway(local_sweep, folder: Path) -> tuple:
+    """A copy of the local sweep's project with only its first chain, whose last two stages (a
+    training stage and the evaluation) have not run yet: (root, chain name, those stages)."""
+    from coverage_lib.pipeline import definitions
+
+    name = local_sweep.names()[0]  # waits for the local sweep
+    root = _copy_with_sweep(local_sweep.root, folder, FIRST)
+    runs = root / "data" / "tiny" / "runs"
+    for other in set(local_sweep.names()) - {name}:
+        shutil.rmtree(runs / other)
+    left = [s.name for s in definitions.chain_stages()[-2:]]
+    _unrun(runs / name, left)
+    return root, name, left
+
+
+def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, tmp_path, monkeypatch):
     from distributed import Client
 
-    # one chain: it starts on one worker, which is killed, and finishes on the other
-    root = _with_sweep(finished_tiny, tmp_path, FIRST)
+    # one chain, its first stages done (stamped): its next stage starts on one worker, which
+    # is killed, and the other worker skips the stages done and reruns the rest
+    root, name, left = _halfway(local_sweep, tmp_path)
     monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
     runs = root / "data" / "tiny" / "runs"
     with cluster(root) as (scheduler, workers):
@@ -173,17 +217,18 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
         sweep = threading.Thread(target=lambda: outcome.update(
             summary=_chains(root, scheduler)))
         sweep.start()
-        killed = None
+        killed = killed_in = None
         with Client(scheduler_file=scheduler, timeout="60s") as client:
             pids = client.run(os.getpid)
             deadline = time.time() + 240
             while killed is None and time.time() < deadline and sweep.is_alive():
                 for address, keys in client.processing().items():
                     for key in keys:
-                        name = str(key).split("-tiny-")[1].rsplit("-", 1)[0]
-                        if list((runs / name / "executed").glob(".*.running.ipynb")):
+                        caught = str(key).split("-tiny-")[1].rsplit("-", 1)[0]
+                        running = list((runs / caught / "executed").glob(".*.running.ipynb"))
+                        if running:
                             os.kill(pids[address], signal.SIGKILL)
-                            killed = name
+                            killed, killed_in = caught, running[0].name[1:-len(".running.ipynb")]
                             break
                     if killed:
                         break
@@ -191,7 +236,12 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
         sweep.join(timeout=600)
         assert killed, "no chain was caught mid-stage"
         assert sum(w.poll() is not None for w in workers) == 1  # one worker gone
-    assert sorted(outcome["summary"]) == [killed] and killed in local_sweep.names()
+    assert sorted(outcome["summary"]) == [killed] and killed == name
+    # the stages done before were skipped; the one killed and those after it ran
+    assert killed_in in left
+    rerun = left[left.index(killed_in):]
+    assert {s: r["status"] for s, r in outcome["summary"][killed].items()} \
+        == {s: "ran" if s in rerun else "skipped" for s in outcome["summary"][killed]}
     assert no_partial_files(root) == []
     assert results_of(root) == {killed: results_of(local_sweep.root)[killed]}
     # every file a stage recorded is the one on disk (a chain's record of its cut,
@@ -205,57 +255,65 @@ def test_a_worker_killed_mid_stage_loses_nothing(local_sweep, finished_tiny, tmp
             assert sha256_file(data / rel) == sha, (stamp, rel)
 
 
-def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it(
-        finished_tiny, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def beside(finished_tiny, tmp_path_factory):
+    """The finished run with a learning-curve chain (``CURVE``) and its main training and
+    evaluation to run again, run once: (root, summary, log lines). The test of that run
+    reads it; the pinned-chain test pins a copy of it."""
     from coverage_lib.pipeline import run
 
-    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0, 1]})
-    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
-    main = root / "data" / "tiny"
-    for name in ("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate"):
-        (main / "stamps" / f"{name}.json").unlink()  # the main run trains again
+    root = _with_sweep(finished_tiny, tmp_path_factory.mktemp("beside"), CURVE)
+    for name in MAIN_TRAINING:
+        (root / "data" / "tiny" / "stamps" / f"{name}.json").unlink()  # trains again
     lines = []
-    summary = run.run("tiny", log=lines.append)
-    assert [summary[n]["status"] for n in ("01_data", "02_train_mlp", "03_train_mamba",
-                                           "03b_train_mlp_law", "04_evaluate", "04b_seeds")] \
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COVERAGE_PROJECT_ROOT", str(root))
+        summary = run.run("tiny", log=lines.append)
+    return root, summary, lines
+
+
+def test_the_main_run_trains_beside_the_chains_and_their_evaluation_waits_for_it(beside):
+    root, summary, lines = beside
+    main = root / "data" / "tiny"
+    assert [summary[n]["status"] for n in ("01_data", *MAIN_TRAINING, "04b_seeds")] \
         == ["skipped", "ran", "ran", "ran", "ran", "ran"]
-    assert list(summary["chains"]) == ["seed1-rowsall"]
+    assert list(summary["chains"]) == [CURVE_CHAIN]
     # the chain's training ran in a task of its own; the run's table says so, with its CPU
-    chain = summary["chains"]["seed1-rowsall"]
+    chain = summary["chains"][CURVE_CHAIN]
     assert [s["status"] for s in chain.values()] == ["ran"] * 4
     assert all(s.get("user_s") is not None for s in chain.values())
     text = "\n".join(lines)
     workers = "a local Dask cluster of 2 workers" if len(os.sched_getaffinity(0)) >= 2 \
         else "this process"
-    assert f"(seed1-rowsall), beside the main run, on {workers}, 1 CPU thread(s) each" in text
+    assert f"({CURVE_CHAIN}), beside the main run, on {workers}, 1 CPU thread(s) each" in text
     # the replicate's evaluation refits the main run's LightGBM choice: it starts after the
     # main run's evaluation is done; the replicate's training did not wait for it
     def at(key):
         return next(i for i, line in enumerate(lines) if key in line)
 
     done_main = at("main run [4/4] 04_evaluate (notebooks/04_evaluate.ipynb): done")
-    assert at("seed1-rowsall [4/4] replicate (notebooks/replicate.ipynb): running") > done_main
+    assert at(f"{CURVE_CHAIN} [4/4] replicate (notebooks/replicate.ipynb): running") > done_main
     if workers != "this process":
-        assert at("seed1-rowsall [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): "
+        assert at(f"{CURVE_CHAIN} [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): "
                   "running") < done_main
     assert no_partial_files(root) == []
     assert (main / "results" / "seeds.json").is_file()
 
 
 def test_pinned_curve_chains_keep_their_results_not_their_checkpoints_and_a_fresh_clone_skips_them(
-        finished_tiny, tmp_path, monkeypatch):
+        beside, tmp_path, monkeypatch):
     from coverage_lib.pipeline import pins, run
 
-    # a learning-curve chain (a full-size one keeps its checkpoints too: test_pins)
-    root = _with_sweep(finished_tiny, tmp_path, {**TINY_SEEDS, "seeds": [0],
-                                                 "train_rows": [1000]})
+    # the learning-curve chain run beside the main run, every stage finished: pinned
+    source, first, _ = beside
+    root = tmp_path / "project"
+    shutil.copytree(source, root, symlinks=True)
     monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(root))
     main = root / "data" / "tiny"
-    first = run.run("tiny", log=lambda *_: None)
-    assert first["chains"]["seed0-rows1000"]["replicate"]["status"] == "ran"
+    assert first["chains"][CURVE_CHAIN]["replicate"]["status"] == "ran"
     pins.pin("tiny", log=lambda *_: None)
     listed = pins.read_manifest("tiny")
-    chain = "runs/seed0-rows1000/"
+    chain = f"runs/{CURVE_CHAIN}/"
     assert {chain + "results/replicate.json", chain + "stamps/02_train_mlp.json",
             chain + "models/mlp_training_history.json", "models/best_mlp_coverage.pth",
             "results/metrics.json"} <= set(listed)
@@ -269,23 +327,24 @@ def test_pinned_curve_chains_keep_their_results_not_their_checkpoints_and_a_fres
     assert {n: s["status"] for n, s in again.items() if n not in ("01_data", "chains")} \
         == dict.fromkeys(("02_train_mlp", "03_train_mamba", "03b_train_mlp_law", "04_evaluate",
                           "04b_seeds", "05_plots", "06_interactive"), "skipped")
-    assert [s["status"] for s in again["chains"]["seed0-rows1000"].values()] == ["skipped"] * 4
+    assert [s["status"] for s in again["chains"][CURVE_CHAIN].values()] == ["skipped"] * 4
     assert not (main / chain / "models" / "best_mlp_coverage.pth").exists()
     assert not (main / "models" / "lightgbm").exists()
-    assert "seed0-rows1000: its result is up to date" in "\n".join(lines)
+    assert f"{CURVE_CHAIN}: its result is up to date" in "\n".join(lines)
 
     # a changed evaluation parameter makes the chain's evaluation stale: it trains again first,
-    # beside the main evaluation (the pins kept no checkpoints), then only evaluates after it
+    # beside the main evaluation (the pins kept no checkpoints), then only evaluates after it;
+    # the run stops at the seeds stage (the figures and the interactive page are not at issue)
     path = root / "params" / "tiny.yaml"
     profile = yaml.safe_load(path.read_text())
     profile["04_evaluate"]["selector_tolerance"] = 0.02
     path.write_text(yaml.safe_dump(profile))
     lines = []
-    third = run.run("tiny", log=lines.append)
-    assert [s["status"] for s in third["chains"]["seed0-rows1000"].values()] == ["ran"] * 4
+    third = run.run("tiny", log=lines.append, until="04b_seeds")
+    assert [s["status"] for s in third["chains"][CURVE_CHAIN].values()] == ["ran"] * 4
     def at(key):
         return next(i for i, line in enumerate(lines) if key in line)
 
-    assert at("seed0-rows1000 [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): running") \
-        < at("seed0-rows1000 [4/4] replicate (notebooks/replicate.ipynb): running")
+    assert at(f"{CURVE_CHAIN} [1/3] 02_train_mlp (notebooks/02_train_mlp.ipynb): running") \
+        < at(f"{CURVE_CHAIN} [4/4] replicate (notebooks/replicate.ipynb): running")
     assert (main / chain / "models" / "best_mlp_coverage.pth").is_file()

@@ -1,7 +1,9 @@
 """The registry of models (coverage_lib.models.registry). A new backbone is its module, one registry
 entry and its section in the profile: the test adds exactly those to a scratch copy of the
-project and runs the whole pipeline, which trains it (in the shared training notebook),
-evaluates it beside the others and draws it in the figures."""
+project and runs the pipeline up to the evaluation, which trains it (in the shared training
+notebook) and evaluates it beside the others. The stages after the evaluation read the
+backbones from the registry and the evaluation's results as they are: the finished tiny run
+shows that they draw and show every registered backbone."""
 import json
 import os
 import shutil
@@ -65,7 +67,7 @@ TINY_SECTION = {"model": "tiny", "config": {"width": 8}, **{
     k: v for k, v in TINY_MLP.items() if k not in ("width", "depth", "dropout")}}
 
 
-@pytest.mark.slow  # the whole tiny pipeline in a subprocess
+@pytest.mark.slow  # the tiny pipeline up to its evaluation in a subprocess
 def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_path):
     root = tmp_path / "project"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
@@ -82,10 +84,14 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
         "05_plots": TINY_PLOTS, "06_interactive": {"interactive": False}}))
 
     env = {**os.environ, "COVERAGE_PROJECT_ROOT": str(root), "PYTHONPATH": str(root)}
-    run = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "tiny"],
+    # up to the evaluation: the stages after it are the finished run's test's
+    # (test_every_registered_backbone_is_drawn_and_shown)
+    run = subprocess.run([sys.executable, "-m", "coverage_lib", "run", "--profile", "tiny",
+                          "--until", "04_evaluate"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[5/9] 03b_train_tiny (notebooks/train.ipynb): done" in run.stdout
+    assert "[5/6] 03b_train_tiny (notebooks/train.ipynb): done" in run.stdout
+    assert "[6/6] 04_evaluate (notebooks/04_evaluate.ipynb): done" in run.stdout
 
     data = root / "data" / "tiny"
     assert (data / "models" / "best_tiny_coverage.pth").is_file()
@@ -99,13 +105,22 @@ def test_a_new_backbone_is_a_module_a_registry_entry_and_a_params_section(tmp_pa
     assert "tiny" in metrics["checkpoints"]
     assert {r["model"] for r in metrics["latency"]} >= {"TinyNet", "CoverageMLP",
                                                           "CoverageMamba3"}
-    assert len(list((data / "figures").glob("*.png"))) == 11  # figures 01–11 of notebook 05
-    interactive = nbformat.read(data / "executed" / "06_interactive.ipynb", as_version=4)
-    assert "TinyNet" in json.dumps([c.get("outputs", []) for c in interactive.cells])
     # the Selector still routes between the primary and the backup
     assert set(metrics["routing"]["test"]) == {"rows", "to_primary", "to_backup", "backup_rows",
                                                "reasons"}
     assert metrics["selector"]["pair"] == ["mlp", "mamba3"]
+
+
+def test_every_registered_backbone_is_drawn_and_shown(finished_tiny):
+    """The stages after the evaluation take the backbones from the registry and the
+    evaluation's results: in the finished tiny run every figure is drawn and the interactive
+    page shows every registered backbone. (The new-backbone test stops at the evaluation, so
+    that its pipeline run is that much shorter.)"""
+    data = finished_tiny[0] / "data" / "tiny"
+    assert len(list((data / "figures").glob("*.png"))) == 11  # figures 01–11 of notebook 05
+    interactive = nbformat.read(data / "executed" / "06_interactive.ipynb", as_version=4)
+    shown = json.dumps([c.get("outputs", []) for c in interactive.cells])
+    assert [b.name for b in registry.BACKBONES.values() if b.name not in shown] == []
 
 
 def test_stages_follow_the_registry():
