@@ -194,7 +194,8 @@ RUN_SCRIPT = textwrap.dedent("""
     train, val = df.iloc[:3000].reset_index(drop=True), df.iloc[3000:].reset_index(drop=True)
     trainer.seed_everything(0)
     model = CoverageMLP(Normalizer.fit(train).to_dict(), MLPConfig(width=32, depth=2, dropout=0.1))
-    config = train_config.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3)
+    config = train_config.TrainConfig(epochs=8, batch_size=64, lr=3e-3, patience=50, seed=3,
+                                      lr_patience=1, min_improvement=0.15)  # frequent cuts
     kill_after = int(sys.argv[2]) if len(sys.argv) > 2 else None
 
     def die_after(epoch):  # SIGKILL right after this epoch's files are written: no clean-up runs
@@ -231,6 +232,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     b = json.loads(history_path.read_text())
     for key in ("train_loss", "val_loss", "val_mae", "lr", "best_epoch"):
         assert a[key] == b[key], key
+    # the rate was cut both before and after the kill, and the resumed run kept the cuts
+    cuts = [e for e in range(1, len(a["lr"])) if a["lr"][e] < a["lr"][e - 1]]
+    assert any(e < KILL_AFTER_EPOCH for e in cuts) and any(e >= KILL_AFTER_EPOCH for e in cuts)
     ca = checkpoint_io.load_checkpoint(clean / "best.pth")
     cb = checkpoint_io.load_checkpoint(killed / "best.pth")
     assert ca["epoch"] == cb["epoch"] and ca["val_metrics"] == cb["val_metrics"]
