@@ -12,7 +12,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from coverage_lib.datasets import dataset
 from coverage_lib.evaluation import latency, paper_goals, result_files
-from coverage_lib.report import book_values, tables
+from coverage_lib.report import page_values, tables
 from coverage_lib.core import metrics
 from coverage_lib.physics import oracle, propagation, rules
 from coverage_lib.pipeline import provenance
@@ -134,14 +134,14 @@ def test_metrics_json_round_trip_with_non_finite_numbers(tmp_path):
 
 def test_tables_name_models_and_refuse_unknown_statistics():
     accuracy = accuracy_of(mlp=1.0, mamba=2.0, selector=1.5)
-    table = book_values.table(accuracy, "test", "mae")
+    table = page_values.table(accuracy, "test", "mae")
     assert list(table.columns) == ["oracle (noise floor)", "LightGBM", "CoverageMLP",
                                    "CoverageMamba3", "Selector"]
     assert list(table.index) == TARGETS
     with pytest.raises(ValueError, match="stat must be one of"):
-        book_values.table(accuracy, "test", "mape")
+        page_values.table(accuracy, "test", "mape")
     with pytest.raises(ValueError, match="split must be one of"):
-        book_values.table(accuracy, "ood_wind", "mae")
+        page_values.table(accuracy, "ood_wind", "mae")
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_noise_free_errors_and_frequency_bands():
     assert bands["40–55 GHz"]["off"]["received_power_dbm"] == pytest.approx(1.0)
     assert bands["40–55 GHz"]["off"]["coverage_radius_m"] == 0.0
     # metrics.json sorts its keys ("≤ 40 GHz" last); the table puts the bands in frequency order
-    table = book_values.band_table(
+    table = page_values.band_table(
         {"frequency_bands": {"ood_multiple": dict(sorted(bands.items()))}})
     assert table.index.get_level_values("band").unique().tolist() == list(bands)
     rows = dict(zip(table.index.get_level_values("band"), table.index.get_level_values("rows")))

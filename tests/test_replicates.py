@@ -201,7 +201,7 @@ def _scaled(tree, factor):
 
 def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny):
     from coverage_lib.evaluation import result_files
-    from coverage_lib.report import book_values, tables
+    from coverage_lib.report import page_values, tables
 
     metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in seeds_stage.PER_SEED if k != "training"}
@@ -210,8 +210,8 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
 
     # one seed: the tables and quoted numbers are the main run's, without an interval
     assert seeds_stage.spread(one)["half"]["accuracy"]["test"]["lightgbm"]["sinr_db"]["mae"] is None
-    alone, main = book_values.book_tables(metrics, seeds_stage.spread(one)), \
-        book_values.book_tables(metrics)
+    alone, main = page_values.book_tables(metrics, seeds_stage.spread(one)), \
+        page_values.book_tables(metrics)
     assert all(alone[k].equals(main[k]) for k in main if hasattr(main[k], "equals"))
     quoted = seed_tables.quoted_numbers(one)
     assert quoted["mlp_power_vs_median_text"] == \
@@ -226,7 +226,7 @@ def test_every_accuracy_table_shows_mean_and_half_width_over_seeds(finished_tiny
         assert got["rows"] == entry["rows"] and isinstance(got["rows"], int)
         assert got["mlp"]["coverage_radius_m"] == pytest.approx(
             1.05 * entry["mlp"]["coverage_radius_m"], rel=1e-12)
-    shown = book_values.book_tables(metrics, spread)
+    shown = page_values.book_tables(metrics, spread)
     t = 12.706204736174694
     v = metrics["accuracy"]["test"]["mlp"]["coverage_radius_m"]["mae"]
     mlp = result_files.model_names()["mlp"]
@@ -284,12 +284,12 @@ def test_goals_over_seeds_are_met_only_when_the_whole_interval_is(monkeypatch):
 
 def test_the_book_over_one_seed_is_the_main_run_and_over_two_has_intervals(finished_tiny):
     from coverage_lib.evaluation import result_files
-    from coverage_lib.report import book_values, verdicts
+    from coverage_lib.report import page_values, verdicts
 
     metrics = result_files.read_results(finished_tiny[0] / "data" / "tiny")
     kept = {k: metrics[k] for k in seeds_stage.PER_SEED if k != "training"}
     one = seed_tables.over_seeds(metrics, {"level": 0.95, "per_seed": {"0": kept}})
-    main = {**book_values.book_tables(metrics), **verdicts.stable(metrics)}
+    main = {**page_values.book_tables(metrics), **verdicts.stable(metrics)}
     main.update({name: seed_tables.models_as_rows(main[name]) for name in seed_tables.BY_MODEL})
     for name, value in main.items():
         assert value.equals(one[name]) if hasattr(value, "equals") else value == one[name], name

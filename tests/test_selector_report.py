@@ -13,7 +13,7 @@ from coverage_lib.evaluation import seeds_stage, paper_goals  # noqa: E402
 from coverage_lib.evaluation.selector import EVERY, REASONS  # noqa: E402
 from coverage_lib.models import registry  # noqa: E402
 from coverage_lib.core.schema import TARGETS  # noqa: E402
-from coverage_lib.report import book_values, figures, seed_tables, tables, verdicts  # noqa: E402
+from coverage_lib.report import page_values, figures, seed_tables, tables, verdicts  # noqa: E402
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def results():
 
 
 def test_the_routing_table_shows_the_three_gates_in_the_cascades_order(results):
-    table = book_values.routing_table(results, percent=True)
+    table = page_values.routing_table(results, percent=True)
     names = registry.display_names()
     assert list(table.index) == [f"to {names['mlp']}", f"to {names['mamba3']}",
                                  *(f"reason: {r}" for r in REASONS)]
@@ -36,8 +36,8 @@ def test_the_routing_table_over_seeds_shows_mean_and_half_width(results):
     other = {**results, "routing": selector_results.routing(to_backup=0.145)}
     spread = seeds_stage.spread({"level": 0.95, "per_seed": {"0": {"routing": results["routing"]},
                                                            "1": {"routing": other["routing"]}}})
-    shown = book_values._over_seeds(results, spread)(
-        lambda r: tables.percentages(book_values.routing_table(r, True)))
+    shown = page_values._over_seeds(results, spread)(
+        lambda r: tables.percentages(page_values.routing_table(r, True)))
     assert " ± " in shown.loc["reason: low_confidence", "test"]
     assert shown.loc["reason: out_of_domain", "ood_rain"] == "100.00 %"  # the same on both
 
@@ -47,7 +47,7 @@ def test_the_routing_table_over_seeds_shows_mean_and_half_width(results):
 def test_the_selector_table_gives_rules_then_the_tolerance_and_the_score_threshold(
         results, threshold, shown):
     results = selector_results.results(score_threshold=threshold)
-    table = book_values.selector_table(results)
+    table = page_values.selector_table(results)
     rows = [i[0] for i in table.index]
     assert rows == [*results["selector"]["rules"], "selector_tolerance", "score threshold",
                     "validation share"]
@@ -58,7 +58,7 @@ def test_the_selector_table_gives_rules_then_the_tolerance_and_the_score_thresho
 
 
 def test_the_frontier_table_has_a_row_per_point_and_marks_the_default(results):
-    table = book_values.frontier_table(results)
+    table = page_values.frontier_table(results)
     points = sum(len(p["points"]) for p in results["frontier"]["pairs"].values())
     assert table.shape == (points, 4)  # narrow: the points are the rows
     starred = [i for i in table.index if i[1].endswith("★")]
@@ -69,21 +69,21 @@ def test_the_frontier_table_has_a_row_per_point_and_marks_the_default(results):
 
 
 def test_the_gates_table_gives_each_gates_cost_and_share(results):
-    table = book_values.gates_table(results)
+    table = page_values.gates_table(results)
     assert list(table.index) == [g["gate"] for g in results["gates"]]
     assert list(table["test rows it routes"]) == ["–", "0.00 %", "0.30 %", "12.00 %", "–"]
     assert table.loc["backup pass", "µs per row"] == "20.00"
 
 
 def test_the_selector_numbers_compare_the_default_with_the_ends(results):
-    numbers = book_values.selector_numbers(results)
+    numbers = page_values.selector_numbers(results)
     assert numbers["selector_tolerance"] == 0.01
     assert numbers["selector_score_threshold"] == "0.4200"
     assert numbers["frontier_default_to_backup_pct"] == pytest.approx(46.25)
     assert numbers["frontier_backup_power"] == pytest.approx(0.2)
     assert numbers["frontier_primary_radius"] == pytest.approx(30.0)
     assert numbers["frontier_default_radius_over_backup"] == pytest.approx(25.375 / 20)
-    speeds = book_values.frontier_speeds(results)
+    speeds = page_values.frontier_speeds(results)
     assert speeds["frontier_default_over_backup_speed"] == pytest.approx(
         speeds["frontier_default_rows_per_s"] / 2e5)
 
@@ -94,7 +94,7 @@ def test_every_quoted_share_is_a_number_of_each_seed(results):
     models = ("oracle", "lightgbm", *registry.BACKBONES, "selector")
     stats = {"mae": 1.0, "mae_vs_median": 0.5, "r2": 0.9}
     accuracy = {"test": {m: {t: dict(stats) for t in TARGETS} for m in models}}
-    numbers = book_values.accuracy_numbers(accuracy, results["routing"])
+    numbers = page_values.accuracy_numbers(accuracy, results["routing"])
     assert {f"selector_test_{r}" for r in REASONS} <= set(numbers)
     assert set(seed_tables.QUOTED) <= set(numbers)
     assert numbers["selector_test_low_confidence"] == pytest.approx(0.12)

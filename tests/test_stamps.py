@@ -44,7 +44,7 @@ def changed_by(root: Path, module: str) -> set:
     return {name for name in before if before[name] != after[name]}
 
 
-@pytest.mark.parametrize("module", ["report/tables.py", "report/book_values.py",
+@pytest.mark.parametrize("module", ["report/tables.py", "report/page_values.py",
                                     "report/verdicts.py", "report/figures.py"])
 def test_an_edit_to_the_report_layer_reruns_no_training_and_no_evaluation(library_copy, module):
     # computing and showing apart: the evaluations (the main run's and every replicate

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from ..evaluation import result_files
-from . import book_values
+from . import page_values
 from ..models import registry
 from . import tables, verdicts
 from ..core.schema import TARGETS
@@ -85,8 +85,8 @@ QUOTED = {"mlp_power_ratio": "{:.4f}", "mlp_power_vs_median": "{:.3f}",
 
 def quoted_numbers(result: dict) -> dict:
     """Each of ``QUOTED`` as text, "mean ± half-width" over the seeds (the mean alone with
-    one seed), glued as ``<name>_text``: ``book_values.accuracy_numbers`` of every seed."""
-    per_seed = [book_values.accuracy_numbers(r["accuracy"], r["routing"])
+    one seed), glued as ``<name>_text``: ``page_values.accuracy_numbers`` of every seed."""
+    per_seed = [page_values.accuracy_numbers(r["accuracy"], r["routing"])
                 for r in result["per_seed"].values()]
     out = {}
     for name, form in QUOTED.items():
@@ -103,7 +103,7 @@ def quoted_numbers(result: dict) -> dict:
     return out
 
 
-# ``book_values.book_tables``' tables of a statistic per target with a column per model: on the
+# ``page_values.book_tables``' tables of a statistic per target with a column per model: on the
 # book's pages a row per model, the targets as columns (the seeds page's layout: with seeds,
 # each cell is "mean ± half-width", and five or six models side by side do not fit the page).
 BY_MODEL = ("table_test_mae", "table_test_vs_median", "table_test_r2", "table_ood_mae",
@@ -133,12 +133,12 @@ def over_seeds(results: dict, result: dict) -> dict:
     """Everything the book's pages paste that varies from seed to seed (glue name → table,
     text or Markdown), over the seeds of ``result`` (``summary``) where two or more ran, else
     the main run's (``results``, metrics.json): the evaluation's tables
-    (``book_values.book_tables``, those of ``BY_MODEL`` with a row per model:
+    (``page_values.book_tables``, those of ``BY_MODEL`` with a row per model:
     ``models_as_rows``), the quoted errors (``quoted_numbers``), the goals met (``goals``) and
     the sentences worded from them (``verdicts.stable``)."""
 
     judged = goals(result, results)
-    shown = book_values.book_tables(results, spread(result), judged)
+    shown = page_values.book_tables(results, spread(result), judged)
     return {**{name: models_as_rows(t) if name in BY_MODEL else t for name, t in shown.items()},
             **quoted_numbers(result), **verdicts.stable(results, result, judged),
             "goals_met": sum(g["met"] is True for g in judged), "goals_total": len(judged),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..models import registry
-from . import book_values, tables
+from . import page_values, tables
 from ..core.schema import OOD_SPLITS
 from ..evaluation import seeds_stage, result_files
 from ..evaluation import paper_goals
@@ -278,7 +278,7 @@ def selector_speed(latency_rows: list, routing: dict | None = None) -> str:
                  f"{cascade / network:.2f} of the MLP network's own {network:,.0f} rows/s "
                  f"(eager), and {cascade / alone:.1f} times the backup's `predict_array` "
                  f"({alone:,.0f} rows/s).")
-    one = {who: timed("Selector", book_values.link_variant(who), 1, "median_ms")
+    one = {who: timed("Selector", page_values.link_variant(who), 1, "median_ms")
            for who in (mlp, backup)}
     if None not in one.values():
         text += (f" One link through it takes {one[mlp]:.2f} ms where the MLP answers it and "

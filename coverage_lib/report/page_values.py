@@ -11,7 +11,7 @@ import pandas as pd
 from ..core import validation
 from ..core.schema import OOD_SPLITS, TARGETS
 from ..evaluation import latency, paper_goals
-from ..evaluation.paper_goals import GOAL_DECIMALS, noise_free_mae, timing
+from ..evaluation.paper_goals import GOAL_DECIMALS, timing
 from ..evaluation.selector import DEFAULT_TOLERANCE, EVERY, REASONS
 from ..evaluation.result_files import (BAND_SPLITS, EVAL_SPLITS, FREQUENCY_BANDS_GHZ, STATS,
                                        band_label, model_keys, model_names)
