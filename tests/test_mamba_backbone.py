@@ -198,11 +198,15 @@ def test_a_compiled_training_step_trains_the_same_model(frames, tmp_path, monkey
     monkeypatch.setattr(compilation, "MIN_STEPS", 1)
     model, compiled = _train_small(frames, tmp_path, "compiled", log=lambda *_: None)
     assert compiled.history["training_compiled"] is True and compiled.history["compile_s"] > 0
-    np.testing.assert_allclose(compiled.history["train_loss"], eager.history["train_loss"],
-                               rtol=1e-4)
-    # Round-off of the fused kernels grows along the trajectory: after two epochs the
-    # validation MAE was 1.1e-4 apart (relative) with an empty inductor cache; a broken
-    # compiled step would be percent apart.
+    # Round-off of the fused kernels grows along the trajectory. The first epoch (the warm-up)
+    # agrees to 1e-4; the second runs at the constant peak rate of the stopping rule, which
+    # carries the round-off further than the cosine decay before it did: its mean training
+    # loss was 9.7e-4 apart (relative) on the 2-core AVX2 machine, the validation MAE 1.1e-4
+    # apart with an empty inductor cache. A broken compiled step would be percent apart.
+    np.testing.assert_allclose(compiled.history["train_loss"][0],
+                               eager.history["train_loss"][0], rtol=1e-4)
+    np.testing.assert_allclose(compiled.history["train_loss"][1],
+                               eager.history["train_loss"][1], rtol=3e-3)
     np.testing.assert_allclose(compiled.history["val_mae"], eager.history["val_mae"], rtol=1e-3)
     ckpt = checkpoint_io.load_checkpoint(tmp_path / "compiled" / "best.pth",
                                          data_manifest_sha256="m")
