@@ -319,3 +319,16 @@ def test_the_budget_is_judged_against_the_earlier_interval():
     result["accuracy"]["test"]["mlp"]["received_power_dbm"] = iv(0.28)
     assert seeds_stage.budget_verdicts(result, reference)["mlp"]["received_power_dbm"][
         "verdict"] == "within"
+
+
+def test_a_metrics_file_of_an_older_format_plans_like_none(tmp_path, monkeypatch):
+    # pins restored from before a format change hold an old metrics.json until the main
+    # evaluation rewrites it: the run must start and plan the replicates as if there were none
+    from coverage_lib.pipeline import replicate_chains
+
+    monkeypatch.setenv("COVERAGE_PROJECT_ROOT", str(tmp_path))
+    results = tmp_path / "data" / "p" / "results"
+    results.mkdir(parents=True)
+    assert replicate_chains.main_metrics("data/p") is None  # none yet
+    (results / "metrics.json").write_text('{"format": "d2tl-coverage-metrics/1"}')
+    assert replicate_chains.main_metrics("data/p") is None

@@ -62,8 +62,7 @@ def chains(profile: str, all_params: dict, evaluated: bool = True,
         return []
 
     n_full = n_full or load_stats(dataset_dir(main_dir))["n_rows"]
-    metrics = result_files.read_metrics(resolve(main_dir) / "results" / "metrics.json") \
-        if evaluated else None
+    metrics = main_metrics(main_dir) if evaluated else None
     evaluation = all_params["04_evaluate"]
     data_params = all_params["01_data"]
     out = []
@@ -210,6 +209,20 @@ def recorded_identities(chain: Chain, data) -> dict:
     return {f"dataset/{FILE_MANIFEST}": found["identity"]} if found else {}
 
 
+def main_metrics(main_dir) -> dict | None:
+    """The main run's ``metrics.json``, or None where there is none yet or it cannot be read
+    as the current format (one written by an older version, as pins restore before the
+    evaluation that rewrites them reruns): the replicates' evaluations are planned once the
+    main evaluation has written it."""
+    path = resolve(main_dir) / "results" / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return result_files.read_metrics(path)
+    except ValueError:
+        return None
+
+
 def evaluation_foreseen_current(chain: Chain, data) -> bool:
     """For a chain of training stages only (run beside the main run's evaluation): whether its
     evaluation, with the parameters the main run's present ``metrics.json`` gives it, would be
@@ -221,7 +234,7 @@ def evaluation_foreseen_current(chain: Chain, data) -> bool:
     evaluation = chain_stages()[-1].name
     if any(stage.name == evaluation for stage, _ in chain.steps) or chain.replicate.is_main:
         return True
-    if not (resolve(data_dir_of(chain.profile)) / "results" / "metrics.json").is_file():
+    if main_metrics(data_dir_of(chain.profile)) is None:
         return True
     whole = {c.name: c for c in chains(chain.profile, stage_params(chain.profile))}.get(
         chain.name)
