@@ -122,11 +122,19 @@ class Spread:
         return self.low, self.high
 
 
+def timing_row(rows: list, model: str, variant: str, batch: int) -> dict | None:
+    """The latency row of (model, variant, batch), or None where it was not timed."""
+    return next((r for r in rows if r["model"] == model and r["variant"] == variant
+                 and r["batch"] == batch), None)
+
+
 def timing(rows: list, model: str, variant: str, batch: int, column: str, *default):
     """``column`` of the latency row of (model, variant, batch); ``default`` if given and no
     such row was timed, else StopIteration."""
-    return next((r[column] for r in rows if r["model"] == model and r["variant"] == variant
-                 and r["batch"] == batch), *default)
+    row = timing_row(rows, model, variant, batch)
+    if row is None:
+        return next(iter(()), *default)
+    return row[column]
 
 
 # The trained band: past 40 GHz nothing in the training data carries the 60 GHz oxygen line or
@@ -219,9 +227,7 @@ def serving_goals(timings: list, summary: dict) -> list[dict]:
     mlp = names[registry.by_role("primary").key]
 
     def timed(model, variant, batch, column) -> Spread:
-        row = next((r for r in timings if r["model"] == model and r["variant"] == variant
-                    and r["batch"] == batch), None)
-        return Spread.of(row, column)
+        return Spread.of(timing_row(timings, model, variant, batch), column)
 
     def best(rows) -> Spread:
         top = max(rows, key=lambda r: r["fraction_of_roofline"], default=None)
